@@ -1,0 +1,323 @@
+"""The Provider protocol, HttpCall and Capabilities: what every translator provides.
+
+A provider is a pure translator: it turns a GenerationRequest into an ``HttpCall`` and a JSON
+answer into a ``Task``. It does no I/O; the client sends the calls and the jobs module drives
+the sequence. ``BaseProvider`` supplies the tolerant defaults of wire-contracts.md so that a
+dialect only writes what is its own.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any, Protocol, runtime_checkable
+
+from flux2_cli.errors import ApiError, UnexpectedResponseError, UsageError
+from flux2_cli.providers import parsing
+from flux2_cli.request import MODES, RATIOS, RESOLUTIONS, GenerationRequest, is_url
+from flux2_cli.task import Cost, Task, TaskError, TaskStatus, utc_now
+
+
+@dataclass(frozen=True)
+class HttpCall:
+    """One HTTP request a provider wants sent. ``url`` is a path (joined to the base URL) or
+    an absolute URL; ``paid`` marks the create call, which must never be blindly retried."""
+
+    method: str
+    url: str
+    json: dict[str, Any] | None = None
+    params: dict[str, str] | None = None
+    paid: bool = False
+    authenticated: bool = True
+
+
+@dataclass(frozen=True)
+class SizeRule:
+    """The provider's rule for explicit ``--width``/``--height``."""
+
+    multiple: int
+    min_side: int = 64
+    max_pixels: int | None = None
+
+    def describe(self) -> str:
+        """The rule in words, for errors and ``flux2 providers``."""
+        text = f"a multiple of {self.multiple}, at least {self.min_side}"
+        if self.max_pixels:
+            text += f", at most {self.max_pixels / 1_000_000:g} MP in all"
+        return text
+
+    def violation(self, width: int, height: int) -> str | None:
+        """Why width×height breaks the rule, or None."""
+        for flag, value in (("--width", width), ("--height", height)):
+            if value < self.min_side or value % self.multiple:
+                return f"{flag} {value} must be {self.describe()}"
+        if self.max_pixels and width * height > self.max_pixels:
+            return f"{width}×{height} is over {self.max_pixels / 1_000_000:g} MP"
+        return None
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    """What one provider takes: used by validation and by ``flux2 providers``."""
+
+    id: str
+    name: str
+    base_url: str
+    env_var: str
+    docs_url: str
+    models: Mapping[str, str]
+    extra_models: tuple[str, ...] = ()
+    modes: tuple[str, ...] = MODES
+    ratios: tuple[str, ...] = RATIOS
+    resolutions: tuple[str, ...] = RESOLUTIONS
+    size_rule: SizeRule | None = None
+    max_refs: int = 8
+    inline_refs: bool = False
+    formats: tuple[str, ...] = ()
+    default_format: str = "png"
+    safety_range: tuple[int, int] | None = None
+    takes_seed: bool = False
+    takes_callback: bool = False
+    takes_webhook_secret: bool = False
+    url_lifetime: timedelta = timedelta(hours=24)
+    prices: str = "undocumented"
+    regions: Mapping[str, str] = field(default_factory=dict)
+    requires_key: bool = True
+    auth_header: str = "Authorization: Bearer"
+
+    def to_json(self) -> dict[str, Any]:
+        """The object ``flux2 providers --json`` prints."""
+        return {
+            "id": self.id,
+            "name": self.name,
+            "base_url": self.base_url,
+            "regions": dict(self.regions),
+            "env_var": self.env_var,
+            "auth_header": self.auth_header,
+            "models": dict(self.models),
+            "extra_models": list(self.extra_models),
+            "modes": list(self.modes),
+            "ratios": list(self.ratios),
+            "resolutions": list(self.resolutions),
+            "size_rule": self.size_rule.describe() if self.size_rule else None,
+            "max_refs": self.max_refs,
+            "local_refs": self.inline_refs,
+            "formats": list(self.formats),
+            "safety_range": list(self.safety_range) if self.safety_range else None,
+            "seed": self.takes_seed,
+            "callback_url": self.takes_callback,
+            "url_lifetime_seconds": int(self.url_lifetime.total_seconds()),
+            "prices": self.prices,
+            "requires_key": self.requires_key,
+            "docs": self.docs_url,
+        }
+
+
+@runtime_checkable
+class Provider(Protocol):
+    """A pure translator between the neutral request and one API's wire format."""
+
+    capabilities: Capabilities
+
+    def auth_headers(self, api_key: str) -> dict[str, str]:
+        """The headers that carry the key."""
+        ...
+
+    def model_for(self, request: GenerationRequest) -> str:
+        """The model id the request will use."""
+        ...
+
+    def validate(self, request: GenerationRequest) -> None:
+        """Refuse (UsageError) anything this provider does not take."""
+        ...
+
+    def build_create(self, request: GenerationRequest) -> HttpCall:
+        """The paid create call."""
+        ...
+
+    def parse_create(self, body: Any, request: GenerationRequest, base_url: str) -> Task:
+        """The task a create answer describes."""
+        ...
+
+    def build_poll(self, task: Task) -> HttpCall:
+        """The status look-up for a task."""
+        ...
+
+    def parse_poll(self, body: Any, task: Task) -> Task:
+        """The task as a status answer describes it."""
+        ...
+
+    def error_for(self, status_code: int, body: Any, text: str) -> ApiError:
+        """The ApiError an HTTP error answer means."""
+        ...
+
+    def estimate_cost(self, request: GenerationRequest) -> Cost | None:
+        """The expected cost from the price table, when one is published."""
+        ...
+
+
+class BaseProvider:
+    """Tolerant defaults shared by the dialects; subclasses set ``capabilities`` and paths."""
+
+    capabilities: Capabilities
+    create_path: str = ""
+    poll_path: str = ""  # with {id}
+    image_url_paths: tuple[str, ...] = ()
+    status_words: Mapping[str, TaskStatus] = parsing.DEFAULT_STATUS_WORDS
+
+    def auth_headers(self, api_key: str) -> dict[str, str]:
+        """``Authorization: Bearer KEY`` unless a dialect says otherwise."""
+        return {"Authorization": f"Bearer {api_key}"}
+
+    def model_for(self, request: GenerationRequest) -> str:
+        """``--model`` if given, else the provider's model for the mode."""
+        return request.model or self.capabilities.models[request.mode]
+
+    def validate(self, request: GenerationRequest) -> None:
+        """Apply the capability checks shared by every provider."""
+        validate_against(request, self.capabilities)
+
+    def build_create(self, request: GenerationRequest) -> HttpCall:  # pragma: no cover
+        """The paid create call (each dialect writes its own)."""
+        raise NotImplementedError
+
+    def parse_create(self, body: Any, request: GenerationRequest, base_url: str) -> Task:
+        """Unwrap, find the id and whatever status or result came back at once."""
+        data = parsing.unwrap_envelope(body)
+        task_id = parsing.find_task_id(data)
+        if not task_id:
+            raise UnexpectedResponseError(
+                f"unexpected response: no task id in {parsing.excerpt(body)}"
+            )
+        task = Task(
+            task_id=task_id,
+            provider=self.capabilities.id,
+            model=self.model_for(request),
+            status=TaskStatus.QUEUED,
+            created_at=utc_now(),
+            request=request.to_json(),
+            base_url=base_url,
+        )
+        if isinstance(data, dict):
+            return self._apply_answer(data, task, first=True)
+        return task
+
+    def build_poll(self, task: Task) -> HttpCall:
+        """``GET`` the documented status path (or the poll URL the create answer gave)."""
+        if task.poll_url:
+            return HttpCall("GET", task.poll_url)
+        return HttpCall("GET", self.poll_path.format(id=task.task_id))
+
+    def parse_poll(self, body: Any, task: Task) -> Task:
+        """Read status, images, cost, error and times from a status answer."""
+        data = parsing.unwrap_envelope(body)
+        if not isinstance(data, dict):
+            raise UnexpectedResponseError(
+                f"unexpected response: not a task object: {parsing.excerpt(body)}"
+            )
+        return self._apply_answer(data, task, first=False)
+
+    def _apply_answer(self, data: dict[str, Any], task: Task, *, first: bool) -> Task:
+        raw = parsing.find_status(data)
+        status = parsing.map_status(raw, self.status_words)
+        unknown = None
+        if status is None:
+            # An unknown word keeps the task polling; jobs names it if the deadline passes.
+            unknown = raw
+            status = task.status if raw is None else TaskStatus.RUNNING
+        urls = parsing.find_image_urls(data, self.image_url_paths)
+        images = task.images
+        if urls:
+            images = parsing.merge_images(task.images, urls)
+        if status is TaskStatus.SUCCEEDED and not urls and not task.images:
+            # Some answers say "completed" a moment before the URLs are filled in.
+            status = TaskStatus.RUNNING
+        error = task.error
+        if status is TaskStatus.FAILED:
+            code, message = parsing.find_error(data)
+            error = TaskError(code=code or raw, message=message or f"the task ended as {raw!r}")
+        return task.evolve(
+            status=status,
+            raw_status=raw if raw is not None else task.raw_status,
+            unknown_status=unknown,
+            images=images,
+            error=error,
+            created_at=parsing.find_time(data, ("created_at", "created")) or task.created_at,
+            expires_at=self.expiry_for(data, task),
+            cost=self.cost_from(data) or task.cost,
+        )
+
+    def expiry_for(self, data: dict[str, Any], task: Task) -> Any:
+        """The documented expiry if the answer has one, else issue time + URL lifetime."""
+        stated = parsing.find_expiry(data)
+        if stated is not None:
+            return stated
+        if task.expires_at is not None:
+            return task.expires_at
+        if parsing.find_image_urls(data, self.image_url_paths):
+            return utc_now() + self.capabilities.url_lifetime
+        return None
+
+    def cost_from(self, data: dict[str, Any]) -> Cost | None:
+        """A cost the API reported, if any (dialects override)."""
+        return None
+
+    def error_for(self, status_code: int, body: Any, text: str) -> ApiError:
+        """The status-code ladder with the server's own message."""
+        return parsing.api_error(self.capabilities, status_code, body, text)
+
+    def estimate_cost(self, request: GenerationRequest) -> Cost | None:
+        """No published price by default."""
+        return None
+
+
+def validate_against(request: GenerationRequest, caps: Capabilities) -> None:
+    """Refuse, naming the provider and the option, whatever ``caps`` does not take."""
+    name = caps.id
+
+    def refuse(option: str, why: str) -> UsageError:
+        return UsageError(f"{option}: {why} (provider {name}).")
+
+    if request.mode not in caps.modes:
+        raise refuse("--mode", f"{request.mode!r} is not offered; choose {', '.join(caps.modes)}")
+    if request.has_explicit_size:
+        if caps.size_rule is None:
+            raise refuse(
+                "--width/--height",
+                "not taken; this provider sizes images by --ratio and --res only",
+            )
+        assert request.width is not None and request.height is not None
+        problem = caps.size_rule.violation(request.width, request.height)
+        if problem:
+            raise refuse("--width/--height", problem)
+    else:
+        if request.ratio not in caps.ratios:
+            raise refuse("--ratio", f"{request.ratio!r} is not offered")
+        if request.res not in caps.resolutions:
+            raise refuse("--res", f"{request.res!r} is not offered")
+    if len(request.refs) > caps.max_refs:
+        raise refuse("--ref", f"at most {caps.max_refs} references")
+    for ref in request.refs:
+        if not is_url(ref) and not caps.inline_refs:
+            raise refuse(
+                "--ref",
+                f"{ref!r} is a local path, but this provider only takes public http(s) URLs",
+            )
+    if request.seed is not None and not caps.takes_seed:
+        raise refuse("--seed", "not documented; send it anyway with --param seed=N")
+    if request.format is not None:
+        if not caps.formats:
+            raise refuse("--format", "not taken; the provider chooses the format")
+        if request.format not in caps.formats:
+            raise refuse("--format", f"{request.format!r} not offered; choose {'/'.join(caps.formats)}")
+    if request.safety is not None:
+        if caps.safety_range is None:
+            raise refuse("--safety", "not taken")
+        low, high = caps.safety_range
+        if not low <= request.safety <= high:
+            raise refuse("--safety", f"{request.safety} is outside {low}–{high}")
+    if request.callback_url is not None and not caps.takes_callback:
+        raise refuse("--callback-url", "webhooks are not documented")
+    if request.webhook_secret is not None and not caps.takes_webhook_secret:
+        raise refuse("webhook secret", "not taken")

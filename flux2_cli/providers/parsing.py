@@ -1,0 +1,335 @@
+"""Tolerant parsing shared by every dialect: envelopes, ids, statuses, image URLs, errors.
+
+Two of the APIs document two shapes each and one documents no status body at all, so
+nothing here depends on a single shape (wire-contracts.md, "Tolerant parsing").
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from flux2_cli.errors import (
+    ApiError,
+    AuthError,
+    BadRequestError,
+    CreditsError,
+    NotFoundError,
+    RateLimitError,
+    ServerError,
+    UnexpectedResponseError,
+)
+from flux2_cli.task import ImageResult, TaskStatus, parse_time
+
+if TYPE_CHECKING:
+    from flux2_cli.providers.base import Capabilities
+
+EXCERPT_CHARS = 200
+OK_ENVELOPE_CODES = {0, 200, "0", "200", "success", "ok", "OK"}
+TASK_ID_KEYS = ("task_id", "id", "request_id")
+STATUS_KEYS = ("status", "state")
+ERROR_MESSAGE_KEYS = ("message", "detail", "msg", "error_message")
+BALANCE_WORDS = ("balance", "credit", "insufficient", "payment", "quota exceeded")
+
+DEFAULT_STATUS_WORDS: Mapping[str, TaskStatus] = {
+    # queued
+    "queued": TaskStatus.QUEUED,
+    "queue": TaskStatus.QUEUED,
+    "pending": TaskStatus.QUEUED,
+    "submitted": TaskStatus.QUEUED,
+    "created": TaskStatus.QUEUED,
+    "waiting": TaskStatus.QUEUED,
+    "starting": TaskStatus.QUEUED,
+    # running
+    "in_progress": TaskStatus.RUNNING,
+    "in progress": TaskStatus.RUNNING,
+    "in-progress": TaskStatus.RUNNING,
+    "processing": TaskStatus.RUNNING,
+    "running": TaskStatus.RUNNING,
+    "generating": TaskStatus.RUNNING,
+    # succeeded
+    "completed": TaskStatus.SUCCEEDED,
+    "complete": TaskStatus.SUCCEEDED,
+    "success": TaskStatus.SUCCEEDED,
+    "succeeded": TaskStatus.SUCCEEDED,
+    "successful": TaskStatus.SUCCEEDED,
+    "ready": TaskStatus.SUCCEEDED,
+    "done": TaskStatus.SUCCEEDED,
+    "finished": TaskStatus.SUCCEEDED,
+    # failed
+    "failed": TaskStatus.FAILED,
+    "failure": TaskStatus.FAILED,
+    "error": TaskStatus.FAILED,
+    "cancelled": TaskStatus.FAILED,
+    "canceled": TaskStatus.FAILED,
+    "request moderated": TaskStatus.FAILED,
+    "content moderated": TaskStatus.FAILED,
+    "moderated": TaskStatus.FAILED,
+    "rejected": TaskStatus.FAILED,
+    "task not found": TaskStatus.FAILED,
+    # expired
+    "expired": TaskStatus.EXPIRED,
+}
+
+DEFAULT_IMAGE_PATHS: tuple[str, ...] = (
+    "images[].url",
+    "images[]",
+    "result.images[].url",
+    "result.images[]",
+    "result.sample",
+    "result.url",
+    "output[].content[].url",
+    "output[].url",
+    "output[]",
+    "output.image_urls[]",
+    "output.images[].url",
+    "output.url",
+    "image_urls[]",
+    "urls[]",
+    "url",
+)
+
+
+def excerpt(body: object, limit: int = EXCERPT_CHARS) -> str:
+    """At most ``limit`` characters of a body, on one line, for error messages."""
+    text = body if isinstance(body, str) else repr(body)
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def unwrap_envelope(body: Any) -> Any:
+    """``{"code", "message", "data": X}`` -> X (a one-item list unwrapped); refuse error codes."""
+    if not isinstance(body, dict):
+        return body
+    if "data" in body and ("code" in body or "message" in body or "msg" in body):
+        code = body.get("code")
+        if code is not None and code not in OK_ENVELOPE_CODES:
+            message = _first_text(body, ERROR_MESSAGE_KEYS) or "the service reported an error"
+            raise ApiError(f"{message} (code {code})", code=str(code))
+        data = body.get("data")
+        if isinstance(data, list) and len(data) == 1:
+            return data[0]
+        if data is None:
+            return body
+        return data
+    code = body.get("code")
+    if (
+        code is not None
+        and code not in OK_ENVELOPE_CODES
+        and "error" not in body
+        and not any(key in body for key in TASK_ID_KEYS)
+    ):
+        message = _first_text(body, ERROR_MESSAGE_KEYS) or "the service reported an error"
+        raise ApiError(f"{message} (code {code})", code=str(code))
+    return body
+
+
+def find_task_id(data: Any) -> str | None:
+    """The first of ``task_id``, ``id``, ``request_id`` that holds a value."""
+    if not isinstance(data, dict):
+        return None
+    for key in TASK_ID_KEYS:
+        value = data.get(key)
+        if isinstance(value, (str, int)) and not isinstance(value, bool) and str(value).strip():
+            return str(value).strip()
+    return None
+
+
+def find_status(data: Any) -> str | None:
+    """The raw status word, from ``status`` or ``state``."""
+    if not isinstance(data, dict):
+        return None
+    for key in STATUS_KEYS:
+        value = data.get(key)
+        if isinstance(value, str) and value.strip():
+            return value.strip()
+    return None
+
+
+def map_status(raw: str | None, words: Mapping[str, TaskStatus]) -> TaskStatus | None:
+    """The normalised status for a raw word (case-insensitive), or None when unknown."""
+    if raw is None:
+        return None
+    key = raw.strip().lower()
+    return words.get(key) or DEFAULT_STATUS_WORDS.get(key)
+
+
+def _walk(node: Any, parts: list[str]) -> list[Any]:
+    if not parts:
+        return [node]
+    head, rest = parts[0], parts[1:]
+    is_list = head.endswith("[]")
+    key = head[:-2] if is_list else head
+    if key:
+        if not isinstance(node, dict) or key not in node:
+            return []
+        node = node[key]
+    if is_list:
+        items = node if isinstance(node, list) else [node]
+        found: list[Any] = []
+        for item in items:
+            found.extend(_walk(item, rest))
+        return found
+    return _walk(node, rest)
+
+
+def _urls_in(values: Iterable[Any]) -> list[str]:
+    urls: list[str] = []
+    for value in values:
+        if isinstance(value, str):
+            candidate = value.strip()
+            if candidate.lower().startswith(("http://", "https://")):
+                urls.append(candidate)
+        elif isinstance(value, list):
+            urls.extend(_urls_in(value))
+    return urls
+
+
+def find_image_urls(data: Any, preferred: Iterable[str] = ()) -> list[str]:
+    """Image URLs from the documented place first, then the usual ones; order kept, no dups."""
+    if not isinstance(data, dict):
+        return []
+    urls: list[str] = []
+    for path in (*preferred, *DEFAULT_IMAGE_PATHS):
+        found = _urls_in(_walk(data, path.split(".")))
+        if found:
+            for url in found:
+                if url not in urls:
+                    urls.append(url)
+            break
+    return urls
+
+
+def merge_images(existing: Iterable[ImageResult], urls: Iterable[str]) -> tuple[ImageResult, ...]:
+    """Images for ``urls``, keeping what is already known about each URL."""
+    known = {image.url: image for image in existing}
+    return tuple(known.get(url, ImageResult(url=url)) for url in urls)
+
+
+def find_error(data: Any) -> tuple[str | None, str | None]:
+    """The provider's error (code, message) from any of the documented places."""
+    if not isinstance(data, dict):
+        return None, (data.strip() or None) if isinstance(data, str) else None
+    code: str | None = None
+    message: str | None = None
+    error = data.get("error")
+    if isinstance(error, dict):
+        message = _first_text(error, ERROR_MESSAGE_KEYS)
+        for key in ("code", "type"):
+            if error.get(key) is not None and not isinstance(error.get(key), (dict, list)):
+                code = str(error[key])
+                break
+    elif isinstance(error, str) and error.strip():
+        message = error.strip()
+    if message is None:
+        message = _first_text(data, ERROR_MESSAGE_KEYS)
+    if message is None:
+        detail = data.get("detail")
+        if isinstance(detail, list):
+            message = _fastapi_detail(detail)
+    if code is None:
+        for key in ("code", "error_code"):
+            value = data.get(key)
+            if value is not None and not isinstance(value, (dict, list, bool)):
+                code = str(value)
+                break
+    return code, message
+
+
+def _fastapi_detail(detail: list[Any]) -> str | None:
+    parts = []
+    for item in detail:
+        if isinstance(item, dict):
+            loc = ".".join(str(p) for p in item.get("loc", []) if p != "body")
+            msg = str(item.get("msg", "")).strip()
+            parts.append(f"{loc}: {msg}" if loc else msg)
+        elif isinstance(item, str):
+            parts.append(item)
+    text = "; ".join(part for part in parts if part)
+    return text or None
+
+
+def _first_text(data: Mapping[str, Any], keys: Iterable[str]) -> str | None:
+    for key in keys:
+        value = data.get(key)
+        if isinstance(value, str) and value.strip():
+            return value.strip()
+    return None
+
+
+def find_time(data: Any, keys: Iterable[str]) -> datetime | None:
+    """The first time among ``keys`` (ISO 8601 or unix seconds)."""
+    if not isinstance(data, dict):
+        return None
+    for key in keys:
+        moment = parse_time(data.get(key))
+        if moment is not None:
+            return moment
+    return None
+
+
+def find_expiry(data: Any) -> datetime | None:
+    """An expiry stated by the answer: ``expires_at`` at the top or on the first image."""
+    direct = find_time(data, ("expires_at", "expire_at", "expiration"))
+    if direct is not None:
+        return direct
+    for path in ("result.images[].expires_at", "images[].expires_at"):
+        for value in _walk(data, path.split(".")):
+            moment = parse_time(value)
+            if moment is not None:
+                return moment
+    return None
+
+
+def parse_json_text(text: str) -> Any:
+    """JSON from a response body, or an UnexpectedResponseError quoting its start."""
+    import json
+
+    try:
+        return json.loads(text)
+    except ValueError:
+        raise UnexpectedResponseError(
+            f"unexpected response (not JSON): {excerpt(text)}"
+        ) from None
+
+
+def api_error(caps: Capabilities, status_code: int, body: Any, text: str) -> ApiError:
+    """The status-code ladder: an HTTP error answer becomes the matching ApiError."""
+    code, message = find_error(body) if body is not None else (None, None)
+    if message is None:
+        message = excerpt(text) if text.strip() and not _looks_like_markup(text) else None
+    shown = message or f"HTTP {status_code}"
+    where = f"{caps.id}: "
+    lowered = (message or "").lower()
+    if status_code == 402 or (
+        status_code == 403 and any(word in lowered for word in BALANCE_WORDS)
+    ):
+        return CreditsError(
+            f"{where}out of credits or payment required: {shown}",
+            status_code=status_code,
+            code=code,
+            hints=["Top up the account, or pick another --provider or --profile."],
+        )
+    if status_code in (401, 403):
+        return AuthError(f"{where}the API key was refused: {shown}", status_code=status_code, code=code)
+    if status_code in (400, 409, 413, 422):
+        return BadRequestError(
+            f"{where}the request was refused: {shown}", status_code=status_code, code=code
+        )
+    if status_code in (404, 410):
+        return NotFoundError(
+            f"{where}task not found or expired: {shown}", status_code=status_code, code=code
+        )
+    if status_code == 429:
+        return RateLimitError(f"{where}rate limited: {shown}", status_code=status_code, code=code)
+    if status_code >= 500:
+        return ServerError(
+            f"{where}server error {status_code}: {excerpt(shown)}", status_code=status_code, code=code
+        )
+    return ApiError(f"{where}HTTP {status_code}: {shown}", status_code=status_code, code=code)
+
+
+def _looks_like_markup(text: str) -> bool:
+    head = text.lstrip()[:100].lower()
+    return head.startswith(("<!doctype", "<html", "<?xml", "<")) and ">" in head

@@ -1,0 +1,164 @@
+"""Task, TaskStatus and ImageResult: the provider-neutral state of one generation task."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timezone
+from typing import Any
+
+URL_LIFETIME_HOURS_DEFAULT = 24
+
+
+class TaskStatus(str, enum.Enum):
+    """The normalised status vocabulary of the contract."""
+
+    QUEUED = "queued"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    EXPIRED = "expired"
+
+    @property
+    def is_final(self) -> bool:
+        """True for the states that no longer change."""
+        return self in (TaskStatus.SUCCEEDED, TaskStatus.FAILED, TaskStatus.EXPIRED)
+
+
+@dataclass(frozen=True)
+class TaskError:
+    """The provider's own error code and message for a failed task."""
+
+    code: str | None
+    message: str
+
+    def to_json(self) -> dict[str, Any]:
+        """The ``error`` object of the JSON contract."""
+        return {"code": self.code, "message": self.message}
+
+
+@dataclass(frozen=True)
+class Cost:
+    """What a task cost, in the provider's credits and/or US dollars."""
+
+    credits: float | None = None
+    usd: float | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        """The ``cost`` object of the JSON contract (whole numbers stay integers)."""
+        return {"credits": _tidy_number(self.credits), "usd": _tidy_number(self.usd)}
+
+
+@dataclass(frozen=True)
+class ImageResult:
+    """One result image: where it is served from and, once saved, where and what it is."""
+
+    url: str
+    path: str | None = None
+    bytes: int | None = None
+    sha256: str | None = None
+    width: int | None = None
+    height: int | None = None
+    format: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        """The image object of the JSON contract; every key present."""
+        return {
+            "url": self.url,
+            "path": self.path,
+            "bytes": self.bytes,
+            "sha256": self.sha256,
+            "width": self.width,
+            "height": self.height,
+            "format": self.format,
+        }
+
+
+@dataclass(frozen=True)
+class Task:
+    """The normalised state of a task, whichever provider runs it."""
+
+    task_id: str
+    provider: str
+    status: TaskStatus = TaskStatus.QUEUED
+    raw_status: str | None = None
+    unknown_status: str | None = None
+    model: str | None = None
+    created_at: datetime | None = None
+    expires_at: datetime | None = None
+    images: tuple[ImageResult, ...] = ()
+    cost: Cost | None = None
+    error: TaskError | None = None
+    request: dict[str, Any] | None = None
+    poll_url: str | None = None
+    base_url: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def evolve(self, **changes: Any) -> Task:
+        """A copy with some fields replaced."""
+        return replace(self, **changes)
+
+    def to_json(self) -> dict[str, Any]:
+        """The task object of the JSON contract: every key present, absent facts ``null``."""
+        return {
+            "task_id": self.task_id,
+            "provider": self.provider,
+            "model": self.model,
+            "status": self.status.value,
+            "created_at": format_time(self.created_at),
+            "expires_at": format_time(self.expires_at),
+            "images": [image.to_json() for image in self.images],
+            "cost": self.cost.to_json() if self.cost else None,
+            "error": self.error.to_json() if self.error else None,
+            "request": self.request,
+        }
+
+
+def utc_now() -> datetime:
+    """The current time, timezone-aware in UTC."""
+    return datetime.now(timezone.utc)
+
+
+def format_time(moment: datetime | None) -> str | None:
+    """ISO 8601 in UTC with a ``Z``, to the second."""
+    if moment is None:
+        return None
+    return moment.astimezone(timezone.utc).replace(microsecond=0).isoformat().replace("+00:00", "Z")
+
+
+def parse_time(value: object) -> datetime | None:
+    """ISO 8601 strings or unix seconds (or milliseconds) to an aware datetime; else None."""
+    if value is None or isinstance(value, bool):
+        return None
+    if isinstance(value, (int, float)):
+        seconds = float(value)
+        if seconds > 1e11:  # milliseconds since the epoch
+            seconds /= 1000.0
+        try:
+            return datetime.fromtimestamp(seconds, tz=timezone.utc)
+        except (OverflowError, OSError, ValueError):
+            return None
+    if isinstance(value, str):
+        text = value.strip()
+        if not text:
+            return None
+        try:
+            return parse_time(float(text))
+        except ValueError:
+            pass
+        try:
+            moment = datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
+        except ValueError:
+            return None
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=timezone.utc)
+        return moment
+    return None
+
+
+def _tidy_number(value: float | None) -> float | int | None:
+    if value is None:
+        return None
+    if float(value).is_integer():
+        return int(value)
+    return value
