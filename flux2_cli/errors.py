@@ -166,7 +166,7 @@ class UrlExpiredError(DownloadError):
     """The image URL answered 403/404/410 or a storage error page: it has expired."""
 
 
-class InterruptedError_(Flux2Error):  # noqa: N801 - the builtin InterruptedError means EINTR
+class InterruptedError_(Flux2Error):
     """Ctrl-C (exit 130) or SIGTERM (exit 143) while a task was in flight."""
 
     def __init__(self, message: str, *, exit_code: int, hints: list[str] | None = None) -> None:
@@ -181,3 +181,11 @@ def resume_hints(task_id: str) -> list[str]:
         f"  flux2 status {task_id} --wait",
         f"  flux2 download {task_id}",
     ]
+
+
+class TerminatedSignal(BaseException):
+    """Raised by the SIGTERM handler so that ``finally`` blocks run (temp files removed)."""
+
+
+class InterruptSignal(BaseException):
+    """Raised by the SIGINT handler: unlike KeyboardInterrupt, Click does not turn it into exit 1."""

@@ -132,7 +132,7 @@ def snap(value: int, multiple: int) -> int:
     """Round to the nearest multiple, halves rounding up (1080 -> 1088 for 32 and for 16)."""
     if multiple <= 1:
         return value
-    return int(math.floor(value / multiple + 0.5)) * multiple
+    return math.floor(value / multiple + 0.5) * multiple
 
 
 def normalise_ratio(value: str) -> str:
@@ -204,6 +204,16 @@ def is_url(text: str) -> bool:
     return bool(_URL_RE.match(text))
 
 
+def _holds_null(value: Any) -> bool:
+    if value is None:
+        return True
+    if isinstance(value, dict):
+        return any(_holds_null(item) for item in value.values())
+    if isinstance(value, list):
+        return any(_holds_null(item) for item in value)
+    return False
+
+
 def validate_request(request: GenerationRequest) -> GenerationRequest:
     """Checks that hold for every provider; provider rules come from its Capabilities."""
     prompt = validate_prompt(request.prompt)
@@ -212,9 +222,7 @@ def validate_request(request: GenerationRequest) -> GenerationRequest:
     mode = normalise_mode(request.mode)
     fmt = normalise_format(request.format) if request.format is not None else None
     if len(request.refs) > MAX_REFERENCES:
-        raise UsageError(
-            f"{len(request.refs)} references given; at most {MAX_REFERENCES} (--ref)."
-        )
+        raise UsageError(f"{len(request.refs)} references given; at most {MAX_REFERENCES} (--ref).")
     if (request.width is None) != (request.height is None):
         raise UsageError("--width and --height go together.")
     for flag, value in (("--width", request.width), ("--height", request.height)):
@@ -226,6 +234,10 @@ def validate_request(request: GenerationRequest) -> GenerationRequest:
         raise UsageError(f"--callback-url {request.callback_url!r} is not an http(s) URL.")
     if request.model is not None and not request.model.strip():
         raise UsageError("--model is empty.")
+    for key, value in request.params.items():
+        if _holds_null(value):
+            # No provider is sent explicit nulls (wire-contracts.md; BFL answers 500 to some).
+            raise UsageError(f"--param {key}: null values are not sent; leave the key out.")
     return GenerationRequest(
         prompt=prompt,
         ratio=ratio,

@@ -44,7 +44,7 @@ class SizeRule:
         """The rule in words, for errors and ``flux2 providers``."""
         text = f"a multiple of {self.multiple}, at least {self.min_side}"
         if self.max_pixels:
-            text += f", at most {self.max_pixels / 1_000_000:g} MP in all"
+            text += f", at most {_pixels(self.max_pixels)} in all"
         return text
 
     def violation(self, width: int, height: int) -> str | None:
@@ -53,8 +53,13 @@ class SizeRule:
             if value < self.min_side or value % self.multiple:
                 return f"{flag} {value} must be {self.describe()}"
         if self.max_pixels and width * height > self.max_pixels:
-            return f"{width}×{height} is over {self.max_pixels / 1_000_000:g} MP"
+            return f"{width}×{height} is over {_pixels(self.max_pixels)}"
         return None
+
+
+def _pixels(count: int) -> str:
+    # "4 MP" printed as count / 1e6 gives "4.1943 MP" for 2048×2048: say the exact count.
+    return f"{count:,} pixels"
 
 
 @dataclass(frozen=True)
@@ -310,7 +315,9 @@ def validate_against(request: GenerationRequest, caps: Capabilities) -> None:
         if not caps.formats:
             raise refuse("--format", "not taken; the provider chooses the format")
         if request.format not in caps.formats:
-            raise refuse("--format", f"{request.format!r} not offered; choose {'/'.join(caps.formats)}")
+            raise refuse(
+                "--format", f"{request.format!r} not offered; choose {'/'.join(caps.formats)}"
+            )
     if request.safety is not None:
         if caps.safety_range is None:
             raise refuse("--safety", "not taken")
@@ -321,3 +328,12 @@ def validate_against(request: GenerationRequest, caps: Capabilities) -> None:
         raise refuse("--callback-url", "webhooks are not documented")
     if request.webhook_secret is not None and not caps.takes_webhook_secret:
         raise refuse("webhook secret", "not taken")
+
+
+def require_callback_for_secret(request: GenerationRequest, provider_id: str) -> None:
+    """A webhook secret without ``--callback-url`` would be sent for nothing: refuse it."""
+    if request.webhook_secret is not None and request.callback_url is None:
+        raise UsageError(
+            f"webhook secret: given without --callback-url, so there is nothing to sign "
+            f"(provider {provider_id})."
+        )

@@ -30,7 +30,9 @@ OK_ENVELOPE_CODES = {0, 200, "0", "200", "success", "ok", "OK"}
 TASK_ID_KEYS = ("task_id", "id", "request_id")
 STATUS_KEYS = ("status", "state")
 ERROR_MESSAGE_KEYS = ("message", "detail", "msg", "error_message")
-BALANCE_WORDS = ("balance", "credit", "insufficient", "payment", "quota exceeded")
+# Words that make a 403 mean "out of money" rather than "bad key". Not "insufficient" alone:
+# "insufficient permissions" is a refused key (exit 3), not an empty wallet (exit 4).
+BALANCE_WORDS = ("balance", "credit", "funds", "payment", "quota exceeded")
 
 DEFAULT_STATUS_WORDS: Mapping[str, TaskStatus] = {
     # queued
@@ -104,7 +106,7 @@ def unwrap_envelope(body: Any) -> Any:
         return body
     if "data" in body and ("code" in body or "message" in body or "msg" in body):
         code = body.get("code")
-        if code is not None and code not in OK_ENVELOPE_CODES:
+        if code is not None and not _is_ok_code(code):
             message = _first_text(body, ERROR_MESSAGE_KEYS) or "the service reported an error"
             raise ApiError(f"{message} (code {code})", code=str(code))
         data = body.get("data")
@@ -116,13 +118,21 @@ def unwrap_envelope(body: Any) -> Any:
     code = body.get("code")
     if (
         code is not None
-        and code not in OK_ENVELOPE_CODES
+        and not _is_ok_code(code)
         and "error" not in body
         and not any(key in body for key in TASK_ID_KEYS)
     ):
         message = _first_text(body, ERROR_MESSAGE_KEYS) or "the service reported an error"
         raise ApiError(f"{message} (code {code})", code=str(code))
     return body
+
+
+def _is_ok_code(code: Any) -> bool:
+    # A dict or list "code" is unhashable: it is not a success code (and must not crash).
+    try:
+        return code in OK_ENVELOPE_CODES
+    except TypeError:
+        return False
 
 
 def find_task_id(data: Any) -> str | None:
@@ -214,12 +224,11 @@ def find_error(data: Any) -> tuple[str | None, str | None]:
     code: str | None = None
     message: str | None = None
     error = data.get("error")
+    error_type: str | None = None
     if isinstance(error, dict):
         message = _first_text(error, ERROR_MESSAGE_KEYS)
-        for key in ("code", "type"):
-            if error.get(key) is not None and not isinstance(error.get(key), (dict, list)):
-                code = str(error[key])
-                break
+        code = _scalar(error.get("code"))
+        error_type = _scalar(error.get("type"))
     elif isinstance(error, str) and error.strip():
         message = error.strip()
     if message is None:
@@ -228,13 +237,19 @@ def find_error(data: Any) -> tuple[str | None, str | None]:
         detail = data.get("detail")
         if isinstance(detail, list):
             message = _fastapi_detail(detail)
+    # The documented order: error.code, then code, then error.type.
     if code is None:
-        for key in ("code", "error_code"):
-            value = data.get(key)
-            if value is not None and not isinstance(value, (dict, list, bool)):
-                code = str(value)
-                break
+        code = _scalar(data.get("code")) or _scalar(data.get("error_code"))
+    if code is None:
+        code = error_type
     return code, message
+
+
+def _scalar(value: Any) -> str | None:
+    if value is None or isinstance(value, (dict, list, bool)):
+        return None
+    text = str(value).strip()
+    return text or None
 
 
 def _fastapi_detail(detail: list[Any]) -> str | None:
@@ -289,9 +304,7 @@ def parse_json_text(text: str) -> Any:
     try:
         return json.loads(text)
     except ValueError:
-        raise UnexpectedResponseError(
-            f"unexpected response (not JSON): {excerpt(text)}"
-        ) from None
+        raise UnexpectedResponseError(f"unexpected response (not JSON): {excerpt(text)}") from None
 
 
 def api_error(caps: Capabilities, status_code: int, body: Any, text: str) -> ApiError:
@@ -301,7 +314,8 @@ def api_error(caps: Capabilities, status_code: int, body: Any, text: str) -> Api
         message = excerpt(text) if text.strip() and not _looks_like_markup(text) else None
     shown = message or f"HTTP {status_code}"
     where = f"{caps.id}: "
-    lowered = (message or "").lower()
+    # The code counts too: {"error": {"code": "insufficient_balance", "message": "Forbidden"}}.
+    lowered = f"{message or ''} {code or ''}".lower()
     if status_code == 402 or (
         status_code == 403 and any(word in lowered for word in BALANCE_WORDS)
     ):
@@ -312,7 +326,9 @@ def api_error(caps: Capabilities, status_code: int, body: Any, text: str) -> Api
             hints=["Top up the account, or pick another --provider or --profile."],
         )
     if status_code in (401, 403):
-        return AuthError(f"{where}the API key was refused: {shown}", status_code=status_code, code=code)
+        return AuthError(
+            f"{where}the API key was refused: {shown}", status_code=status_code, code=code
+        )
     if status_code in (400, 409, 413, 422):
         return BadRequestError(
             f"{where}the request was refused: {shown}", status_code=status_code, code=code
@@ -325,7 +341,9 @@ def api_error(caps: Capabilities, status_code: int, body: Any, text: str) -> Api
         return RateLimitError(f"{where}rate limited: {shown}", status_code=status_code, code=code)
     if status_code >= 500:
         return ServerError(
-            f"{where}server error {status_code}: {excerpt(shown)}", status_code=status_code, code=code
+            f"{where}server error {status_code}: {excerpt(shown)}",
+            status_code=status_code,
+            code=code,
         )
     return ApiError(f"{where}HTTP {status_code}: {shown}", status_code=status_code, code=code)
 

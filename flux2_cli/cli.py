@@ -1,0 +1,132 @@
+"""The Typer app, its commands in one block, and ``main()``: error -> message + exit code."""
+
+from __future__ import annotations
+
+import signal
+import sys
+from typing import Annotated, NoReturn
+
+import typer
+
+from flux2_cli import __version__
+from flux2_cli.commands import config as config_command
+from flux2_cli.commands import download, gen, history, providers, sandbox, status
+from flux2_cli.errors import (
+    EXIT_INTERRUPTED,
+    EXIT_TERMINATED,
+    EXIT_UNEXPECTED,
+    EXIT_USAGE,
+    Flux2Error,
+    InterruptSignal,
+    TerminatedSignal,
+)
+
+app = typer.Typer(
+    name="flux2",
+    help="Generate images with FLUX.2 through hosted APIs.",
+    no_args_is_help=True,
+    # Locals hold API keys: never print them in tracebacks.
+    pretty_exceptions_show_locals=False,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        print(f"flux2 {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", help="Show the version and exit.", callback=_version, is_eager=True
+        ),
+    ] = False,
+) -> None:
+    """Generate images with FLUX.2 through hosted APIs.
+
+    Exit codes: 0 ok, 1 unexpected error, 2 bad input, 3 key missing or refused, 4 out of
+    credits, 5 task failed, 6 timed out, 7 service unreachable, 8 download failed or expired,
+    130 interrupted, 143 terminated.
+    """
+
+
+app.command("gen")(gen.gen)
+app.command("status")(status.status)
+app.command("download")(download.download)
+app.add_typer(config_command.app, name="config")
+app.command("history")(history.history)
+app.command("providers")(providers.providers)
+app.add_typer(sandbox.app, name="sandbox")
+
+
+def _on_sigterm(signum: int, frame: object) -> None:
+    from flux2_cli.errors import TerminatedSignal
+
+    raise TerminatedSignal()
+
+
+def _on_sigint(signum: int, frame: object) -> None:
+    from flux2_cli.errors import InterruptSignal
+
+    raise InterruptSignal()
+
+
+def run(argv: list[str] | None = None) -> int:
+    """Run the app and map every outcome to an exit code (the one place that does)."""
+    verbose = any(
+        arg in ("-v", "--verbose") for arg in (argv if argv is not None else sys.argv[1:])
+    )
+    try:
+        app(args=argv, prog_name="flux2", standalone_mode=True)
+    except SystemExit as exc:
+        return _exit_code(exc.code)
+    except Flux2Error as exc:
+        _report(exc.message, exc.hints)
+        return exc.exit_code
+    except (KeyboardInterrupt, InterruptSignal):
+        _report("interrupted.", [])
+        return EXIT_INTERRUPTED
+    except TerminatedSignal:
+        _report("terminated.", [])
+        return EXIT_TERMINATED
+    except BrokenPipeError:
+        return 0
+    except Exception as exc:
+        if verbose:
+            import traceback
+
+            from flux2_cli.redact import scrub_all
+
+            sys.stderr.write(scrub_all("".join(traceback.format_exception(exc))))
+        _report(
+            f"unexpected error: {type(exc).__name__}: {exc}",
+            ["This is a bug in flux2; re-run with --verbose for the traceback."],
+        )
+        return EXIT_UNEXPECTED
+    return 0
+
+
+def _exit_code(code: object) -> int:
+    if code is None:
+        return 0
+    if isinstance(code, int):
+        return code
+    return EXIT_USAGE
+
+
+def _report(message: str, hints: list[str]) -> None:
+    from flux2_cli.output import Output
+
+    Output().error(message, hints)
+
+
+def main() -> NoReturn:
+    """Console-script entry point."""
+    signal.signal(signal.SIGTERM, _on_sigterm)
+    signal.signal(signal.SIGINT, _on_sigint)
+    sys.exit(run())

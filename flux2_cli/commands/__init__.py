@@ -1,0 +1,1 @@
+"""The CLI commands: the only package (with cli.py) that imports Typer."""

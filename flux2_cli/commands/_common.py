@@ -1,0 +1,108 @@
+"""Helpers shared by the commands: building the context and rendering tasks."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from flux2_cli.context import Context
+from flux2_cli.errors import UsageError
+from flux2_cli.task import Task
+
+
+def make_context(
+    *,
+    provider: str | None = None,
+    base_url: str | None = None,
+    api_key: str | None = None,
+    profile: str | None = None,
+    region: str | None = None,
+    sandbox: bool = False,
+    json_mode: bool = False,
+    quiet: bool = False,
+    verbose: bool = False,
+    **settings: Any,
+) -> Context:
+    """Resolve settings from flags, environment and config into a Context."""
+    values: dict[str, Any] = {
+        "provider": provider,
+        "base_url": base_url,
+        "api_key": api_key,
+        "profile": profile,
+        **settings,
+    }
+    ctx = Context.create(values, json_mode=json_mode, quiet=quiet, verbose=verbose, sandbox=sandbox)
+    if region is not None:
+        apply_region(ctx, region, base_url)
+    return ctx
+
+
+def apply_region(ctx: Context, region: str, base_url: str | None) -> None:
+    """``--region`` picks one of the provider's regional hosts."""
+    if base_url is not None:
+        raise UsageError("--region and --base-url go separately; give one of them.")
+    caps = ctx.provider().capabilities
+    host = caps.regions.get(region.strip().lower())
+    if host is None:
+        offered = ", ".join(caps.regions) or "none"
+        raise UsageError(
+            f"--region {region!r}: not offered (provider {caps.id}; regions: {offered})."
+        )
+    ctx.settings = _with_base_url(ctx, host)
+
+
+def _with_base_url(ctx: Context, host: str) -> Any:
+    from dataclasses import replace
+
+    return replace(ctx.settings, base_url=host)
+
+
+def read_prompt(prompt: str) -> str:
+    """The prompt, or stdin when it is ``-`` (stdin is never read otherwise)."""
+    if prompt == "-":
+        return sys.stdin.read()
+    return prompt
+
+
+def render_tasks(ctx: Context, tasks: Sequence[Task], *, lines: str, single: bool) -> None:
+    """JSON (an object for one task, an array for several) or one result line per item.
+
+    ``lines`` picks what a human sees on stdout: ``paths``, ``urls`` or ``ids``.
+    """
+    output = ctx.output
+    if output.json_mode:
+        documents = [task.to_json() for task in tasks]
+        output.document(documents[0] if single and len(documents) == 1 else documents)
+        return
+    for task in tasks:
+        if lines == "ids":
+            output.result(task.task_id)
+            continue
+        for image in task.images:
+            if lines == "paths" and image.path and image.path != "-":
+                output.result(image.path)
+            elif lines == "urls":
+                output.result(image.url)
+
+
+def render_status(ctx: Context, tasks: Sequence[Task], *, single: bool) -> None:
+    """Status look-ups: JSON, or a short block per task on stdout."""
+    from flux2_cli.task import format_time
+
+    output = ctx.output
+    if output.json_mode:
+        render_tasks(ctx, tasks, lines="ids", single=single)
+        return
+    for task in tasks:
+        line = f"{task.task_id}  {task.status.value}"
+        if task.raw_status and task.raw_status.lower() != task.status.value:
+            line += f" ({task.raw_status})"
+        if task.expires_at:
+            line += f"  expires {format_time(task.expires_at)}"
+        output.result(line)
+        for image in task.images:
+            output.result(f"  {image.url}")
+        if task.error:
+            code = f"[{task.error.code}] " if task.error.code else ""
+            output.result(f"  error: {code}{task.error.message}")

@@ -1,0 +1,170 @@
+"""Shared option aliases: each common flag declared once."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import typer
+
+from flux2_cli.request import FORMATS, MODES, RATIOS
+
+ACCOUNT = "Account and endpoint"
+OUTPUT_PANEL = "Output"
+
+
+def _complete(values: tuple[str, ...]) -> Any:
+    def complete(incomplete: str) -> list[str]:
+        return [value for value in values if value.startswith(incomplete)]
+
+    return complete
+
+
+def _complete_provider(incomplete: str) -> list[str]:
+    from flux2_cli.providers import provider_ids
+
+    return [value for value in provider_ids() if value.startswith(incomplete)]
+
+
+ProviderOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--provider",
+        help="API to use: apiinone, apimart, vtrix, bfl, sandbox.",
+        autocompletion=_complete_provider,
+        rich_help_panel=ACCOUNT,
+        show_default=False,
+    ),
+]
+BaseUrlOpt = Annotated[
+    str | None,
+    typer.Option("--base-url", help="Override the provider's base URL.", rich_help_panel=ACCOUNT),
+]
+ApiKeyOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--api-key",
+        help="API key (prefer FLUX2_API_KEY or `flux2 config set api_key -`).",
+        rich_help_panel=ACCOUNT,
+        show_default=False,
+    ),
+]
+ProfileOpt = Annotated[
+    str | None,
+    typer.Option("--profile", help="Config profile to use.", rich_help_panel=ACCOUNT),
+]
+SandboxOpt = Annotated[
+    bool,
+    typer.Option(
+        "--sandbox",
+        help="Run against the offline sandbox (no key, no network).",
+        rich_help_panel=ACCOUNT,
+    ),
+]
+RegionOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--region",
+        help="Regional host where the provider has them (bfl: eu, us).",
+        rich_help_panel=ACCOUNT,
+    ),
+]
+JsonOpt = Annotated[
+    bool, typer.Option("--json", help="Machine output on stdout.", rich_help_panel=OUTPUT_PANEL)
+]
+QuietOpt = Annotated[
+    bool,
+    typer.Option(
+        "--quiet", "-q", help="Nothing on stderr but errors.", rich_help_panel=OUTPUT_PANEL
+    ),
+]
+VerboseOpt = Annotated[
+    bool,
+    typer.Option(
+        "--verbose",
+        "-v",
+        help="Log HTTP requests and responses to stderr (keys redacted).",
+        rich_help_panel=OUTPUT_PANEL,
+    ),
+]
+OutputOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--output",
+        "-o",
+        help="Folder (existing or ending in /), file name, or - for stdout.",
+        rich_help_panel=OUTPUT_PANEL,
+        show_default=False,
+    ),
+]
+NameOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--name",
+        help="File name template: {slug} {task_id} {id8} {n} {ext} {date} {time} {seed} "
+        "{ratio} {res} {mode}.",
+        rich_help_panel=OUTPUT_PANEL,
+        show_default=False,
+    ),
+]
+OverwriteOpt = Annotated[
+    bool,
+    typer.Option("--overwrite", help="Replace an existing file.", rich_help_panel=OUTPUT_PANEL),
+]
+NoSidecarOpt = Annotated[
+    bool,
+    typer.Option(
+        "--no-sidecar", help="Skip the metadata sidecar (.json).", rich_help_panel=OUTPUT_PANEL
+    ),
+]
+EmbedOpt = Annotated[
+    bool,
+    typer.Option(
+        "--embed-metadata",
+        help="Also write the parameters into the image (PNG text, JPEG comment).",
+        rich_help_panel=OUTPUT_PANEL,
+    ),
+]
+TimeoutOpt = Annotated[
+    float | None,
+    typer.Option(
+        "--timeout", help="Seconds to wait for the task [default: 600].", show_default=False
+    ),
+]
+RatioOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--ratio",
+        "-r",
+        help=f"Aspect ratio: {' '.join(RATIOS)} [default: 1:1].",
+        autocompletion=_complete(RATIOS),
+        show_default=False,
+    ),
+]
+ResOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--res",
+        help="Resolution: 1K or 2K [default: 1K].",
+        autocompletion=_complete(("1K", "2K")),
+        show_default=False,
+    ),
+]
+ModeOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--mode",
+        "-m",
+        help="pro or flex [default: pro].",
+        autocompletion=_complete(MODES),
+        show_default=False,
+    ),
+]
+FormatOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--format",
+        help="png, jpeg or webp, as the provider allows.",
+        autocompletion=_complete(FORMATS),
+        show_default=False,
+    ),
+]

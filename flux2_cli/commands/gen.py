@@ -1,0 +1,359 @@
+"""``flux2 gen``: validate, submit one task, wait, download, print the paths."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+from flux2_cli.commands._options import (
+    ApiKeyOpt,
+    BaseUrlOpt,
+    EmbedOpt,
+    FormatOpt,
+    JsonOpt,
+    ModeOpt,
+    NameOpt,
+    NoSidecarOpt,
+    OutputOpt,
+    OverwriteOpt,
+    ProfileOpt,
+    ProviderOpt,
+    QuietOpt,
+    RatioOpt,
+    RegionOpt,
+    ResOpt,
+    SandboxOpt,
+    TimeoutOpt,
+    VerboseOpt,
+)
+
+if TYPE_CHECKING:
+    from flux2_cli.context import Context
+    from flux2_cli.providers.base import Provider
+    from flux2_cli.request import GenerationRequest
+
+REQUEST_PANEL = "Request"
+DRY_RUN_STRING_CHARS = 120
+FLOW_PANEL = "Flow"
+
+
+def gen(
+    prompt: Annotated[str, typer.Argument(help="What to draw; - reads it from stdin.")],
+    ratio: RatioOpt = None,
+    res: ResOpt = None,
+    mode: ModeOpt = None,
+    ref: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--ref",
+            help="Reference image URL (or local file where the provider takes inline images); "
+            "repeatable, at most 8.",
+            rich_help_panel=REQUEST_PANEL,
+            show_default=False,
+        ),
+    ] = None,
+    seed: Annotated[
+        int | None, typer.Option("--seed", help="Random seed.", rich_help_panel=REQUEST_PANEL)
+    ] = None,
+    width: Annotated[
+        int | None,
+        typer.Option(
+            "--width", help="Width in pixels (with --height).", rich_help_panel=REQUEST_PANEL
+        ),
+    ] = None,
+    height: Annotated[
+        int | None,
+        typer.Option(
+            "--height", help="Height in pixels (with --width).", rich_help_panel=REQUEST_PANEL
+        ),
+    ] = None,
+    image_format: FormatOpt = None,
+    safety: Annotated[
+        int | None,
+        typer.Option(
+            "--safety",
+            help="Moderation tolerance, in the provider's range.",
+            rich_help_panel=REQUEST_PANEL,
+        ),
+    ] = None,
+    callback_url: Annotated[
+        str | None,
+        typer.Option(
+            "--callback-url",
+            help="Webhook called when the task ends.",
+            rich_help_panel=REQUEST_PANEL,
+        ),
+    ] = None,
+    param: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--param",
+            help="KEY=VALUE passed into the request body (VALUE parsed as JSON); repeatable.",
+            rich_help_panel=REQUEST_PANEL,
+            show_default=False,
+        ),
+    ] = None,
+    model: Annotated[
+        str | None,
+        typer.Option(
+            "--model", help="Override the provider's model id.", rich_help_panel=REQUEST_PANEL
+        ),
+    ] = None,
+    output_path: OutputOpt = None,
+    name: NameOpt = None,
+    overwrite: OverwriteOpt = False,
+    no_sidecar: NoSidecarOpt = False,
+    embed_metadata: EmbedOpt = False,
+    no_wait: Annotated[
+        bool,
+        typer.Option(
+            "--no-wait", help="Submit only; print the task id.", rich_help_panel=FLOW_PANEL
+        ),
+    ] = False,
+    no_download: Annotated[
+        bool,
+        typer.Option(
+            "--no-download",
+            help="Wait, then print URLs instead of downloading.",
+            rich_help_panel=FLOW_PANEL,
+        ),
+    ] = False,
+    timeout: TimeoutOpt = None,
+    dry_run: Annotated[
+        bool,
+        typer.Option(
+            "--dry-run",
+            help="Print the exact HTTP request (key redacted) and the estimated cost; "
+            "send nothing.",
+            rich_help_panel=FLOW_PANEL,
+        ),
+    ] = False,
+    json_output: JsonOpt = False,
+    quiet: QuietOpt = False,
+    verbose: VerboseOpt = False,
+    provider: ProviderOpt = None,
+    base_url: BaseUrlOpt = None,
+    api_key: ApiKeyOpt = None,
+    profile: ProfileOpt = None,
+    region: RegionOpt = None,
+    sandbox: SandboxOpt = False,
+) -> None:
+    """Generate an image: submit, wait with a live spinner, download, print the saved paths."""
+    from flux2_cli.commands._common import make_context, read_prompt
+
+    ctx = make_context(
+        provider=provider,
+        base_url=base_url,
+        api_key=api_key,
+        profile=profile,
+        region=region,
+        sandbox=sandbox,
+        json_mode=json_output,
+        quiet=quiet,
+        verbose=verbose,
+        model=model,
+        mode=mode,
+        ratio=ratio,
+        res=res,
+        format=image_format,
+        safety=safety,
+        output_dir=output_path,
+        name=name,
+        timeout=timeout,
+    )
+    try:
+        _run(
+            ctx,
+            GenOptions(
+                prompt=read_prompt(prompt),
+                ratio_given=ratio is not None,
+                res_given=res is not None,
+                refs=tuple(ref or ()),
+                seed=seed,
+                width=width,
+                height=height,
+                callback_url=callback_url,
+                params=tuple(param or ()),
+                model=model,
+                output=output_path,
+                overwrite=overwrite,
+                sidecar=not no_sidecar,
+                embed_metadata=embed_metadata,
+                no_wait=no_wait,
+                no_download=no_download,
+                dry_run=dry_run,
+            ),
+        )
+    finally:
+        ctx.close()
+
+
+@dataclass(frozen=True)
+class GenOptions:
+    """The gen flags that are not settings."""
+
+    prompt: str
+    ratio_given: bool = False
+    res_given: bool = False
+    refs: tuple[str, ...] = ()
+    seed: int | None = None
+    width: int | None = None
+    height: int | None = None
+    callback_url: str | None = None
+    params: tuple[str, ...] = ()
+    model: str | None = None
+    output: str | None = None
+    overwrite: bool = False
+    sidecar: bool = True
+    embed_metadata: bool = False
+    no_wait: bool = False
+    no_download: bool = False
+    dry_run: bool = False
+
+
+def build_request(ctx: Context, provider: Provider, opts: GenOptions) -> GenerationRequest:
+    """The validated neutral request: flags over settings, then the provider's own rules."""
+    from flux2_cli.errors import UsageError
+    from flux2_cli.request import GenerationRequest, parse_param, validate_request
+
+    if (opts.width is not None or opts.height is not None) and (opts.ratio_given or opts.res_given):
+        raise UsageError("Give --width/--height or --ratio/--res, not both.")
+    params = dict(parse_param(text) for text in opts.params)
+    settings = ctx.settings
+    request = validate_request(
+        GenerationRequest(
+            prompt=opts.prompt,
+            ratio=settings.ratio,
+            res=settings.res,
+            mode=settings.mode,
+            refs=opts.refs,
+            seed=opts.seed,
+            width=opts.width,
+            height=opts.height,
+            format=settings.format,
+            safety=settings.safety,
+            callback_url=opts.callback_url,
+            params=params,
+            model=settings.model,
+        )
+    )
+    provider.validate(request)
+    return request
+
+
+def _run(ctx: Context, opts: GenOptions) -> None:
+    from flux2_cli import jobs
+    from flux2_cli.download import DownloadOptions
+
+    provider = ctx.provider()
+    request = build_request(ctx, provider, opts)
+    if opts.output == "-" and (opts.no_wait or opts.no_download):
+        from flux2_cli.errors import UsageError
+
+        raise UsageError(
+            "-o - writes image bytes to stdout; it cannot go with --no-wait or --no-download."
+        )
+    if opts.dry_run:
+        _print_dry_run(ctx, provider, request)
+        return
+    output = ctx.output
+    with jobs.interruptible(None):
+        task = jobs.submit(ctx, provider, request)
+    task_id = task.task_id
+    output.info(f"Submitted task {task_id} ({provider.capabilities.id}, {task.model}).")
+    if opts.no_wait:
+        _render(ctx, task, "ids")
+        return
+    with jobs.interruptible(task_id), output.status(f"task {task_id[:12]}") as show:
+        show(task.status.value)
+        task = jobs.wait(
+            ctx,
+            task,
+            timeout=ctx.settings.timeout,
+            on_update=lambda current: show(current.raw_status or current.status.value),
+        )
+    if opts.no_download:
+        _render(ctx, task, "urls")
+        return
+    options = DownloadOptions(
+        output=opts.output if opts.output is not None else ctx.settings.output_dir,
+        name_template=ctx.settings.name,
+        overwrite=opts.overwrite,
+        sidecar=opts.sidecar and opts.output != "-",
+        embed_metadata=opts.embed_metadata,
+    )
+    with jobs.interruptible(task_id):
+        task = jobs.download(ctx, task, options)
+    if opts.output == "-":
+        if output.json_mode:
+            output.warn("--json is ignored with -o -: stdout carries the image bytes.")
+        return
+    _render(ctx, task, "paths")
+
+
+def _render(ctx: Context, task: Any, lines: str) -> None:
+    from flux2_cli.commands._common import render_tasks
+
+    render_tasks(ctx, [task], lines=lines, single=True)
+
+
+def _print_dry_run(ctx: Context, provider: Provider, request: GenerationRequest) -> None:
+    """The exact request flux2 would send, with the key redacted, and the price."""
+    from flux2_cli import jobs
+    from flux2_cli.client import USER_AGENT
+    from flux2_cli.redact import REDACTED, redact_url
+
+    base_url = ctx.base_url(provider)
+    call = provider.build_create(jobs.prepare_request(provider, request))
+    url = call.url if call.url.startswith("http") else base_url + "/" + call.url.lstrip("/")
+    headers = {
+        **{name: REDACTED for name in provider.auth_headers(REDACTED)},
+        "Content-Type": "application/json",
+        "User-Agent": USER_AGENT,
+    }
+    cost = provider.estimate_cost(request)
+    body = _shorten(call.json or {})
+    output = ctx.output
+    if not ctx.settings.api_key and provider.capabilities.requires_key and not ctx.sandbox:
+        output.warn("no API key is set; a real run would stop with exit 3.")
+    if output.json_mode:
+        output.document(
+            {
+                "dry_run": True,
+                "method": call.method,
+                "url": redact_url(url),
+                "headers": headers,
+                "body": body,
+                "estimated_cost": cost.to_json() if cost else None,
+                "request": request.to_json(),
+            }
+        )
+        return
+    output.result(f"{call.method} {redact_url(url)}")
+    for name, value in headers.items():
+        output.result(f"{name}: {value}")
+    output.result("")
+    output.result(json.dumps(body, indent=2, ensure_ascii=False))
+    if cost is None:
+        output.info(f"Estimated cost: not published by {provider.capabilities.id}.")
+    else:
+        parts = []
+        if cost.credits is not None:
+            parts.append(f"{cost.credits:g} credits")
+        if cost.usd is not None:
+            parts.append(f"≈ ${cost.usd:.2f}")
+        output.info("Estimated cost: " + " ".join(parts) + " per image. Nothing was sent.")
+
+
+def _shorten(value: Any) -> Any:
+    """Long strings (inline base64 images) abbreviated for the screen."""
+    if isinstance(value, dict):
+        return {key: _shorten(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_shorten(item) for item in value]
+    if isinstance(value, str) and len(value) > 4 * DRY_RUN_STRING_CHARS:
+        return f"{value[:DRY_RUN_STRING_CHARS]}… ({len(value)} characters)"
+    return value

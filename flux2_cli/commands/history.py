@@ -1,0 +1,52 @@
+"""``flux2 history``: the local ledger of submitted tasks, newest first."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from flux2_cli.commands._options import JsonOpt, QuietOpt
+
+
+def history(
+    limit: Annotated[int, typer.Option("--limit", help="How many tasks to show.", min=1)] = 20,
+    pending: Annotated[
+        bool,
+        typer.Option("--pending", help="Only tasks still running or not yet downloaded."),
+    ] = False,
+    json_output: JsonOpt = False,
+    quiet: QuietOpt = False,
+) -> None:
+    """List submitted tasks with their status, expiry and saved files."""
+    from flux2_cli.ledger import Ledger
+    from flux2_cli.output import Output
+    from flux2_cli.task import format_time
+
+    output = Output(json_mode=json_output, quiet=quiet)
+    with Ledger() as ledger:
+        entries = ledger.history(limit=limit, pending_only=pending)
+    if json_output:
+        output.document([entry.task.to_json() for entry in entries])
+        return
+    if not entries:
+        output.info("No tasks yet.")
+        return
+    rows = []
+    for entry in entries:
+        task = entry.task
+        paths = ", ".join(image.path for image in task.images if image.path) or "-"
+        rows.append(
+            [
+                task.task_id,
+                task.provider,
+                task.status.value,
+                format_time(entry.submitted_at),
+                format_time(task.expires_at) or "-",
+                paths,
+                (task.request or {}).get("prompt", "")[:40],
+            ]
+        )
+    output.table(
+        None, ["task", "provider", "status", "submitted", "expires", "saved", "prompt"], rows
+    )

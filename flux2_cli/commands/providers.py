@@ -1,0 +1,45 @@
+"""``flux2 providers``: what each API takes, its models, sizes and prices."""
+
+from __future__ import annotations
+
+from flux2_cli.commands._options import JsonOpt
+
+
+def providers(json_output: JsonOpt = False) -> None:
+    """List the providers: base URL, models, modes, sizes, options taken, prices."""
+    from flux2_cli.output import Output
+    from flux2_cli.providers import get_provider, provider_ids
+
+    output = Output(json_mode=json_output)
+    caps = [get_provider(provider_id).capabilities for provider_id in provider_ids()]
+    if json_output:
+        output.document([cap.to_json() for cap in caps])
+        return
+    rows = []
+    for cap in caps:
+        options = [
+            name
+            for name, taken in (
+                ("--seed", cap.takes_seed),
+                ("--width/--height", cap.size_rule is not None),
+                ("--format", bool(cap.formats)),
+                ("--safety", cap.safety_range is not None),
+                ("--callback-url", cap.takes_callback),
+                ("local --ref", cap.inline_refs),
+            )
+            if taken
+        ]
+        models = ", ".join(dict.fromkeys([*cap.models.values(), *cap.extra_models]))
+        size = cap.size_rule.describe() if cap.size_rule else "ratio + 1K/2K"
+        rows.append(
+            [
+                cap.id,
+                cap.base_url,
+                models,
+                "/".join(cap.modes),
+                size,
+                " ".join(options) or "-",
+                cap.prices,
+            ]
+        )
+    output.table(None, ["id", "base URL", "models", "modes", "sizes", "also takes", "prices"], rows)

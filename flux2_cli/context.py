@@ -1,0 +1,144 @@
+"""The context object: settings, output, and lazily built provider, client and ledger.
+
+Everything that touches the outside world comes through one ``Context`` so that tests can
+swap it (a transport, the sleep, the clock) and commands stay thin.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
+
+from flux2_cli.env import FLUX2_API_KEY
+from flux2_cli.errors import AuthError
+from flux2_cli.output import Output
+from flux2_cli.providers import get_provider
+from flux2_cli.providers.sandbox import SANDBOX_BASE_URL
+from flux2_cli.redact import register_secret
+
+if TYPE_CHECKING:
+    import httpx
+
+    from flux2_cli.client import HttpClient
+    from flux2_cli.config import Settings
+    from flux2_cli.ledger import Ledger
+    from flux2_cli.providers.base import Provider
+
+SANDBOX_KEY = "sandbox-key"
+
+
+def is_sandbox_url(url: str | None) -> bool:
+    """True for URLs served by the embedded sandbox."""
+    if not url:
+        return False
+    return urlsplit(url).netloc == urlsplit(SANDBOX_BASE_URL).netloc
+
+
+@dataclass
+class Context:
+    """One command's view of the world."""
+
+    settings: Settings
+    output: Output
+    sandbox: bool = False
+    # Looked up when a Context is built, so tests can swap the module's clock.
+    sleep: Callable[[float], None] = field(default_factory=lambda: time.sleep)
+    clock: Callable[[], float] = field(default_factory=lambda: time.monotonic)
+    transport_override: httpx.BaseTransport | None = None
+    _clients: dict[tuple[str, str], HttpClient] = field(default_factory=dict)
+    _ledger: Ledger | None = None
+
+    @classmethod
+    def create(
+        cls,
+        cli_values: Mapping[str, Any],
+        *,
+        json_mode: bool = False,
+        quiet: bool = False,
+        verbose: bool = False,
+        sandbox: bool = False,
+    ) -> Context:
+        """Resolve settings (flags > env > profile > file > defaults) and build the output."""
+        from flux2_cli.config import resolve_settings
+
+        output = Output(json_mode=json_mode, quiet=quiet, verbose=verbose)
+        settings, warnings = resolve_settings(dict(cli_values))
+        for warning in warnings:
+            output.warn(warning)
+        if settings.api_key:
+            register_secret(settings.api_key)
+        return cls(settings=settings, output=output, sandbox=sandbox)
+
+    # -- provider and endpoints -------------------------------------------------------------
+    def provider(self, provider_id: str | None = None) -> Provider:
+        """The translator for ``provider_id`` (default: the configured one)."""
+        return get_provider(provider_id or self.settings.provider)
+
+    def base_url(self, provider: Provider) -> str:
+        """Where requests go: the sandbox, ``--base-url``, or the provider's own host."""
+        if self.sandbox or provider.capabilities.id == "sandbox":
+            return SANDBOX_BASE_URL
+        return (self.settings.base_url or provider.capabilities.base_url).rstrip("/")
+
+    def api_key(self, provider: Provider, base_url: str) -> str:
+        """The key for ``provider``; AuthError (exit 3) before any request when there is none."""
+        if is_sandbox_url(base_url) or not provider.capabilities.requires_key:
+            return self.settings.api_key or SANDBOX_KEY
+        if self.settings.api_key:
+            return self.settings.api_key
+        own = provider.capabilities.env_var
+        raise AuthError(
+            f"No API key for {provider.capabilities.id}.",
+            hints=[
+                f"Set {FLUX2_API_KEY} (or {own}), or store it with: flux2 config set api_key -",
+                "Or try flux2 without a key: --provider sandbox",
+            ],
+        )
+
+    def transport(self, url: str | None) -> httpx.BaseTransport | None:
+        """The embedded sandbox's in-process transport for sandbox URLs; None otherwise."""
+        if self.transport_override is not None:
+            return self.transport_override
+        if is_sandbox_url(url):
+            from flux2_cli.sandbox.embedded import transport
+
+            return transport()
+        return None
+
+    def client(self, provider: Provider, base_url: str) -> HttpClient:
+        """The HTTP client for one provider and base URL (built once per command)."""
+        key = (provider.capabilities.id, base_url)
+        if key not in self._clients:
+            from flux2_cli.client import HttpClient
+
+            self._clients[key] = HttpClient(
+                provider,
+                base_url=base_url,
+                api_key=self.api_key(provider, base_url),
+                transport=self.transport(base_url),
+                sleep=self.sleep,
+                clock=self.clock,
+                log=self.output.debug if self.output.verbose else None,
+                max_connections=max(10, self.settings.concurrency * 2),
+            )
+        return self._clients[key]
+
+    def ledger(self) -> Ledger:
+        """The task ledger (opened on first use)."""
+        if self._ledger is None:
+            from flux2_cli.ledger import Ledger
+
+            self._ledger = Ledger()
+        return self._ledger
+
+    def close(self) -> None:
+        """Close clients and the ledger."""
+        for client in self._clients.values():
+            client.close()
+        self._clients.clear()
+        if self._ledger is not None:
+            self._ledger.close()
+            self._ledger = None

@@ -1,0 +1,242 @@
+"""Submit, poll, wait and download: a provider, the client and the ledger driven together.
+
+The sleep and the clock come from the Context, so tests never wait for real.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING
+
+from flux2_cli.errors import (
+    EXIT_INTERRUPTED,
+    EXIT_TERMINATED,
+    AuthError,
+    BadRequestError,
+    CreditsError,
+    DownloadError,
+    InterruptedError_,
+    InterruptSignal,
+    NotFoundError,
+    TaskFailedError,
+    TerminatedSignal,
+    UrlExpiredError,
+    WaitTimeoutError,
+    resume_hints,
+)
+from flux2_cli.request import GenerationRequest
+from flux2_cli.task import Task, TaskError, TaskStatus
+
+if TYPE_CHECKING:
+    from flux2_cli.context import Context
+    from flux2_cli.download import DownloadOptions
+    from flux2_cli.providers.base import Provider
+
+POLL_GROWTH = 1.5
+POLL_CAP_S = 10.0
+POLL_JITTER = 0.1
+NOT_FOUND_CODE = "not_found"
+
+OnUpdate = Callable[[Task], None]
+
+
+def poll_intervals(first: float, rng: random.Random | None = None) -> Iterator[float]:
+    """Intervals growing from ``first`` by 1.5× to a 10 s cap, each with ±10 % jitter."""
+    rng = rng or random.Random()
+    interval = max(0.05, first)
+    while True:
+        yield interval * rng.uniform(1 - POLL_JITTER, 1 + POLL_JITTER)
+        interval = min(POLL_CAP_S, interval * POLL_GROWTH)
+
+
+def prepare_request(provider: Provider, request: GenerationRequest) -> GenerationRequest:
+    """The request as sent: local reference files inlined where the provider takes them."""
+    if not request.refs:
+        return request
+    from flux2_cli.refs import resolve_refs
+
+    return resolve_refs(request, provider.capabilities)
+
+
+def submit(
+    ctx: Context,
+    provider: Provider,
+    request: GenerationRequest,
+    *,
+    fingerprint: str | None = None,
+    batch_key: str | None = None,
+) -> Task:
+    """Send the one paid create call and record the task before any polling."""
+    base_url = ctx.base_url(provider)
+    client = ctx.client(provider, base_url)
+    call = provider.build_create(prepare_request(provider, request))
+    ledger = ctx.ledger()
+    intent = None
+    if fingerprint is not None:
+        intent = ledger.record_intent(
+            fingerprint,
+            provider=provider.capabilities.id,
+            base_url=base_url,
+            request=request.to_json(),
+            batch_key=batch_key,
+        )
+    try:
+        body = client.send(call)
+    except (BadRequestError, AuthError, CreditsError):
+        if intent is not None:
+            ledger.close_intent(intent)  # refused outright: no task was created
+        raise
+    task = provider.parse_create(body, request, base_url)
+    if task.cost is None:
+        task = task.evolve(cost=provider.estimate_cost(request))
+    ledger.record_submit(
+        task,
+        profile=ctx.settings.profile,
+        fingerprint=fingerprint,
+        batch_key=batch_key,
+        intent_id=intent,
+    )
+    return task
+
+
+def refresh(ctx: Context, task: Task) -> Task:
+    """One status look-up; a 404 marks the task failed ("not found or expired")."""
+    provider = ctx.provider(task.provider)
+    base_url = task.base_url or ctx.base_url(provider)
+    client = ctx.client(provider, base_url)
+    try:
+        body = client.send(provider.build_poll(task))
+        updated = provider.parse_poll(body, task)
+    except NotFoundError as exc:
+        updated = task.evolve(
+            status=TaskStatus.FAILED,
+            raw_status="not found",
+            error=TaskError(code=NOT_FOUND_CODE, message=f"task not found or expired ({exc})"),
+        )
+    if updated.cost is None and task.request:
+        updated = updated.evolve(
+            cost=provider.estimate_cost(GenerationRequest.from_json(task.request))
+        )
+    ctx.ledger().update(updated)
+    return updated
+
+
+def wait(
+    ctx: Context,
+    task: Task,
+    *,
+    timeout: float,
+    on_update: OnUpdate | None = None,
+    poll_first: bool = False,
+) -> Task:
+    """Poll until a final state; WaitTimeoutError after ``timeout``, TaskFailedError on failure."""
+    deadline = ctx.clock() + timeout
+    intervals = poll_intervals(ctx.settings.poll_interval)
+    if poll_first and not task.status.is_final:
+        task = refresh(ctx, task)
+        if on_update:
+            on_update(task)
+    while not task.status.is_final:
+        remaining = deadline - ctx.clock()
+        if remaining <= 0:
+            raise _timed_out(task, timeout)
+        ctx.sleep(min(next(intervals), remaining))
+        task = refresh(ctx, task)
+        if on_update:
+            on_update(task)
+    raise_if_failed(task)
+    return task
+
+
+def raise_if_failed(task: Task) -> None:
+    """TaskFailedError (exit 5) for a failed task, with the provider's code and reason."""
+    if task.status is not TaskStatus.FAILED:
+        return
+    error = task.error or TaskError(code=task.raw_status, message="the task failed")
+    code = f" [{error.code}]" if error.code else ""
+    if error.code == NOT_FOUND_CODE:
+        text = f"task {task.task_id}: task not found or expired"
+    else:
+        text = f"task {task.task_id} failed{code}: {error.message}"
+    raise TaskFailedError(text, task_id=task.task_id, code=error.code)
+
+
+def _timed_out(task: Task, timeout: float) -> WaitTimeoutError:
+    if task.unknown_status:
+        state = f"the provider kept answering an unknown status {task.unknown_status!r}"
+    else:
+        state = f"last status {task.status.value}"
+    return WaitTimeoutError(
+        f"timed out after {timeout:g} s waiting for task {task.task_id} ({state}).",
+        task_id=task.task_id,
+        hints=resume_hints(task.task_id),
+    )
+
+
+def find_task(ctx: Context, task_id: str) -> Task:
+    """The task as the ledger knows it; else a bare task for the configured provider."""
+    entry = ctx.ledger().get(task_id)
+    if entry is not None:
+        task = entry.task
+        if ctx.sandbox and not task.base_url:
+            task = task.evolve(base_url=ctx.base_url(ctx.provider(task.provider)))
+        return task
+    provider = ctx.provider()
+    return Task(
+        task_id=task_id,
+        provider=provider.capabilities.id,
+        status=TaskStatus.QUEUED,
+        base_url=ctx.base_url(provider),
+    )
+
+
+def download(ctx: Context, task: Task, options: DownloadOptions) -> Task:
+    """Fetch every image of a finished task (one fresh look-up allowed for new URLs)."""
+    from flux2_cli.download import download_images
+
+    if task.status is TaskStatus.EXPIRED:
+        raise UrlExpiredError(
+            f"the image URLs of task {task.task_id} have expired.",
+            hints=["Generate it again: result URLs live about 24 hours (BFL: ten minutes)."],
+        )
+    if not task.images:
+        raise DownloadError(f"task {task.task_id} has no images to download.")
+    first_url = task.images[0].url
+    try:
+        done = download_images(
+            task,
+            options,
+            transport=ctx.transport(first_url),
+            refresh=lambda: refresh(ctx, task),
+            sleep=ctx.sleep,
+            notify=ctx.output.info,
+        )
+    except DownloadError as exc:
+        hint = f"Try again later with: flux2 download {task.task_id}"
+        if not isinstance(exc, UrlExpiredError) and not any(task.task_id in h for h in exc.hints):
+            exc.hints.append(hint)
+        raise
+    ctx.ledger().mark_downloaded(done)
+    return done
+
+
+@contextmanager
+def interruptible(task_id: str | None) -> Iterator[None]:
+    """Ctrl-C (130) and SIGTERM (143) become an error that names the task and how to resume."""
+    try:
+        yield
+    except (KeyboardInterrupt, InterruptSignal):
+        raise _interrupted(task_id, EXIT_INTERRUPTED, "interrupted") from None
+    except TerminatedSignal:
+        raise _interrupted(task_id, EXIT_TERMINATED, "terminated") from None
+
+
+def _interrupted(task_id: str | None, code: int, what: str) -> InterruptedError_:
+    if task_id is None:
+        return InterruptedError_(
+            f"{what} during submission; the outcome is unknown (check `flux2 history`).",
+            exit_code=code,
+        )
+    return InterruptedError_(f"{what}; task {task_id}", exit_code=code, hints=resume_hints(task_id))

@@ -1,0 +1,647 @@
+"""The SQLite ledger of submitted tasks, shared safely by several processes and threads."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from flux2_cli import env
+from flux2_cli.errors import Flux2Error
+from flux2_cli.task import Cost, ImageResult, Task, TaskError, TaskStatus, utc_now
+
+LEDGER_FILENAME = "ledger.sqlite3"
+BUSY_TIMEOUT_SECONDS = 10.0
+# PRAGMA application_id marks the file as ours, so a foreign SQLite file is refused, not altered.
+APPLICATION_ID = 0x464C5832  # "FLX2"
+DEFAULT_HISTORY_LIMIT = 20
+PREPARE_RETRY_FIRST_DELAY = 0.01
+PREPARE_RETRY_MAX_DELAY = 0.2
+
+# _MIGRATIONS[i] takes the schema from version i to i + 1; append, never edit a shipped step.
+_MIGRATIONS: tuple[tuple[str, ...], ...] = (
+    (
+        """
+        CREATE TABLE tasks (
+            id             INTEGER PRIMARY KEY AUTOINCREMENT,
+            provider       TEXT NOT NULL,
+            task_id        TEXT NOT NULL,
+            status         TEXT NOT NULL,
+            raw_status     TEXT,
+            unknown_status TEXT,
+            model          TEXT,
+            base_url       TEXT,
+            poll_url       TEXT,
+            profile        TEXT,
+            created_at     TEXT,
+            expires_at     TEXT,
+            submitted_at   TEXT NOT NULL,
+            updated_at     TEXT NOT NULL,
+            images         TEXT NOT NULL DEFAULT '[]',
+            cost           TEXT,
+            error          TEXT,
+            request        TEXT,
+            extra          TEXT NOT NULL DEFAULT '{}',
+            downloaded     INTEGER NOT NULL DEFAULT 0,
+            fingerprint    TEXT,
+            batch_key      TEXT,
+            UNIQUE (provider, task_id)
+        )
+        """,
+        "CREATE INDEX tasks_by_task_id ON tasks (task_id)",
+        "CREATE INDEX tasks_by_fingerprint ON tasks (fingerprint)",
+        "CREATE INDEX tasks_by_batch_key ON tasks (batch_key)",
+        "CREATE INDEX tasks_by_submitted ON tasks (submitted_at)",
+        """
+        CREATE TABLE intents (
+            id          INTEGER PRIMARY KEY AUTOINCREMENT,
+            fingerprint TEXT NOT NULL,
+            provider    TEXT NOT NULL,
+            base_url    TEXT NOT NULL,
+            request     TEXT NOT NULL,
+            batch_key   TEXT,
+            created_at  TEXT NOT NULL,
+            task_row    INTEGER,
+            closed_at   TEXT
+        )
+        """,
+        "CREATE INDEX intents_by_fingerprint ON intents (fingerprint)",
+    ),
+)
+SCHEMA_VERSION = len(_MIGRATIONS)
+
+_FINAL_VALUES = tuple(status.value for status in TaskStatus if status.is_final)
+
+
+class LedgerError(Flux2Error):
+    """The ledger file cannot be opened, read or written (corrupt, foreign, newer or busy)."""
+
+
+@dataclass(frozen=True)
+class LedgerEntry:
+    """One task as the ledger knows it, with the local facts around it."""
+
+    task: Task
+    profile: str | None
+    submitted_at: datetime
+    updated_at: datetime
+    downloaded: bool
+    fingerprint: str | None
+    batch_key: str | None
+
+
+def default_path() -> Path:
+    """``ledger.sqlite3`` in the user data dir (``FLUX2_DATA_DIR`` redirects it)."""
+    return env.data_dir() / LEDGER_FILENAME
+
+
+class Ledger:
+    """A connection to the ledger; safe to share between threads, and between processes by file.
+
+    Every write is one short ``BEGIN IMMEDIATE`` transaction (read, merge, write), so concurrent
+    writers queue on SQLite's lock for up to ``BUSY_TIMEOUT_SECONDS`` instead of losing rows.
+    """
+
+    def __init__(
+        self, path: Path | None = None, *, clock: Callable[[], datetime] = utc_now
+    ) -> None:
+        self.path = Path(path) if path is not None else default_path()
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._conn: sqlite3.Connection | None = None
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise LedgerError(
+                f"Cannot create the ledger folder {self.path.parent}: {exc.strerror or exc}."
+            ) from exc
+        try:
+            self._conn = sqlite3.connect(
+                str(self.path),
+                timeout=BUSY_TIMEOUT_SECONDS,
+                isolation_level=None,  # we issue BEGIN/COMMIT ourselves
+                check_same_thread=False,  # guarded by self._lock
+            )
+            self._conn.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_SECONDS * 1000)}")
+            self._prepare_patiently()
+        except sqlite3.Error as exc:
+            self.close()
+            raise self._error(exc) from exc
+        except LedgerError:
+            self.close()
+            raise
+
+    # -- life cycle -------------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Close the connection; further calls raise LedgerError. Safe to call twice."""
+        with self._lock:
+            if self._conn is not None:
+                try:
+                    self._conn.close()
+                finally:
+                    self._conn = None
+
+    def __enter__(self) -> Ledger:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def _prepare_patiently(self) -> None:
+        # Switching to WAL can answer SQLITE_BUSY at once, without the busy handler, while
+        # another process opens the same new file; so retry the (idempotent) set-up a while.
+        deadline = time.monotonic() + BUSY_TIMEOUT_SECONDS
+        delay = PREPARE_RETRY_FIRST_DELAY
+        while True:
+            try:
+                self._prepare()
+                return
+            except sqlite3.OperationalError as exc:
+                if not _is_busy(exc) or time.monotonic() + delay > deadline:
+                    raise
+            time.sleep(delay)
+            delay = min(delay * 2, PREPARE_RETRY_MAX_DELAY)
+
+    def _prepare(self) -> None:
+        conn = self._require()
+        # A file that is not SQLite fails here, on the first read of its header. One read
+        # transaction, so a migration committed by another process is seen whole or not at all.
+        conn.execute("BEGIN")
+        try:
+            app_id, version = self._identity(conn)
+        finally:
+            conn.execute("COMMIT")
+        mode = conn.execute("PRAGMA journal_mode").fetchone()[0]
+        if str(mode).lower() != "wal":
+            mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+        if str(mode).lower() != "wal":  # e.g. a file system without shared memory
+            raise LedgerError(
+                f"The ledger at {self.path} cannot use SQLite WAL mode (got {mode!r}); "
+                "put FLUX2_DATA_DIR on a local disk."
+            )
+        conn.execute("PRAGMA synchronous = NORMAL")
+        if version == SCHEMA_VERSION and app_id == APPLICATION_ID:
+            return
+        with self._transaction() as tx:
+            # Re-read inside the write lock: another process may have migrated meanwhile.
+            app_id, version = self._identity(tx)
+            if version > SCHEMA_VERSION:
+                raise LedgerError(
+                    f"The ledger at {self.path} was written by a newer flux2 "
+                    f"(schema {version}, this one knows {SCHEMA_VERSION}); upgrade flux2.",
+                )
+            migrate(tx, version)
+            tx.execute(f"PRAGMA application_id = {APPLICATION_ID}")
+
+    def _identity(self, conn: sqlite3.Connection) -> tuple[int, int]:
+        """(application_id, user_version); a foreign database raises LedgerError."""
+        app_id = int(conn.execute("PRAGMA application_id").fetchone()[0])
+        version = int(conn.execute("PRAGMA user_version").fetchone()[0])
+        if app_id != APPLICATION_ID:
+            tables = conn.execute("SELECT count(*) FROM sqlite_master WHERE type = 'table'")
+            if version != 0 or tables.fetchone()[0]:
+                raise self._foreign()
+        return app_id, version
+
+    def _foreign(self) -> LedgerError:
+        return LedgerError(
+            f"{self.path} is not a flux2 ledger (another program's SQLite database).",
+            hints=[
+                f"Move it aside or set FLUX2_DATA_DIR to another folder; {LEDGER_FILENAME} "
+                "is created afresh."
+            ],
+        )
+
+    def _error(self, exc: sqlite3.Error) -> LedgerError:
+        text = str(exc)
+        if _is_busy(exc):
+            return LedgerError(
+                f"The ledger at {self.path} is locked by another process ({text}).",
+                hints=["Try again when the other flux2 command has finished."],
+            )
+        return LedgerError(
+            f"The ledger at {self.path} cannot be used: {text}.",
+            hints=[
+                "If the file is damaged, move it aside; flux2 starts a new ledger "
+                "(task history is lost, tasks at the provider are not)."
+            ],
+        )
+
+    def _require(self) -> sqlite3.Connection:
+        if self._conn is None:
+            raise LedgerError("The ledger is closed.")
+        return self._conn
+
+    @contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        """One IMMEDIATE transaction: the write lock is taken up front, so no read goes stale."""
+        conn = self._require()
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield conn
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+
+    @contextmanager
+    def _guard(self) -> Iterator[sqlite3.Connection]:
+        """The thread lock plus translation of sqlite3 errors into LedgerError."""
+        with self._lock:
+            try:
+                yield self._require()
+            except sqlite3.Error as exc:
+                raise self._error(exc) from exc
+
+    # -- writes -----------------------------------------------------------------------------
+
+    def record_intent(
+        self,
+        fingerprint: str,
+        *,
+        provider: str,
+        base_url: str,
+        request: dict[str, Any],
+        batch_key: str | None,
+    ) -> int:
+        """Write down that a paid POST is about to be sent; returns the intent id.
+
+        Until :meth:`record_submit` (with ``intent_id``) or :meth:`close_intent` follows, the
+        intent stays open: a crash between POST and answer leaves a visible trace.
+        ``request`` must hold no secret (it is stored as is).
+        """
+        with self._guard(), self._transaction() as tx:
+            cursor = tx.execute(
+                "INSERT INTO intents (fingerprint, provider, base_url, request, batch_key,"
+                " created_at) VALUES (?, ?, ?, ?, ?, ?)",
+                (
+                    fingerprint,
+                    provider,
+                    base_url,
+                    _dumps(request),
+                    batch_key,
+                    _store_time(self._clock()),
+                ),
+            )
+            assert cursor.lastrowid is not None
+            return int(cursor.lastrowid)
+
+    def close_intent(self, intent_id: int) -> None:
+        """Mark an intent settled without a task (the POST certainly created nothing)."""
+        with self._guard(), self._transaction() as tx:
+            tx.execute(
+                "UPDATE intents SET closed_at = ? WHERE id = ? AND closed_at IS NULL",
+                (_store_time(self._clock()), intent_id),
+            )
+
+    def record_submit(
+        self,
+        task: Task,
+        *,
+        profile: str | None = None,
+        fingerprint: str | None = None,
+        batch_key: str | None = None,
+        intent_id: int | None = None,
+    ) -> None:
+        """Record a task right after its create answer; idempotent on (provider, task_id).
+
+        A second call for the same task merges like :meth:`update` and keeps the first
+        ``submitted_at``; given ``profile``/``fingerprint``/``batch_key`` fill or replace theirs.
+        """
+        with self._guard(), self._transaction() as tx:
+            row_id = self._merge(
+                tx, task, profile=profile, fingerprint=fingerprint, batch_key=batch_key
+            )
+            if intent_id is not None:
+                tx.execute(
+                    "UPDATE intents SET task_row = ?, closed_at = ? WHERE id = ?",
+                    (row_id, _store_time(self._clock()), intent_id),
+                )
+
+    def update(self, task: Task) -> None:
+        """Store the latest look-up of a task (status, images, expiry, cost, error, poll URL).
+
+        Fields the new task leaves ``None`` keep their stored value (a status poll carries no
+        request); images are merged so saved paths survive re-signed URLs; a final status is
+        never replaced by a non-final one. An unknown task is inserted.
+        """
+        with self._guard(), self._transaction() as tx:
+            self._merge(tx, task)
+
+    def mark_downloaded(self, task: Task) -> None:
+        """Store the saved images (path, sha256, bytes, size, format) of a task."""
+        self.update(task)
+
+    def _merge(
+        self,
+        tx: sqlite3.Connection,
+        task: Task,
+        *,
+        profile: str | None = None,
+        fingerprint: str | None = None,
+        batch_key: str | None = None,
+    ) -> int:
+        now = _store_time(self._clock())
+        row = tx.execute(
+            f"SELECT {_COLUMNS} FROM tasks WHERE provider = ? AND task_id = ?",
+            (task.provider, task.task_id),
+        ).fetchone()
+        if row is None:
+            merged = task
+            submitted_at = now
+        else:
+            old = self._entry(row)
+            merged = merge_tasks(old.task, task)
+            submitted_at = _store_time(old.submitted_at)
+            profile = profile if profile is not None else old.profile
+            fingerprint = fingerprint if fingerprint is not None else old.fingerprint
+            batch_key = batch_key if batch_key is not None else old.batch_key
+        values = {
+            "provider": merged.provider,
+            "task_id": merged.task_id,
+            "status": merged.status.value,
+            "raw_status": merged.raw_status,
+            "unknown_status": merged.unknown_status,
+            "model": merged.model,
+            "base_url": merged.base_url,
+            "poll_url": merged.poll_url,
+            "profile": profile,
+            "created_at": _store_time(merged.created_at),
+            "expires_at": _store_time(merged.expires_at),
+            "submitted_at": submitted_at,
+            "updated_at": now,
+            "images": _dumps([image.to_json() for image in merged.images]),
+            "cost": _dumps(_cost_json(merged.cost)) if merged.cost is not None else None,
+            "error": _dumps(merged.error.to_json()) if merged.error is not None else None,
+            "request": _dumps(merged.request) if merged.request is not None else None,
+            "extra": _dumps(merged.extra),
+            "downloaded": int(is_downloaded(merged)),
+            "fingerprint": fingerprint,
+            "batch_key": batch_key,
+        }
+        if row is None:
+            names = ", ".join(values)
+            marks = ", ".join("?" for _ in values)
+            cursor = tx.execute(
+                f"INSERT INTO tasks ({names}) VALUES ({marks})", tuple(values.values())
+            )
+            assert cursor.lastrowid is not None
+            return int(cursor.lastrowid)
+        sets = ", ".join(f"{name} = ?" for name in values)
+        tx.execute(f"UPDATE tasks SET {sets} WHERE id = ?", (*values.values(), row[0]))
+        return int(row[0])
+
+    # -- reads ------------------------------------------------------------------------------
+
+    def get(self, task_id: str, provider: str | None = None) -> LedgerEntry | None:
+        """The task with this id (the newest one when ``provider`` is None and ids clash)."""
+        if provider is None:
+            return self._one("task_id = ?", (task_id,))
+        return self._one("task_id = ? AND provider = ?", (task_id, provider))
+
+    def find_by_fingerprint(self, fingerprint: str) -> LedgerEntry | None:
+        """The newest task submitted with this request fingerprint (batch resume)."""
+        return self._one("fingerprint = ?", (fingerprint,))
+
+    def find_by_batch_key(self, batch_key: str) -> LedgerEntry | None:
+        """The newest task recorded under this batch key."""
+        return self._one("batch_key = ?", (batch_key,))
+
+    def history(
+        self,
+        *,
+        limit: int | None = DEFAULT_HISTORY_LIMIT,
+        pending_only: bool = False,
+        now: datetime | None = None,
+    ) -> list[LedgerEntry]:
+        """Tasks newest first; ``pending_only`` keeps those still running or still to download.
+
+        Pending means not final, or succeeded, not downloaded and its URLs not yet expired.
+        ``limit`` None means all.
+        """
+        where = "1"
+        params: list[Any] = []
+        if pending_only:
+            marks = ", ".join("?" for _ in _FINAL_VALUES)
+            where = (
+                f"status NOT IN ({marks}) OR (status = ? AND downloaded = 0"
+                " AND (expires_at IS NULL OR expires_at > ?))"
+            )
+            params = [
+                *_FINAL_VALUES,
+                TaskStatus.SUCCEEDED.value,
+                _store_time(now or self._clock()),
+            ]
+        return self._many(where, params, limit)
+
+    def downloadable(self, now: datetime | None = None) -> list[LedgerEntry]:
+        """Succeeded tasks not yet downloaded whose URLs have not expired (newest first)."""
+        where = "status = ? AND downloaded = 0 AND (expires_at IS NULL OR expires_at > ?)"
+        params = [TaskStatus.SUCCEEDED.value, _store_time(now or self._clock())]
+        return self._many(where, params, None)
+
+    def open_intents(self, fingerprint: str) -> list[int]:
+        """Intents for this fingerprint never followed by a submit or a close (outcome unknown)."""
+        with self._guard() as conn:
+            rows = conn.execute(
+                "SELECT id FROM intents WHERE fingerprint = ? AND task_row IS NULL"
+                " AND closed_at IS NULL ORDER BY id",
+                (fingerprint,),
+            ).fetchall()
+        return [int(row[0]) for row in rows]
+
+    def _one(self, where: str, params: tuple[Any, ...]) -> LedgerEntry | None:
+        found = self._many(where, list(params), 1)
+        return found[0] if found else None
+
+    def _many(self, where: str, params: list[Any], limit: int | None) -> list[LedgerEntry]:
+        sql = f"SELECT {_COLUMNS} FROM tasks WHERE {where} ORDER BY submitted_at DESC, id DESC"
+        if limit is not None:
+            sql += " LIMIT ?"
+            params = [*params, max(0, limit)]
+        with self._guard() as conn:
+            rows = conn.execute(sql, params).fetchall()
+        return [self._entry(row) for row in rows]
+
+    def _entry(self, row: tuple[Any, ...]) -> LedgerEntry:
+        data = dict(zip(_COLUMN_NAMES, row, strict=True))
+        try:
+            cost = _loads(data["cost"])
+            error = _loads(data["error"])
+            task = Task(
+                task_id=data["task_id"],
+                provider=data["provider"],
+                status=TaskStatus(data["status"]),
+                raw_status=data["raw_status"],
+                unknown_status=data["unknown_status"],
+                model=data["model"],
+                created_at=_load_time(data["created_at"]),
+                expires_at=_load_time(data["expires_at"]),
+                images=tuple(ImageResult(**image) for image in _loads(data["images"]) or ()),
+                cost=Cost(credits=cost["credits"], usd=cost["usd"]) if cost else None,
+                error=TaskError(code=error["code"], message=error["message"]) if error else None,
+                request=_loads(data["request"]),
+                poll_url=data["poll_url"],
+                base_url=data["base_url"],
+                extra=_loads(data["extra"]) or {},
+            )
+            submitted_at = _load_time(data["submitted_at"])
+            updated_at = _load_time(data["updated_at"])
+        except (ValueError, TypeError, KeyError) as exc:
+            raise LedgerError(
+                f"The ledger at {self.path} holds an unreadable row for task "
+                f"{data.get('task_id')!r}: {exc}."
+            ) from exc
+        assert submitted_at is not None and updated_at is not None
+        return LedgerEntry(
+            task=task,
+            profile=data["profile"],
+            submitted_at=submitted_at,
+            updated_at=updated_at,
+            downloaded=bool(data["downloaded"]),
+            fingerprint=data["fingerprint"],
+            batch_key=data["batch_key"],
+        )
+
+
+_COLUMN_NAMES: tuple[str, ...] = (
+    "id",
+    "provider",
+    "task_id",
+    "status",
+    "raw_status",
+    "unknown_status",
+    "model",
+    "base_url",
+    "poll_url",
+    "profile",
+    "created_at",
+    "expires_at",
+    "submitted_at",
+    "updated_at",
+    "images",
+    "cost",
+    "error",
+    "request",
+    "extra",
+    "downloaded",
+    "fingerprint",
+    "batch_key",
+)
+_COLUMNS = ", ".join(_COLUMN_NAMES)
+
+
+def migrate(conn: sqlite3.Connection, version: int) -> None:
+    """Apply every migration step after ``version`` (inside the caller's transaction)."""
+    for step in range(version, SCHEMA_VERSION):
+        for statement in _MIGRATIONS[step]:
+            conn.execute(statement)
+        conn.execute(f"PRAGMA user_version = {step + 1}")
+
+
+def is_downloaded(task: Task) -> bool:
+    """True when the task has images and every one has a saved path."""
+    return bool(task.images) and all(image.path for image in task.images)
+
+
+def merge_tasks(old: Task, new: Task) -> Task:
+    """The stored task brought up to date by a newer look-up (see :meth:`Ledger.update`)."""
+    if old.status.is_final and not new.status.is_final:
+        status, raw_status, unknown_status = old.status, old.raw_status, old.unknown_status
+    else:
+        status, raw_status, unknown_status = new.status, new.raw_status, new.unknown_status
+    return Task(
+        task_id=new.task_id,
+        provider=new.provider,
+        status=status,
+        raw_status=raw_status,
+        unknown_status=unknown_status,
+        model=_first(new.model, old.model),
+        created_at=_first(new.created_at, old.created_at),
+        expires_at=_first(new.expires_at, old.expires_at),
+        images=merge_images(old.images, new.images),
+        cost=_first(new.cost, old.cost),
+        error=_first(new.error, old.error),
+        request=_first(new.request, old.request),
+        poll_url=_first(new.poll_url, old.poll_url),
+        base_url=_first(new.base_url, old.base_url),
+        extra={**old.extra, **new.extra},
+    )
+
+
+def merge_images(
+    old: tuple[ImageResult, ...], new: tuple[ImageResult, ...]
+) -> tuple[ImageResult, ...]:
+    """New images, each completed from its stored twin (same URL, else same position)."""
+    if not new:
+        return old
+    by_url = {image.url: image for image in old}
+    merged: list[ImageResult] = []
+    for index, image in enumerate(new):
+        twin = by_url.get(image.url)
+        if twin is None and len(old) == len(new):
+            twin = old[index]  # a re-signed URL for the same image
+        if twin is not None:
+            image = ImageResult(
+                url=image.url,
+                path=_first(image.path, twin.path),
+                bytes=_first(image.bytes, twin.bytes),
+                sha256=_first(image.sha256, twin.sha256),
+                width=_first(image.width, twin.width),
+                height=_first(image.height, twin.height),
+                format=_first(image.format, twin.format),
+            )
+        merged.append(image)
+    return tuple(merged)
+
+
+def _is_busy(exc: sqlite3.Error) -> bool:
+    text = str(exc).lower()
+    return "locked" in text or "busy" in text
+
+
+def _first(value: Any, fallback: Any) -> Any:
+    return value if value is not None else fallback
+
+
+def _cost_json(cost: Cost) -> dict[str, Any]:
+    # Raw numbers, not Cost.to_json's tidied ones, so the round trip is exact.
+    return {"credits": cost.credits, "usd": cost.usd}
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=str)
+
+
+def _loads(text: str | None) -> Any:
+    return None if text is None else json.loads(text)
+
+
+def _store_time(moment: datetime | None) -> str | None:
+    """Fixed-width ISO 8601 UTC with microseconds, so text order is time order."""
+    if moment is None:
+        return None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=timezone.utc)
+    utc = moment.astimezone(timezone.utc).replace(tzinfo=None)
+    return utc.isoformat(timespec="microseconds") + "Z"
+
+
+def _load_time(text: str | None) -> datetime | None:
+    if text is None:
+        return None
+    return datetime.fromisoformat(text.rstrip("Z")).replace(tzinfo=timezone.utc)

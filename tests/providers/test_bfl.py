@@ -1,0 +1,314 @@
+"""Black Forest Labs translator: the documented payloads, dict in and dict out."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from flux2_cli.errors import (
+    ApiError,
+    AuthError,
+    BadRequestError,
+    CreditsError,
+    RateLimitError,
+    ServerError,
+    UsageError,
+)
+from flux2_cli.providers.bfl import CAPABILITIES, BflProvider, estimate_credits, trusted_poll_url
+from flux2_cli.request import GenerationRequest
+from flux2_cli.task import Cost, Task, TaskStatus
+
+BASE = "https://api.bfl.ai"
+PROVIDER = BflProvider()
+TASK_ID = "d5ba37dc-1111"
+SUBMIT = {
+    "id": TASK_ID,
+    "polling_url": f"https://api.eu2.bfl.ai/v1/get_result?id={TASK_ID}",
+    "cost": 3.0,
+    "input_mp": 0.0,
+    "output_mp": 1.05,
+}
+READY = {
+    "id": TASK_ID,
+    "status": "Ready",
+    "result": {"sample": "https://delivery.bfl.ai/sample.jpeg", "prompt": "a fox", "seed": 42},
+    "progress": None,
+}
+
+
+def submitted(body: dict[str, Any] | None = None, base_url: str = BASE) -> Task:
+    return PROVIDER.parse_create(body or SUBMIT, GenerationRequest("a red fox"), base_url)
+
+
+def test_x_key_header() -> None:
+    assert PROVIDER.auth_headers("KEY") == {"x-key": "KEY"}
+    assert CAPABILITIES.auth_header == "x-key"
+
+
+def test_create_body_with_every_option() -> None:
+    request = GenerationRequest(
+        "a red fox",
+        refs=("https://example.com/a.png", "QUJD"),
+        seed=42,
+        width=1024,
+        height=768,
+        format="webp",
+        safety=5,
+        callback_url="https://hook.example/done",
+        webhook_secret="s3cret",
+    )
+    PROVIDER.validate(GenerationRequest("a red fox", refs=("https://example.com/a.png",)))
+    call = PROVIDER.build_create(request)
+    assert (call.method, call.url, call.paid) == ("POST", "/v1/flux-2-pro", True)
+    assert call.json == {
+        "prompt": "a red fox",
+        "width": 1024,
+        "height": 768,
+        "input_image": "https://example.com/a.png",
+        "input_image_2": "QUJD",
+        "seed": 42,
+        "safety_tolerance": 5,
+        "output_format": "webp",
+        "webhook_url": "https://hook.example/done",
+        "webhook_secret": "s3cret",
+    }
+
+
+@pytest.mark.parametrize(
+    ("request_", "path"),
+    [
+        (GenerationRequest("a red fox", mode="pro"), "/v1/flux-2-pro"),
+        (GenerationRequest("a red fox", mode="flex"), "/v1/flux-2-flex"),
+        (GenerationRequest("a red fox", model="flux-2-max"), "/v1/flux-2-max"),
+    ],
+)
+def test_model_is_the_path(request_: GenerationRequest, path: str) -> None:
+    call = PROVIDER.build_create(request_)
+    assert call.url == path
+    assert call.json is not None and "model" not in call.json
+
+
+def test_minimal_body_sizes_from_the_table_snapped_to_16() -> None:
+    call = PROVIDER.build_create(GenerationRequest("a red fox", ratio="9:16"))
+    assert call.json == {"prompt": "a red fox", "width": 1088, "height": 1920}
+
+
+def test_flex_params_pass_through() -> None:
+    params = {"steps": 30, "guidance": 4.5, "prompt_upsampling": True}
+    request = GenerationRequest("a red fox", mode="flex", params=params)
+    PROVIDER.validate(request)
+    body = PROVIDER.build_create(request).json
+    assert body is not None
+    assert {k: body[k] for k in params} == params
+
+
+@pytest.mark.parametrize(
+    ("params", "name"),
+    [
+        ({"steps": 0}, "steps"),
+        ({"steps": 51}, "steps"),
+        ({"steps": 2.5}, "steps"),
+        ({"steps": "10"}, "steps"),
+        ({"guidance": 1.4}, "guidance"),
+        ({"guidance": 10.5}, "guidance"),
+        ({"guidance": True}, "guidance"),
+        ({"prompt_upsampling": "yes"}, "prompt_upsampling"),
+    ],
+)
+def test_flex_param_ranges(params: dict[str, Any], name: str) -> None:
+    with pytest.raises(UsageError) as caught:
+        PROVIDER.validate(GenerationRequest("a red fox", mode="flex", params=params))
+    assert "bfl" in caught.value.message and name in caught.value.message
+
+
+@pytest.mark.parametrize(("steps", "guidance"), [(1, 1.5), (50, 10), (28, 5)])
+def test_flex_param_bounds_accepted(steps: int, guidance: float) -> None:
+    params = {"steps": steps, "guidance": guidance}
+    PROVIDER.validate(GenerationRequest("a red fox", mode="flex", params=params))
+
+
+@pytest.mark.parametrize(
+    ("request_", "option"),
+    [
+        (GenerationRequest("a red fox", width=1000, height=1024), "--width"),
+        (GenerationRequest("a red fox", width=48, height=1024), "--width"),
+        (GenerationRequest("a red fox", width=2064, height=2048), "--width/--height"),
+        (GenerationRequest("a red fox", safety=6), "--safety"),
+        (GenerationRequest("a red fox", format="gif"), "--format"),
+        (GenerationRequest("a red fox", model="../v2/x"), "--model"),
+        (GenerationRequest("a red fox", webhook_secret="s"), "webhook secret"),
+    ],
+)
+def test_validate_refuses(request_: GenerationRequest, option: str) -> None:
+    with pytest.raises(UsageError) as caught:
+        PROVIDER.validate(request_)
+    assert "bfl" in caught.value.message and option in caught.value.message
+
+
+def test_four_megapixels_is_the_cap() -> None:
+    PROVIDER.validate(GenerationRequest("a red fox", width=2048, height=2048))
+
+
+def test_local_refs_are_allowed_by_validation() -> None:
+    PROVIDER.validate(GenerationRequest("a red fox", refs=("./me.png",)))
+
+
+def test_submit_answer_id_poll_url_and_cost() -> None:
+    task = submitted()
+    assert task.task_id == TASK_ID
+    assert task.status is TaskStatus.QUEUED
+    assert task.poll_url == SUBMIT["polling_url"]
+    assert task.cost == Cost(credits=3.0, usd=0.03)
+    assert task.model == "flux-2-pro"
+
+
+def test_poll_uses_the_returned_url_on_another_host() -> None:
+    call = submitted()
+    poll = PROVIDER.build_poll(call)
+    assert (poll.method, poll.url, poll.params) == ("GET", SUBMIT["polling_url"], None)
+    assert poll.authenticated is True
+
+
+def test_poll_without_polling_url_uses_get_result() -> None:
+    task = submitted({"id": TASK_ID, "cost": 3.0})
+    assert task.poll_url is None
+    poll = PROVIDER.build_poll(task)
+    assert (poll.url, poll.params) == ("/v1/get_result", {"id": TASK_ID})
+
+
+def test_untrusted_polling_url_is_not_followed_with_the_key() -> None:
+    task = submitted({"id": TASK_ID, "polling_url": "https://evil.example/steal"})
+    assert task.poll_url is None
+    assert PROVIDER.build_poll(task).url == "/v1/get_result"
+
+
+@pytest.mark.parametrize(
+    ("url", "base", "trusted"),
+    [
+        ("https://api.eu2.bfl.ai/v1/get_result?id=1", BASE, True),
+        ("https://bfl.ai/x", BASE, True),
+        ("http://api.eu.bfl.ai/x", BASE, False),
+        ("https://notbfl.ai/x", BASE, False),
+        ("https://bfl.ai.evil.example/x", BASE, False),
+        ("http://127.0.0.1:8000/v1/get_result?id=1", "http://127.0.0.1:8000", True),
+        ("not a url", BASE, False),
+    ],
+)
+def test_trusted_poll_url(url: str, base: str, trusted: bool) -> None:
+    assert trusted_poll_url(url, base) is trusted
+
+
+def test_ready_result() -> None:
+    task = PROVIDER.parse_poll(READY, submitted())
+    assert task.status is TaskStatus.SUCCEEDED
+    assert [i.url for i in task.images] == ["https://delivery.bfl.ai/sample.jpeg"]
+    assert task.cost == Cost(credits=3.0, usd=0.03)  # kept from the submit answer
+    assert task.expires_at is not None and task.created_at is not None
+    lifetime = task.expires_at - task.created_at
+    assert lifetime.total_seconds() <= 10 * 60 + 5
+
+
+@pytest.mark.parametrize(
+    ("word", "status"),
+    [
+        ("Pending", TaskStatus.QUEUED),
+        ("Error", TaskStatus.FAILED),
+        ("Request Moderated", TaskStatus.FAILED),
+        ("Content Moderated", TaskStatus.FAILED),
+        ("Task not found", TaskStatus.FAILED),
+    ],
+)
+def test_every_documented_status_word(word: str, status: TaskStatus) -> None:
+    task = PROVIDER.parse_poll({"id": TASK_ID, "status": word, "result": None}, submitted())
+    assert task.status is status
+    assert task.unknown_status is None
+
+
+def test_task_not_found_code() -> None:
+    task = PROVIDER.parse_poll({"id": TASK_ID, "status": "Task not found"}, submitted())
+    assert task.error is not None and task.error.code == "Task not found"
+
+
+@pytest.mark.parametrize("word", ["Request Moderated", "Content Moderated"])
+def test_moderated_has_a_moderation_code_and_reasons(word: str) -> None:
+    body = {"id": TASK_ID, "status": word, "details": {"Moderation Reasons": ["Derivative"]}}
+    task = PROVIDER.parse_poll(body, submitted())
+    assert task.error is not None
+    assert task.error.code == "moderated"
+    assert word in task.error.message and "Derivative" in task.error.message
+
+
+def test_error_status_keeps_code() -> None:
+    task = PROVIDER.parse_poll({"id": TASK_ID, "status": "Error"}, submitted())
+    assert task.error is not None and task.error.code == "Error"
+
+
+def test_fastapi_422_is_a_bad_request_with_the_detail() -> None:
+    body = {
+        "detail": [
+            {"loc": ["body", "width"], "msg": "must be a multiple of 16", "type": "value_error"},
+            {"loc": ["body", "seed"], "msg": "not an integer", "type": "type_error"},
+        ]
+    }
+    error = PROVIDER.error_for(422, body, "")
+    assert isinstance(error, BadRequestError)
+    assert error.exit_code == 2
+    assert "width: must be a multiple of 16" in error.message
+    assert "seed: not an integer" in error.message
+
+
+@pytest.mark.parametrize(
+    ("status", "cls", "exit_code"),
+    [
+        (400, BadRequestError, 2),
+        (401, AuthError, 3),
+        (402, CreditsError, 4),
+        (403, AuthError, 3),
+        (429, RateLimitError, 7),
+        (500, ServerError, 7),
+    ],
+)
+def test_http_errors(status: int, cls: type[ApiError], exit_code: int) -> None:
+    error = PROVIDER.error_for(status, {"detail": "nope"}, "")
+    assert type(error) is cls
+    assert error.exit_code == exit_code
+    assert "bfl" in error.message and "nope" in error.message
+
+
+@pytest.mark.parametrize(
+    ("model", "width", "height", "credits"),
+    [
+        ("flux-2-pro", 1024, 1024, 3.0),
+        ("flux-2-pro", 1440, 1440, 4.5),
+        ("flux-2-pro", 2048, 2048, 7.5),
+        ("flux-2-flex", 1024, 1024, 5.0),
+        ("flux-2-flex", 1440, 1440, 10.0),
+        ("flux-2-max", 1024, 1024, 7.0),
+        ("flux-2-max", 2048, 2048, 16.0),
+        ("flux-2-pro", 64, 64, 3.0),
+        ("something-else", 1024, 1024, None),
+    ],
+)
+def test_estimate_credits(model: str, width: int, height: int, credits: float | None) -> None:
+    assert estimate_credits(model, width, height) == credits
+
+
+def test_estimate_cost_in_credits_and_usd() -> None:
+    cost = PROVIDER.estimate_cost(GenerationRequest("a red fox", width=1024, height=1024))
+    assert cost == Cost(credits=3.0, usd=0.03)
+
+
+def test_regions() -> None:
+    assert dict(CAPABILITIES.regions) == {
+        "eu": "https://api.eu.bfl.ai",
+        "us": "https://api.us.bfl.ai",
+    }
+
+
+def test_size_rule_in_words() -> None:
+    # Printed as count / 1e6 this was "4.1943 MP": the exact pixel count is shown instead.
+    rule = CAPABILITIES.size_rule
+    assert rule is not None
+    assert rule.describe() == "a multiple of 16, at least 64, at most 4,194,304 pixels in all"
+    assert rule.violation(2064, 2048) == "2064×2048 is over 4,194,304 pixels"
