@@ -188,4 +188,4 @@ class TerminatedSignal(BaseException):
 
 
 class InterruptSignal(BaseException):
-    """Raised by the SIGINT handler: unlike KeyboardInterrupt, Click does not turn it into exit 1."""
+    """Raised by the SIGINT handler; Click turns KeyboardInterrupt into exit 1, not this."""

@@ -352,6 +352,24 @@ def test_output_dash_does_not_write_a_broken_image(
     assert out.getvalue() == b""
 
 
+def test_output_dash_with_several_images_keeps_the_others_on_disk(
+    httpx_mock: HTTPXMock, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    httpx_mock.add_response(url=URL, content=PNG)
+    httpx_mock.add_response(url=URL2, content=JPEG)
+    out = io.BytesIO()
+    recorder = Recorder()
+    result = run(make_task(urls=(URL, URL2)), None, recorder, output="-", stdout=out)
+    assert out.getvalue() == PNG
+    assert [image.path for image in result.images] == [
+        "-",
+        "a-red-fox-in-the-snow-3f9a1c2e-2.jpg",
+    ]
+    assert (tmp_path / "a-red-fox-in-the-snow-3f9a1c2e-2.jpg").read_bytes() == JPEG
+    assert any("only the first went to stdout" in note for note in recorder.notes)
+
+
 def test_no_sidecar(httpx_mock: HTTPXMock, tmp_path: Path) -> None:
     httpx_mock.add_response(content=PNG)
     run(make_task(), tmp_path, sidecar=False)
@@ -384,7 +402,7 @@ def test_embed_metadata_png_text_chunk(httpx_mock: HTTPXMock, tmp_path: Path) ->
     assert result.images[0].bytes == len(saved)
     with Image.open(io.BytesIO(saved)) as image:
         image.load()
-        meta = json.loads(image.text["flux2"])  # type: ignore[attr-defined]
+        meta = json.loads(image.text["flux2"])
         assert image.tobytes() == Image.open(io.BytesIO(PNG)).tobytes()
     assert meta["task_id"] == TASK_ID
     assert meta["request"]["prompt"] == "A red fox in the snow"

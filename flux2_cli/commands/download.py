@@ -55,7 +55,7 @@ def download(
     """Download the images of finished tasks and print the saved paths."""
     from flux2_cli import jobs
     from flux2_cli.commands._common import make_context, render_tasks
-    from flux2_cli.download import DownloadOptions
+    from flux2_cli.download import DownloadOptions, validate_template
     from flux2_cli.errors import Flux2Error, UsageError
 
     if not task_ids and not pending:
@@ -79,6 +79,7 @@ def download(
     try:
         if output_path == "-" and (pending or len(task_ids or []) > 1):
             raise UsageError("-o - takes exactly one task id.")
+        validate_template(ctx.settings.name)
         options = DownloadOptions(
             output=ctx.settings.output_dir,
             name_template=ctx.settings.name,

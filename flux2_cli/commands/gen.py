@@ -246,7 +246,7 @@ def build_request(ctx: Context, provider: Provider, opts: GenOptions) -> Generat
 
 def _run(ctx: Context, opts: GenOptions) -> None:
     from flux2_cli import jobs
-    from flux2_cli.download import DownloadOptions
+    from flux2_cli.download import DownloadOptions, validate_template
 
     provider = ctx.provider()
     request = build_request(ctx, provider, opts)
@@ -256,6 +256,7 @@ def _run(ctx: Context, opts: GenOptions) -> None:
         raise UsageError(
             "-o - writes image bytes to stdout; it cannot go with --no-wait or --no-download."
         )
+    validate_template(ctx.settings.name)
     if opts.dry_run:
         _print_dry_run(ctx, provider, request)
         return

@@ -415,3 +415,9 @@ def test_import_of_cli_loads_neither_httpx_nor_sqlite3() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     ).stdout.strip()
     assert "httpx" not in loaded and "sqlite3" not in loaded, loaded
+
+
+def test_bad_name_template_is_exit2_before_paying(httpx_mock: HTTPXMock) -> None:
+    result = run_cli(["gen", "a red fox", "--name", "{slug}-{bogus}"])
+    assert result.exit_code == 2
+    assert httpx_mock.get_requests() == []
