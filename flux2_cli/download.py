@@ -402,7 +402,10 @@ class _Downloader:
         stem = _cap_bytes(provisional.rsplit(".", 1)[0], TEMP_STEM_BYTES)
         temp_path = folder / f".{stem}.part-{secrets.token_hex(4)}"
         try:
-            fd = os.open(temp_path, os.O_CREAT | os.O_EXCL | os.O_RDWR | getattr(os, "O_BINARY", 0))
+            # 0o666 & ~umask, like any new file: os.open's default of 0o777 makes images executable.
+            fd = os.open(
+                temp_path, os.O_CREAT | os.O_EXCL | os.O_RDWR | getattr(os, "O_BINARY", 0), 0o666
+            )
         except OSError as exc:
             raise _cannot_write(folder, exc, self.task) from None
         placed = False

@@ -8,7 +8,9 @@ import hashlib
 import io
 import json
 import random
+import os
 import socket
+import stat
 import struct
 import threading
 from collections.abc import Callable, Iterator
@@ -230,6 +232,18 @@ def test_render_name_unknown_field_is_a_usage_error() -> None:
 
 
 # --------------------------------------------------------------------------- happy paths
+
+
+def test_saved_image_is_not_executable(httpx_mock: HTTPXMock, tmp_path: Path) -> None:
+    """Regression: os.open's default mode 0o777 left saved images executable."""
+    httpx_mock.add_response(url=URL, content=PNG, headers=png_headers(PNG))
+    old = os.umask(0o022)
+    try:
+        result = run(make_task(), tmp_path)
+    finally:
+        os.umask(old)
+    assert result.images[0].path is not None
+    assert stat.S_IMODE(Path(result.images[0].path).stat().st_mode) == 0o644
 
 
 def test_downloads_png_with_checksum_size_and_sidecar(
