@@ -106,3 +106,10 @@ def render_status(ctx: Context, tasks: Sequence[Task], *, single: bool) -> None:
         if task.error:
             code = f"[{task.error.code}] " if task.error.code else ""
             output.result(f"  error: {code}{task.error.message}")
+
+
+def status_text(task: Task) -> str:
+    """The status shown while waiting: normalised, with the raw word when it is unknown."""
+    if task.unknown_status:
+        return f"{task.status.value} (provider says {task.unknown_status!r})"
+    return task.status.value

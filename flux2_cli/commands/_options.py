@@ -29,6 +29,7 @@ ProviderOpt = Annotated[
     str | None,
     typer.Option(
         "--provider",
+        metavar="ID",
         help="API to use: apiinone, apimart, vtrix, bfl, sandbox.",
         autocompletion=_complete_provider,
         rich_help_panel=ACCOUNT,
@@ -37,12 +38,18 @@ ProviderOpt = Annotated[
 ]
 BaseUrlOpt = Annotated[
     str | None,
-    typer.Option("--base-url", help="Override the provider's base URL.", rich_help_panel=ACCOUNT),
+    typer.Option(
+        "--base-url",
+        metavar="URL",
+        help="Override the provider's base URL.",
+        rich_help_panel=ACCOUNT,
+    ),
 ]
 ApiKeyOpt = Annotated[
     str | None,
     typer.Option(
         "--api-key",
+        metavar="KEY",
         help="API key (prefer FLUX2_API_KEY or `flux2 config set api_key -`).",
         rich_help_panel=ACCOUNT,
         show_default=False,
@@ -50,12 +57,15 @@ ApiKeyOpt = Annotated[
 ]
 ProfileOpt = Annotated[
     str | None,
-    typer.Option("--profile", help="Config profile to use.", rich_help_panel=ACCOUNT),
+    typer.Option(
+        "--profile", metavar="NAME", help="Config profile to use.", rich_help_panel=ACCOUNT
+    ),
 ]
 SandboxOpt = Annotated[
     bool,
     typer.Option(
         "--sandbox",
+        metavar="",
         help="Run against the offline sandbox (no key, no network).",
         rich_help_panel=ACCOUNT,
     ),
@@ -64,17 +74,25 @@ RegionOpt = Annotated[
     str | None,
     typer.Option(
         "--region",
+        metavar="REGION",
         help="Regional host where the provider has them (bfl: eu, us).",
         rich_help_panel=ACCOUNT,
     ),
 ]
 JsonOpt = Annotated[
-    bool, typer.Option("--json", help="Machine output on stdout.", rich_help_panel=OUTPUT_PANEL)
+    bool,
+    typer.Option(
+        "--json", metavar="", help="Machine output on stdout.", rich_help_panel=OUTPUT_PANEL
+    ),
 ]
 QuietOpt = Annotated[
     bool,
     typer.Option(
-        "--quiet", "-q", help="Nothing on stderr but errors.", rich_help_panel=OUTPUT_PANEL
+        "--quiet",
+        "-q",
+        metavar="",
+        help="Nothing on stderr but errors.",
+        rich_help_panel=OUTPUT_PANEL,
     ),
 ]
 VerboseOpt = Annotated[
@@ -82,6 +100,7 @@ VerboseOpt = Annotated[
     typer.Option(
         "--verbose",
         "-v",
+        metavar="",
         help="Log HTTP requests and responses to stderr (keys redacted).",
         rich_help_panel=OUTPUT_PANEL,
     ),
@@ -91,6 +110,7 @@ OutputOpt = Annotated[
     typer.Option(
         "--output",
         "-o",
+        metavar="PATH",
         help="Folder (existing or ending in /), file name, or - for stdout.",
         rich_help_panel=OUTPUT_PANEL,
         show_default=False,
@@ -100,6 +120,7 @@ NameOpt = Annotated[
     str | None,
     typer.Option(
         "--name",
+        metavar="TEMPLATE",
         help="File name template: {slug} {task_id} {id8} {n} {ext} {date} {time} {seed} "
         "{ratio} {res} {mode}.",
         rich_help_panel=OUTPUT_PANEL,
@@ -108,18 +129,24 @@ NameOpt = Annotated[
 ]
 OverwriteOpt = Annotated[
     bool,
-    typer.Option("--overwrite", help="Replace an existing file.", rich_help_panel=OUTPUT_PANEL),
+    typer.Option(
+        "--overwrite", metavar="", help="Replace an existing file.", rich_help_panel=OUTPUT_PANEL
+    ),
 ]
 NoSidecarOpt = Annotated[
     bool,
     typer.Option(
-        "--no-sidecar", help="Skip the metadata sidecar (.json).", rich_help_panel=OUTPUT_PANEL
+        "--no-sidecar",
+        metavar="",
+        help="Skip the metadata sidecar (.json).",
+        rich_help_panel=OUTPUT_PANEL,
     ),
 ]
 EmbedOpt = Annotated[
     bool,
     typer.Option(
         "--embed-metadata",
+        metavar="",
         help="Also write the parameters into the image (PNG text, JPEG comment).",
         rich_help_panel=OUTPUT_PANEL,
     ),
@@ -127,7 +154,10 @@ EmbedOpt = Annotated[
 TimeoutOpt = Annotated[
     float | None,
     typer.Option(
-        "--timeout", help="Seconds to wait for the task [default: 600].", show_default=False
+        "--timeout",
+        help="Seconds to wait for the task (default 600, or config).",
+        show_default=False,
+        metavar="SECONDS",
     ),
 ]
 RatioOpt = Annotated[
@@ -135,7 +165,8 @@ RatioOpt = Annotated[
     typer.Option(
         "--ratio",
         "-r",
-        help=f"Aspect ratio: {' '.join(RATIOS)} [default: 1:1].",
+        help=f"Aspect ratio: {' '.join(RATIOS)} (default 1:1, or config).",
+        metavar="RATIO",
         autocompletion=_complete(RATIOS),
         show_default=False,
     ),
@@ -144,7 +175,8 @@ ResOpt = Annotated[
     str | None,
     typer.Option(
         "--res",
-        help="Resolution: 1K or 2K [default: 1K].",
+        help="Resolution: 1K or 2K (default 1K, or config).",
+        metavar="RES",
         autocompletion=_complete(("1K", "2K")),
         show_default=False,
     ),
@@ -154,7 +186,8 @@ ModeOpt = Annotated[
     typer.Option(
         "--mode",
         "-m",
-        help="pro or flex [default: pro].",
+        help="pro or flex (default pro, or config).",
+        metavar="MODE",
         autocompletion=_complete(MODES),
         show_default=False,
     ),
@@ -164,6 +197,7 @@ FormatOpt = Annotated[
     typer.Option(
         "--format",
         help="png, jpeg or webp, as the provider allows.",
+        metavar="FORMAT",
         autocompletion=_complete(FORMATS),
         show_default=False,
     ),

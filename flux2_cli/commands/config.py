@@ -134,9 +134,11 @@ def _lines(table: dict[str, Any], prefix: str = "") -> list[str]:
 
 @app.command("list")
 def list_command(
-    json_out: Annotated[bool, typer.Option("--json", help="One JSON object on stdout.")] = False,
+    json_out: Annotated[
+        bool, typer.Option("--json", metavar="", help="One JSON object on stdout.")
+    ] = False,
     show_secrets: Annotated[
-        bool, typer.Option("--show-secrets", help="Show API keys in full.")
+        bool, typer.Option("--show-secrets", metavar="", help="Show API keys in full.")
     ] = False,
 ) -> None:
     """Show the config file's settings, `profiles.NAME.key = value` for profiles."""

@@ -33,6 +33,7 @@ def download(
         bool,
         typer.Option(
             "--pending",
+            metavar="",
             help="Every finished task in the ledger not yet downloaded whose URLs still live.",
         ),
     ] = False,
@@ -54,7 +55,7 @@ def download(
 ) -> None:
     """Download the images of finished tasks and print the saved paths."""
     from flux2_cli import jobs
-    from flux2_cli.commands._common import make_context, render_tasks
+    from flux2_cli.commands._common import make_context, render_tasks, status_text
     from flux2_cli.download import DownloadOptions, validate_template
     from flux2_cli.errors import Flux2Error, UsageError
 
@@ -105,9 +106,7 @@ def download(
                                 task,
                                 timeout=ctx.settings.timeout,
                                 poll_first=True,
-                                on_update=lambda current: show(
-                                    current.raw_status or current.status.value
-                                ),
+                                on_update=lambda current: show(status_text(current)),
                             )
                     done.append(jobs.download(ctx, task, options))
             except Flux2Error as exc:

@@ -41,7 +41,9 @@ FLOW_PANEL = "Flow"
 
 
 def gen(
-    prompt: Annotated[str, typer.Argument(help="What to draw; - reads it from stdin.")],
+    prompt: Annotated[
+        str, typer.Argument(help="What to draw; - reads it from stdin.", metavar="PROMPT")
+    ],
     ratio: RatioOpt = None,
     res: ResOpt = None,
     mode: ModeOpt = None,
@@ -49,6 +51,7 @@ def gen(
         list[str] | None,
         typer.Option(
             "--ref",
+            metavar="URL|PATH",
             help="Reference image URL (or local file where the provider takes inline images); "
             "repeatable, at most 8.",
             rich_help_panel=REQUEST_PANEL,
@@ -56,18 +59,25 @@ def gen(
         ),
     ] = None,
     seed: Annotated[
-        int | None, typer.Option("--seed", help="Random seed.", rich_help_panel=REQUEST_PANEL)
+        int | None,
+        typer.Option("--seed", metavar="N", help="Random seed.", rich_help_panel=REQUEST_PANEL),
     ] = None,
     width: Annotated[
         int | None,
         typer.Option(
-            "--width", help="Width in pixels (with --height).", rich_help_panel=REQUEST_PANEL
+            "--width",
+            metavar="W",
+            help="Width in pixels (with --height).",
+            rich_help_panel=REQUEST_PANEL,
         ),
     ] = None,
     height: Annotated[
         int | None,
         typer.Option(
-            "--height", help="Height in pixels (with --width).", rich_help_panel=REQUEST_PANEL
+            "--height",
+            metavar="H",
+            help="Height in pixels (with --width).",
+            rich_help_panel=REQUEST_PANEL,
         ),
     ] = None,
     image_format: FormatOpt = None,
@@ -75,6 +85,7 @@ def gen(
         int | None,
         typer.Option(
             "--safety",
+            metavar="N",
             help="Moderation tolerance, in the provider's range.",
             rich_help_panel=REQUEST_PANEL,
         ),
@@ -83,6 +94,7 @@ def gen(
         str | None,
         typer.Option(
             "--callback-url",
+            metavar="URL",
             help="Webhook called when the task ends.",
             rich_help_panel=REQUEST_PANEL,
         ),
@@ -91,6 +103,7 @@ def gen(
         list[str] | None,
         typer.Option(
             "--param",
+            metavar="KEY=VALUE",
             help="KEY=VALUE passed into the request body (VALUE parsed as JSON); repeatable.",
             rich_help_panel=REQUEST_PANEL,
             show_default=False,
@@ -99,7 +112,10 @@ def gen(
     model: Annotated[
         str | None,
         typer.Option(
-            "--model", help="Override the provider's model id.", rich_help_panel=REQUEST_PANEL
+            "--model",
+            metavar="NAME",
+            help="Override the provider's model id.",
+            rich_help_panel=REQUEST_PANEL,
         ),
     ] = None,
     output_path: OutputOpt = None,
@@ -110,13 +126,17 @@ def gen(
     no_wait: Annotated[
         bool,
         typer.Option(
-            "--no-wait", help="Submit only; print the task id.", rich_help_panel=FLOW_PANEL
+            "--no-wait",
+            metavar="",
+            help="Submit only; print the task id.",
+            rich_help_panel=FLOW_PANEL,
         ),
     ] = False,
     no_download: Annotated[
         bool,
         typer.Option(
             "--no-download",
+            metavar="",
             help="Wait, then print URLs instead of downloading.",
             rich_help_panel=FLOW_PANEL,
         ),
@@ -126,6 +146,7 @@ def gen(
         bool,
         typer.Option(
             "--dry-run",
+            metavar="",
             help="Print the exact HTTP request (key redacted) and the estimated cost; "
             "send nothing.",
             rich_help_panel=FLOW_PANEL,
@@ -246,6 +267,7 @@ def build_request(ctx: Context, provider: Provider, opts: GenOptions) -> Generat
 
 def _run(ctx: Context, opts: GenOptions) -> None:
     from flux2_cli import jobs
+    from flux2_cli.commands._common import status_text
     from flux2_cli.download import DownloadOptions, validate_template
 
     provider = ctx.provider()
@@ -269,12 +291,12 @@ def _run(ctx: Context, opts: GenOptions) -> None:
         _render(ctx, task, "ids")
         return
     with jobs.interruptible(task_id), output.status(f"task {task_id[:12]}") as show:
-        show(task.status.value)
+        show(status_text(task))
         task = jobs.wait(
             ctx,
             task,
             timeout=ctx.settings.timeout,
-            on_update=lambda current: show(current.raw_status or current.status.value),
+            on_update=lambda current: show(status_text(current)),
         )
     if opts.no_download:
         _render(ctx, task, "urls")

@@ -13,7 +13,9 @@ def history(
     limit: Annotated[int, typer.Option("--limit", help="How many tasks to show.", min=1)] = 20,
     pending: Annotated[
         bool,
-        typer.Option("--pending", help="Only tasks still running or not yet downloaded."),
+        typer.Option(
+            "--pending", metavar="", help="Only tasks still running or not yet downloaded."
+        ),
     ] = False,
     json_output: JsonOpt = False,
     quiet: QuietOpt = False,

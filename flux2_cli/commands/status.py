@@ -24,7 +24,9 @@ def status(
     task_ids: Annotated[
         list[str], typer.Argument(help="One or more task ids.", show_default=False)
     ],
-    wait: Annotated[bool, typer.Option("--wait", help="Poll until each task is final.")] = False,
+    wait: Annotated[
+        bool, typer.Option("--wait", metavar="", help="Poll until each task is final.")
+    ] = False,
     timeout: TimeoutOpt = None,
     json_output: JsonOpt = False,
     quiet: QuietOpt = False,
@@ -38,7 +40,7 @@ def status(
 ) -> None:
     """Show a task's status, image URLs, expiry and error (exit 5 if it failed)."""
     from flux2_cli import jobs
-    from flux2_cli.commands._common import make_context, render_status
+    from flux2_cli.commands._common import make_context, render_status, status_text
     from flux2_cli.errors import TaskFailedError
 
     ctx = make_context(
@@ -65,9 +67,7 @@ def status(
                             task,
                             timeout=ctx.settings.timeout,
                             poll_first=True,
-                            on_update=lambda current: show(
-                                current.raw_status or current.status.value
-                            ),
+                            on_update=lambda current: show(status_text(current)),
                         )
                     except TaskFailedError:
                         task = jobs.find_task(ctx, task_id)
