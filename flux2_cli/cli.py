@@ -7,6 +7,7 @@ import sys
 from typing import Annotated, NoReturn
 
 import typer
+from typer.completion import get_completion_inspect_parameters, install_callback, show_callback
 
 from flux2_cli import __version__
 from flux2_cli.commands import config as config_command
@@ -29,7 +30,13 @@ app = typer.Typer(
     pretty_exceptions_show_locals=False,
     pretty_exceptions_enable=False,
     context_settings={"help_option_names": ["-h", "--help"]},
+    # Typer's own --install-completion/--show-completion default to None, and coercing that None
+    # imports pydantic (~50 ms) on every Tab press; _root declares the same two options as plain
+    # flags with Typer's own callbacks instead.
+    add_completion=False,
 )
+# What add_completion=True would do: register Typer's shell-completion classes.
+get_completion_inspect_parameters()
 
 
 def _version(value: bool) -> None:
@@ -44,6 +51,24 @@ def _root(
         bool,
         typer.Option(
             "--version", help="Show the version and exit.", callback=_version, is_eager=True
+        ),
+    ] = False,
+    install_completion: Annotated[
+        bool,
+        typer.Option(
+            "--install-completion",
+            help="Install completion for the current shell.",
+            callback=install_callback,
+            expose_value=False,
+        ),
+    ] = False,
+    show_completion: Annotated[
+        bool,
+        typer.Option(
+            "--show-completion",
+            help="Show completion for the current shell, to copy it or customize the installation.",
+            callback=show_callback,
+            expose_value=False,
         ),
     ] = False,
 ) -> None:

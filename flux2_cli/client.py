@@ -28,6 +28,7 @@ import httpx
 from flux2_cli import __version__
 from flux2_cli.errors import (
     ApiError,
+    AuthError,
     RateLimitError,
     ServiceUnavailableError,
     SubmissionUnknownError,
@@ -35,7 +36,7 @@ from flux2_cli.errors import (
 )
 from flux2_cli.providers.base import HttpCall, Provider
 from flux2_cli.providers.parsing import excerpt
-from flux2_cli.redact import redact_headers, redact_url, scrub_all
+from flux2_cli.redact import mask, redact_headers, redact_url, scrub_all
 
 BACKOFF_START_S = 0.5
 BACKOFF_CAP_S = 30.0
@@ -105,8 +106,10 @@ class HttpClient:
         rng: random.Random | None = None,
         timeout: httpx.Timeout | None = None,
         max_connections: int = 10,
+        key_source: str | None = None,
     ) -> None:
         self.provider = provider
+        self._key_source = key_source
         self.base_url = base_url.rstrip("/")
         self._api_key = api_key
         self._sleep = sleep
@@ -228,7 +231,12 @@ class HttpClient:
             body: Any = json.loads(text) if text.strip() else None
         except ValueError:
             body = None
-        return self.provider.error_for(response.status_code, body, text)
+        error = self.provider.error_for(response.status_code, body, text)
+        if isinstance(error, AuthError) and self._api_key:
+            # Which key was refused, and from where, is what the user needs to fix it.
+            source = f" (from {self._key_source})" if self._key_source else ""
+            error.hints.append(f"The key sent was {mask(self._api_key)}{source}.")
+        return error
 
     def _parse_body(self, response: httpx.Response) -> Any:
         text = response.text

@@ -123,6 +123,7 @@ class Context:
                 clock=self.clock,
                 log=self.output.debug if self.output.verbose else None,
                 max_connections=max(10, self.settings.concurrency * 2),
+                key_source=self.settings.api_key_source,
             )
         return self._clients[key]
 

@@ -20,6 +20,7 @@ from flux2_cli.errors import (
     InterruptedError_,
     InterruptSignal,
     NotFoundError,
+    RateLimitError,
     TaskFailedError,
     TerminatedSignal,
     UrlExpiredError,
@@ -84,7 +85,7 @@ def submit(
         )
     try:
         body = client.send(call)
-    except (BadRequestError, AuthError, CreditsError):
+    except (BadRequestError, AuthError, CreditsError, RateLimitError):
         if intent is not None:
             ledger.close_intent(intent)  # refused outright: no task was created
         raise

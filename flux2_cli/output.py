@@ -116,7 +116,7 @@ class Output:
         console = Console(
             file=self.out,
             no_color=not tty or bool(os.environ.get(NO_COLOR)),
-            width=None if tty else 160,
+            width=None if tty else 400,
             highlight=False,
         )
         try:

@@ -242,6 +242,8 @@ async def _create(
         base_url=_base(request),
     )
     store.save_task(record)
+    if spec.webhook_url:
+        store.mark_webhook_pending(record["id"])
     return _json(200, dialect.created(record, _base(request)))
 
 

@@ -3,6 +3,7 @@
 Layout under the state folder (``flux2_cli.env.sandbox_dir()`` unless overridden)::
 
     tasks/<task id>.json   the task record (written atomically, never partially visible)
+    webhooks/<task id>     an empty file while the task's webhook waits to be sent
     images/<name>          image bytes, drawn once on first download and then served as is
     balances.json          {key fingerprint: credits}; keys themselves are never stored
     oneshots.json          {token: unix time} for the "first time only" markers
@@ -28,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 TASKS = "tasks"
+WEBHOOKS = "webhooks"
 IMAGES = "images"
 BALANCES = "balances.json"
 ONESHOTS = "oneshots.json"
@@ -125,6 +127,27 @@ class StateStore:
         if not folder.is_dir():
             return []
         return [path.stem for path in folder.glob("*.json") if not path.name.startswith(".")]
+
+    # -- pending webhooks (an index, so the scanner does not read every task) ----------
+
+    def mark_webhook_pending(self, task_id: str) -> None:
+        """Note that ``task_id`` has a webhook to send when it ends."""
+        if not safe_name(task_id):
+            raise ValueError(f"unsafe task id {task_id!r}")
+        write_atomic(self.root / WEBHOOKS / task_id, b"")
+
+    def clear_webhook_pending(self, task_id: str) -> None:
+        """Forget a sent (or abandoned) webhook."""
+        if safe_name(task_id):
+            with contextlib.suppress(FileNotFoundError):
+                (self.root / WEBHOOKS / task_id).unlink()
+
+    def pending_webhooks(self) -> list[str]:
+        """Ids of tasks whose webhook has not been sent yet."""
+        folder = self.root / WEBHOOKS
+        if not folder.is_dir():
+            return []
+        return [path.name for path in folder.iterdir() if not path.name.startswith(".")]
 
     # -- images --------------------------------------------------------------------------
 

@@ -95,15 +95,17 @@ def deliver(
         return True
 
     store.update_task(task_id, finish)
+    store.clear_webhook_pending(task_id)
     return delivered
 
 
 def deliver_due(store: StateStore, settings: SandboxSettings, sender: Sender | None = None) -> int:
     """Deliver every due webhook in the state folder; the number attempted."""
     count = 0
-    for task_id in store.task_ids():
+    for task_id in store.pending_webhooks():
         record = store.load_task(task_id)
         if record is None or record.get("webhook_state") != "pending":
+            store.clear_webhook_pending(task_id)
             continue
         if deliver(store, settings, task_id, sender) is not None:
             count += 1

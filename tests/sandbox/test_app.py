@@ -20,7 +20,8 @@ PROMPT = "a lighthouse at dusk"
 
 def image_size(data: bytes) -> tuple[int, int]:
     with Image.open(io.BytesIO(data)) as image:
-        return image.size
+        width, height = image.size
+        return int(width), int(height)
 
 
 def image_format(data: bytes) -> str:
@@ -91,7 +92,9 @@ def test_sandbox_provider_reads_every_answer(sbx: Sandbox) -> None:
     assert task.status in (TaskStatus.QUEUED, TaskStatus.RUNNING)
     sbx.finish()
     poll = provider.build_poll(task)
-    task = provider.parse_poll(sbx.client.get(poll.url, headers=provider.auth_headers("k")).json(), task)
+    task = provider.parse_poll(
+        sbx.client.get(poll.url, headers=provider.auth_headers("k")).json(), task
+    )
     assert task.status is TaskStatus.SUCCEEDED
     assert task.expires_at is not None
     image = sbx.client.get(task.images[0].url)
@@ -264,7 +267,8 @@ def test_vtrix_failed_task_shape(sbx: Sandbox) -> None:
 @pytest.mark.parametrize(("mode", "cost"), [("pro", 5.0), ("flex", 14.0), ("max", 14.0)])
 def test_bfl_submit_poll_image(sbx: Sandbox, mode: str, cost: float) -> None:
     created = sbx.client.post(
-        f"/v1/flux-2-{mode}", json={"prompt": PROMPT, "width": 1024, "height": 768, "seed": 42},
+        f"/v1/flux-2-{mode}",
+        json={"prompt": PROMPT, "width": 1024, "height": 768, "seed": 42},
         headers=XKEY,
     ).json()
     task_id = created["id"]
@@ -402,9 +406,7 @@ def test_credits_are_charged_by_the_price_table_until_they_run_out(make_sandbox:
     # pro 1K = 5, flex 1K = 14: 5 + 14 = 19 leaves 1, not enough for anything.
     apiinone_create(sbx)
     apiinone_create(sbx, type="flex")
-    answer = sbx.client.post(
-        "/api/v1/images/generations", json={"prompt": PROMPT}, headers=BEARER
-    )
+    answer = sbx.client.post("/api/v1/images/generations", json={"prompt": PROMPT}, headers=BEARER)
     assert answer.status_code == 402
     other = sbx.client.post(
         "/api/v1/images/generations",

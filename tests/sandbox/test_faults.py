@@ -11,7 +11,9 @@ from flux2_cli.sandbox.faults import FaultInjector, markers_in, parse_faults
 from tests.sandbox.conftest import BEARER, XKEY, Sandbox
 from tests.sandbox.test_app import apiinone_create, apiinone_poll
 
-EXAMPLE = "429=0.2,500=0.1,drop=0.05,slow=0.1,truncate=0.1,html=0.05,fail=0.1,moderate=0.05,retry_after=2"
+EXAMPLE = (
+    "429=0.2,500=0.1,drop=0.05,slow=0.1,truncate=0.1,html=0.05,fail=0.1,moderate=0.05,retry_after=2"
+)
 
 
 # -- parsing and drawing --------------------------------------------------------------------

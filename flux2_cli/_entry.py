@@ -1,0 +1,34 @@
+"""Console-script entry point: answers ``flux2 --version`` before Typer loads, else runs the app."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+# Not `from typing import TYPE_CHECKING`: importing typing alone costs a third of start-up.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import NoReturn
+
+# Typer's completion protocol: a shell asks for completions by setting this variable.
+COMPLETE_VAR = "_FLUX2_COMPLETE"
+
+
+def main() -> NoReturn:
+    """Run ``flux2``: a bare ``--version`` is answered here, everything else by the app."""
+    # Only the exact `flux2 --version` is answered here: anything else (other flags, a completion
+    # request) goes through Typer so parsing and errors stay exactly as the app defines them.
+    if sys.argv[1:] == ["--version"] and not os.environ.get(COMPLETE_VAR):
+        from flux2_cli import __version__
+
+        try:
+            sys.stdout.write(f"flux2 {__version__}\n")
+            sys.stdout.flush()
+        except BrokenPipeError:
+            # The reader went away (`flux2 --version | true`): stay quiet at exit too.
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        sys.exit(0)
+
+    from flux2_cli.cli import main as app_main
+
+    app_main()

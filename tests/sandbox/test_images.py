@@ -1,0 +1,47 @@
+"""The drawing: exact sizes, each format, same input same bytes, no timestamps."""
+
+from __future__ import annotations
+
+import io
+
+import pytest
+from PIL import Image
+
+from flux2_cli.request import SIZE_TABLE
+from flux2_cli.sandbox.images import content_type, extension, render
+
+
+@pytest.mark.parametrize(("key", "size"), sorted(SIZE_TABLE.items()))
+def test_every_size_of_the_table_is_exact(key: tuple[str, str], size: tuple[int, int]) -> None:
+    data = render(*size, "a lighthouse", None, "jpeg")
+    with Image.open(io.BytesIO(data)) as image:
+        assert image.size == size
+
+
+@pytest.mark.parametrize(("fmt", "pillow"), [("png", "PNG"), ("jpeg", "JPEG"), ("webp", "WEBP")])
+def test_formats(fmt: str, pillow: str) -> None:
+    data = render(64, 96, "a lighthouse", 1, fmt)
+    with Image.open(io.BytesIO(data)) as image:
+        assert image.format == pillow
+        assert image.size == (64, 96)
+    assert content_type(fmt).startswith("image/")
+    assert extension(fmt) in ("png", "jpg", "webp")
+
+
+@pytest.mark.parametrize("fmt", ["png", "jpeg", "webp"])
+def test_same_input_same_bytes_other_input_other_bytes(fmt: str) -> None:
+    one = render(320, 200, "a lighthouse", 5, fmt)
+    assert one == render(320, 200, "a lighthouse", 5, fmt)
+    assert one != render(320, 200, "a lighthouse", 6, fmt)
+    assert one != render(320, 200, "a lighthousE", 5, fmt)
+
+
+def test_png_has_no_time_chunk() -> None:
+    assert b"tIME" not in render(100, 100, "abc", None, "png")
+
+
+def test_tiny_and_unknown() -> None:
+    with Image.open(io.BytesIO(render(1, 1, "abc", None))) as image:
+        assert image.size == (1, 1)
+    with pytest.raises(ValueError):
+        render(10, 10, "abc", None, "gif")
