@@ -86,7 +86,11 @@ class Context:
     def api_key(self, provider: Provider, base_url: str) -> str:
         """The key for ``provider``; AuthError (exit 3) before any request when there is none."""
         if is_sandbox_url(base_url) or not provider.capabilities.requires_key:
-            return self.settings.api_key or SANDBOX_KEY
+            # A real key never goes to the emulator; one given with --api-key does, so that
+            # the sandbox's documented refused and broke keys can be tried.
+            if self.settings.api_key and self.settings.api_key_source == "--api-key":
+                return self.settings.api_key
+            return SANDBOX_KEY
         if self.settings.api_key:
             return self.settings.api_key
         own = provider.capabilities.env_var

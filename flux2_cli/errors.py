@@ -140,10 +140,12 @@ class TaskFailedError(Flux2Error):
         task_id: str | None = None,
         code: str | None = None,
         hints: list[str] | None = None,
+        task: object | None = None,
     ) -> None:
         super().__init__(message, hints=hints)
         self.task_id = task_id
         self.code = code
+        self.task = task  # the failed Task, for --json output
 
 
 class WaitTimeoutError(Flux2Error):
@@ -151,9 +153,17 @@ class WaitTimeoutError(Flux2Error):
 
     exit_code = EXIT_TIMEOUT
 
-    def __init__(self, message: str, *, task_id: str, hints: list[str] | None = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        task_id: str,
+        hints: list[str] | None = None,
+        task: object | None = None,
+    ) -> None:
         super().__init__(message, hints=hints)
         self.task_id = task_id
+        self.task = task  # the Task as last seen, for --json output
 
 
 class DownloadError(Flux2Error):

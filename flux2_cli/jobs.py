@@ -17,6 +17,7 @@ from flux2_cli.errors import (
     BadRequestError,
     CreditsError,
     DownloadError,
+    Flux2Error,
     InterruptedError_,
     InterruptSignal,
     NotFoundError,
@@ -135,18 +136,27 @@ def wait(
     """Poll until a final state; WaitTimeoutError after ``timeout``, TaskFailedError on failure."""
     deadline = ctx.clock() + timeout
     intervals = poll_intervals(ctx.settings.poll_interval)
-    if poll_first and not task.status.is_final:
-        task = refresh(ctx, task)
-        if on_update:
-            on_update(task)
-    while not task.status.is_final:
-        remaining = deadline - ctx.clock()
-        if remaining <= 0:
-            raise _timed_out(task, timeout)
-        ctx.sleep(min(next(intervals), remaining))
-        task = refresh(ctx, task)
-        if on_update:
-            on_update(task)
+    try:
+        if poll_first and not task.status.is_final:
+            task = refresh(ctx, task)
+            if on_update:
+                on_update(task)
+        while not task.status.is_final:
+            remaining = deadline - ctx.clock()
+            if remaining <= 0:
+                raise _timed_out(task, timeout)
+            ctx.sleep(min(next(intervals), remaining))
+            task = refresh(ctx, task)
+            if on_update:
+                on_update(task)
+    except (TaskFailedError, WaitTimeoutError):
+        raise
+    except Flux2Error as exc:
+        # A poll that kept failing (503 storm, network down) does not end the paid task:
+        # say which task it was and how to pick it up again, even under --quiet.
+        if not any(task.task_id in hint for hint in exc.hints):
+            exc.hints.extend(resume_hints(task.task_id))
+        raise
     raise_if_failed(task)
     return task
 
@@ -161,7 +171,7 @@ def raise_if_failed(task: Task) -> None:
         text = f"task {task.task_id}: task not found or expired"
     else:
         text = f"task {task.task_id} failed{code}: {error.message}"
-    raise TaskFailedError(text, task_id=task.task_id, code=error.code)
+    raise TaskFailedError(text, task_id=task.task_id, code=error.code, task=task)
 
 
 def _timed_out(task: Task, timeout: float) -> WaitTimeoutError:
@@ -173,6 +183,7 @@ def _timed_out(task: Task, timeout: float) -> WaitTimeoutError:
         f"timed out after {timeout:g} s waiting for task {task.task_id} ({state}).",
         task_id=task.task_id,
         hints=resume_hints(task.task_id),
+        task=task,
     )
 
 

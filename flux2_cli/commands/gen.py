@@ -269,6 +269,8 @@ def _run(ctx: Context, opts: GenOptions) -> None:
     from flux2_cli import jobs
     from flux2_cli.commands._common import status_text
     from flux2_cli.download import DownloadOptions, validate_template
+    from flux2_cli.errors import TaskFailedError, WaitTimeoutError
+    from flux2_cli.task import Task
 
     provider = ctx.provider()
     request = build_request(ctx, provider, opts)
@@ -290,14 +292,20 @@ def _run(ctx: Context, opts: GenOptions) -> None:
     if opts.no_wait:
         _render(ctx, task, "ids")
         return
-    with jobs.interruptible(task_id), output.status(f"task {task_id[:12]}") as show:
-        show(status_text(task))
-        task = jobs.wait(
-            ctx,
-            task,
-            timeout=ctx.settings.timeout,
-            on_update=lambda current: show(status_text(current)),
-        )
+    try:
+        with jobs.interruptible(task_id), output.status(f"task {task_id[:12]}") as show:
+            show(status_text(task))
+            task = jobs.wait(
+                ctx,
+                task,
+                timeout=ctx.settings.timeout,
+                on_update=lambda current: show(status_text(current)),
+            )
+    except (TaskFailedError, WaitTimeoutError) as exc:
+        # Scripts reading --json still get the task object, with its error, before exit 5/6.
+        if output.json_mode and isinstance(exc.task, Task):
+            _render(ctx, exc.task, "ids")
+        raise
     if opts.no_download:
         _render(ctx, task, "urls")
         return

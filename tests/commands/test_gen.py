@@ -421,3 +421,33 @@ def test_bad_name_template_is_exit2_before_paying(httpx_mock: HTTPXMock) -> None
     result = run_cli(["gen", "a red fox", "--name", "{slug}-{bogus}"])
     assert result.exit_code == 2
     assert httpx_mock.get_requests() == []
+
+
+def test_json_failed_task_still_prints_task_with_error(
+    httpx_mock: HTTPXMock, clock: FakeTime
+) -> None:
+    httpx_mock.add_response(method="POST", url=CREATE_URL, json={"id": "tf"})
+    failed = {
+        "id": "tf",
+        "status": "failed",
+        "error": {"code": "002014001", "message": "generation failed"},
+    }
+    httpx_mock.add_response(method="GET", url=poll_url("tf"), json=failed)
+    result = run_cli(["gen", "a red fox", "--json"])
+    assert result.exit_code == 5
+    task = json.loads(result.stdout)
+    assert set(task) == TASK_KEYS
+    assert task["status"] == "failed"
+    assert task["error"] == {"code": "002014001", "message": "generation failed"}
+
+
+def test_sandbox_never_receives_a_configured_real_key(
+    monkeypatch: pytest.MonkeyPatch, api_key: str, tmp_path: Path
+) -> None:
+    from flux2_cli.context import SANDBOX_KEY, Context
+
+    ctx = Context.create({}, sandbox=True)
+    provider = ctx.provider()
+    assert ctx.api_key(provider, ctx.base_url(provider)) == SANDBOX_KEY
+    explicit = Context.create({"api_key": "sandbox-invalid-key"}, sandbox=True)
+    assert explicit.api_key(provider, explicit.base_url(provider)) == "sandbox-invalid-key"
