@@ -6,6 +6,8 @@ from dataclasses import replace
 
 from flux2_cli.providers.apiinone import CAPABILITIES as APIINONE_CAPABILITIES
 from flux2_cli.providers.apiinone import ApiInOneProvider
+from flux2_cli.providers.base import HttpCall
+from flux2_cli.request import GenerationRequest
 
 SANDBOX_BASE_URL = "http://sandbox.flux2.invalid"
 
@@ -27,7 +29,7 @@ class SandboxProvider(ApiInOneProvider):
 
     capabilities = CAPABILITIES
 
-    def build_create(self, request):  # type: ignore[no-untyped-def]
+    def build_create(self, request: GenerationRequest) -> HttpCall:
         """As API in One, plus the seed, which the sandbox uses to draw the picture."""
         call = super().build_create(request)
         if request.seed is not None and call.json is not None:

@@ -269,15 +269,18 @@ async def _poll(sandbox: Sandbox, request: Request, *, dialect: Dialect) -> Resp
         status, answer = dialect.not_found(task_id)
         return _json(status, answer)
     if record.get("drop_first_poll") and not record.get("dropped"):
+        dropped: list[bool] = []
 
         def mark_dropped(current: dict[str, Any]) -> bool:
+            # Checked again under the lock: of two racing polls, only one is dropped.
             if current.get("dropped"):
                 return False
             current["dropped"] = True
+            dropped.append(True)
             return True
 
-        updated = store.update_task(task_id, mark_dropped)
-        if updated is not None:
+        store.update_task(task_id, mark_dropped)
+        if dropped:
             return DroppedResponse({FAULT_HEADER: "drop"})
     now = sandbox.settings.clock()
     phase = tasks.phase(record, now)
