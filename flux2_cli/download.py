@@ -24,6 +24,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from flux2_cli import __version__
 from flux2_cli.errors import DownloadError, UrlExpiredError, UsageError
+from flux2_cli.imagetype import sniff_image_type
 from flux2_cli.task import ImageResult, Task, format_time, utc_now
 
 if TYPE_CHECKING:
@@ -801,16 +802,6 @@ def _looks_like_markup(chunk: bytes) -> bool:
     return head.startswith(b"<")
 
 
-def _sniff(head: bytes) -> str | None:
-    if head.startswith(b"\x89PNG\r\n\x1a\n"):
-        return "png"
-    if head.startswith(b"\xff\xd8\xff"):
-        return "jpeg"
-    if len(head) >= 12 and head[:4] == b"RIFF" and head[8:12] == b"WEBP":
-        return "webp"
-    return None
-
-
 def _verify(part: _Part) -> _Verified:
     """Magic bytes, then Pillow: the format, the size, and that the image is whole."""
     part.fh.flush()
@@ -818,7 +809,7 @@ def _verify(part: _Part) -> _Verified:
     head = part.fh.read(16)
     if _looks_like_markup(head):
         raise _Expired("an HTML/XML page instead of an image")
-    kind = _sniff(head)
+    kind = sniff_image_type(head)
     if kind is None:
         if len(head) < 12:
             part.resumable = False

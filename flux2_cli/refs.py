@@ -7,23 +7,12 @@ import dataclasses
 from pathlib import Path
 
 from flux2_cli.errors import UsageError
+from flux2_cli.imagetype import SNIFF_BYTES, sniff_image_type
 from flux2_cli.providers.base import Capabilities
 from flux2_cli.request import GenerationRequest, is_url
 
 # BFL's documented cap on an input image; also keeps a mistaken --ref from loading a huge file.
 MAX_REF_BYTES = 20 * 1024 * 1024
-SNIFF_BYTES = 12
-
-
-def sniff_image_type(head: bytes) -> str | None:
-    """``png``, ``jpeg`` or ``webp`` from the first bytes of a file, else None."""
-    if head.startswith(b"\x89PNG\r\n\x1a\n"):
-        return "png"
-    if head.startswith(b"\xff\xd8\xff"):
-        return "jpeg"
-    if len(head) >= 12 and head[:4] == b"RIFF" and head[8:12] == b"WEBP":
-        return "webp"
-    return None
 
 
 def read_ref_file(ref: str) -> str:

@@ -10,6 +10,7 @@ import pytest
 
 from flux2_cli import refs
 from flux2_cli.errors import UsageError
+from flux2_cli.imagetype import sniff_image_type
 from flux2_cli.providers.apimart import CAPABILITIES as APIMART
 from flux2_cli.providers.bfl import CAPABILITIES as BFL
 from flux2_cli.providers.bfl import BflProvider
@@ -29,12 +30,12 @@ def write(tmp_path: Path, name: str, data: bytes) -> str:
 
 @pytest.mark.parametrize(("data", "kind"), [(PNG, "png"), (JPEG, "jpeg"), (WEBP, "webp")])
 def test_sniff(data: bytes, kind: str) -> None:
-    assert refs.sniff_image_type(data[:12]) == kind
+    assert sniff_image_type(data[:12]) == kind
 
 
 @pytest.mark.parametrize("data", [b"", b"GIF89a", b"RIFF\x00\x00\x00\x00WAVE", b"%PDF-1.7"])
 def test_sniff_refuses_others(data: bytes) -> None:
-    assert refs.sniff_image_type(data) is None
+    assert sniff_image_type(data) is None
 
 
 @pytest.mark.parametrize("data", [PNG, JPEG, WEBP])
