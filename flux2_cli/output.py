@@ -196,17 +196,21 @@ class Output:
             return
 
         from rich.status import Status
+        from rich.text import Text
 
-        status_text = ["submitting"]
+        current = ["submitting"]
 
-        def render() -> str:
-            return f"{label}: {status_text[0]} [dim]{time.monotonic() - started:.0f}s[/dim]"
+        class Elapsed:
+            """Rendered on every spinner frame, so the elapsed time ticks between updates."""
 
-        with Status(render(), console=self.console(), spinner="dots") as spinner:
+            def __rich__(self) -> Text:
+                seconds = time.monotonic() - started
+                return Text.assemble(f"{label}: {current[0]} ", (f"{seconds:.0f}s", "dim"))
+
+        with Status(Elapsed(), console=self.console(), spinner="dots"):
 
             def fancy(text: str) -> None:
-                status_text[0] = text
-                spinner.update(render())
+                current[0] = text
 
             yield fancy
 
