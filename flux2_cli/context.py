@@ -48,6 +48,8 @@ class Context:
     sleep: Callable[[float], None] = field(default_factory=lambda: time.sleep)
     clock: Callable[[], float] = field(default_factory=lambda: time.monotonic)
     transport_override: httpx.BaseTransport | None = None
+    # --base-url as given on the command line: it outranks the base URL a task was saved with.
+    cli_base_url: str | None = None
     _clients: dict[tuple[str, str], HttpClient] = field(default_factory=dict)
     _ledger: Ledger | None = None
 
@@ -70,7 +72,13 @@ class Context:
             output.warn(warning)
         if settings.api_key:
             register_secret(settings.api_key)
-        return cls(settings=settings, output=output, sandbox=sandbox)
+        cli_base_url = cli_values.get("base_url")
+        return cls(
+            settings=settings,
+            output=output,
+            sandbox=sandbox,
+            cli_base_url=settings.base_url if cli_base_url else None,
+        )
 
     # -- provider and endpoints -------------------------------------------------------------
     def provider(self, provider_id: str | None = None) -> Provider:

@@ -194,6 +194,9 @@ def find_task(ctx: Context, task_id: str) -> Task:
         task = entry.task
         if ctx.sandbox and not task.base_url:
             task = task.evolve(base_url=ctx.base_url(ctx.provider(task.provider)))
+        elif ctx.cli_base_url and not ctx.sandbox:
+            # An explicit --base-url wins over the saved one (a moved server, a new proxy).
+            task = task.evolve(base_url=ctx.base_url(ctx.provider(task.provider)))
         return task
     provider = ctx.provider()
     return Task(

@@ -451,3 +451,15 @@ def test_sandbox_never_receives_a_configured_real_key(
     assert ctx.api_key(provider, ctx.base_url(provider)) == SANDBOX_KEY
     explicit = Context.create({"api_key": "sandbox-invalid-key"}, sandbox=True)
     assert explicit.api_key(provider, explicit.base_url(provider)) == "sandbox-invalid-key"
+
+
+def test_explicit_base_url_outranks_the_one_saved_in_the_ledger(
+    httpx_mock: HTTPXMock, clock: FakeTime
+) -> None:
+    httpx_mock.add_response(method="POST", url=CREATE_URL, json={"id": "moved"})
+    assert run_cli(["gen", "a red fox", "--no-wait"]).exit_code == 0
+    moved = "https://new-host.example/api/v1/tasks/moved"
+    httpx_mock.add_response(method="GET", url=moved, json={"id": "moved", "status": "processing"})
+    result = run_cli(["status", "moved", "--base-url", "https://new-host.example"])
+    assert result.exit_code == 0, result.output
+    assert [str(r.url) for r in httpx_mock.get_requests(method="GET")] == [moved]
