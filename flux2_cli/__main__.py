@@ -1,6 +1,6 @@
 """Entry point for ``python -m flux2_cli``."""
 
-from flux2_cli.cli import main
+from flux2_cli._entry import main
 
 if __name__ == "__main__":
     main()

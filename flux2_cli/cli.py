@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
+import os
+import re
 import signal
 import sys
-from typing import Annotated, NoReturn
+from typing import Annotated, Any, NoReturn
 
 import typer
-from typer.completion import get_completion_inspect_parameters, install_callback, show_callback
 
 from flux2_cli import __version__
+from flux2_cli.commands import batch, download, gen, history, providers, sandbox, status
 from flux2_cli.commands import config as config_command
-from flux2_cli.commands import download, gen, history, providers, sandbox, status
 from flux2_cli.errors import (
     EXIT_INTERRUPTED,
     EXIT_TERMINATED,
@@ -30,13 +31,7 @@ app = typer.Typer(
     pretty_exceptions_show_locals=False,
     pretty_exceptions_enable=False,
     context_settings={"help_option_names": ["-h", "--help"]},
-    # Typer's own --install-completion/--show-completion default to None, and coercing that None
-    # imports pydantic (~50 ms) on every Tab press; _root declares the same two options as plain
-    # flags with Typer's own callbacks instead.
-    add_completion=False,
 )
-# What add_completion=True would do: register Typer's shell-completion classes.
-get_completion_inspect_parameters()
 
 
 def _version(value: bool) -> None:
@@ -51,24 +46,6 @@ def _root(
         bool,
         typer.Option(
             "--version", help="Show the version and exit.", callback=_version, is_eager=True
-        ),
-    ] = False,
-    install_completion: Annotated[
-        bool,
-        typer.Option(
-            "--install-completion",
-            help="Install completion for the current shell.",
-            callback=install_callback,
-            expose_value=False,
-        ),
-    ] = False,
-    show_completion: Annotated[
-        bool,
-        typer.Option(
-            "--show-completion",
-            help="Show completion for the current shell, to copy it or customize the installation.",
-            callback=show_callback,
-            expose_value=False,
         ),
     ] = False,
 ) -> None:
@@ -86,6 +63,7 @@ app.command("download")(download.download)
 app.add_typer(config_command.app, name="config")
 app.command("history")(history.history)
 app.command("providers")(providers.providers)
+app.command("batch")(batch.batch)
 app.add_typer(sandbox.app, name="sandbox")
 
 
@@ -150,8 +128,53 @@ def _report(message: str, hints: list[str]) -> None:
     Output().error(message, hints)
 
 
+# Typer's completion protocol: the shell scripts in completions/ set this variable.
+COMPLETE_VAR = "_FLUX2_COMPLETE"
+# Rich's markup tags ([bold], [/], [link=...]); an escaped \[ is kept.
+_MARKUP_TAG = re.compile(r"(?<!\\)\[[a-z#/@][^\[\]]*?\]")
+
+
+def _lighten_completion() -> None:
+    """Keep pydantic and Rich out of a Tab press: Typer 0.29 pulls in both without needing them.
+
+    Typer builds each parameter's pydantic TypeAdapter before noticing that the value is None
+    (which it passes through untouched), so every completion request imported pydantic (~50 ms)
+    for the defaults of --help and the None-default options; and its zsh/fish/PowerShell classes
+    strip markup from help texts by rendering them with Rich (another ~40 ms). These touch
+    private Typer names, so each step is skipped if the name is gone; tests/test_startup.py
+    notices if that happens.
+    """
+    from typer import _completion_classes, core
+
+    parameter_class: Any = getattr(core, "_TyperParameter", None)
+    build: Any = getattr(parameter_class, "get_runtime_param", None)
+    if build is not None:
+
+        class _NoneFirst:
+            """Answers None as Typer's RuntimeParam.coerce does; builds the real one otherwise."""
+
+            def __init__(self, parameter: Any) -> None:
+                self._parameter = parameter
+
+            def coerce(self, value: Any, param: Any, ctx: Any) -> Any:
+                if value is None:
+                    return () if (param.multiple or param.nargs == -1) else None
+                return build(self._parameter).coerce(value, param=param, ctx=ctx)
+
+        parameter_class.get_runtime_param = _NoneFirst
+    if hasattr(_completion_classes, "_sanitize_help_text"):
+        _completion_classes._sanitize_help_text = _plain_help
+
+
+def _plain_help(text: str) -> str:
+    """Help text for a completion menu: markup tags dropped, on one line (as Rich would render)."""
+    return " ".join(_MARKUP_TAG.sub("", text).split())
+
+
 def main() -> NoReturn:
     """Console-script entry point."""
+    if os.environ.get(COMPLETE_VAR):
+        _lighten_completion()
     signal.signal(signal.SIGTERM, _on_sigterm)
     signal.signal(signal.SIGINT, _on_sigint)
     sys.exit(run())

@@ -47,6 +47,7 @@ CONNECT_TIMEOUT_S = 10.0
 READ_TIMEOUT_S = 60.0
 USER_AGENT = f"flux2-cli/{__version__}"
 _DELAY_SECONDS_RE = re.compile(r"^\d{1,12}(\.\d+)?$")
+_URL_IN_TEXT_RE = re.compile(r"https?://[^\s\"'<>\\]+")
 LOG_BODY_CHARS = 500
 
 Sleep = Callable[[float], None]
@@ -273,13 +274,20 @@ class HttpClient:
         for name, value in redact_headers(shown).items():
             self._log_line(f"   {name}: {value}")
         if call.json is not None:
-            self._log_line("   " + json.dumps(call.json, ensure_ascii=False)[:LOG_BODY_CHARS])
+            body = json.dumps(call.json, ensure_ascii=False)[:LOG_BODY_CHARS]
+            self._log_line("   " + redact_urls_in(body))
 
     def _log_response(self, response: httpx.Response) -> None:
         if self._log is None:
             return
         self._log_line(f"<- {response.status_code} {response.reason_phrase}")
-        self._log_line("   " + excerpt(response.text, LOG_BODY_CHARS))
+        # Result URLs in a body are signed: their query strings are secrets too.
+        self._log_line("   " + redact_urls_in(excerpt(response.text, LOG_BODY_CHARS)))
+
+
+def redact_urls_in(text: str) -> str:
+    """``text`` with the query string of every URL in it redacted (signed URLs in bodies)."""
+    return _URL_IN_TEXT_RE.sub(lambda match: redact_url(match.group(0)), text)
 
 
 def _reason(exc: Exception) -> str:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import re
@@ -123,6 +122,8 @@ class GenerationRequest:
 
     def fingerprint(self, provider: str, model: str) -> str:
         """A stable hash of everything that decides the result (for batch resume and locks)."""
+        import hashlib  # lazily: request.py is imported on every start, for the option help
+
         payload = {"provider": provider, "model": model, **self.to_json()}
         canonical = json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
         return hashlib.sha256(canonical.encode("utf-8")).hexdigest()

@@ -7,8 +7,8 @@ import errno
 import hashlib
 import io
 import json
-import random
 import os
+import random
 import socket
 import stat
 import struct

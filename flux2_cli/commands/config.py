@@ -8,14 +8,32 @@ from typing import Annotated, Any
 
 import typer
 
-from flux2_cli import config, env
+from flux2_cli import env
 from flux2_cli.errors import UsageError
 
 app = typer.Typer(name="config", help="Read and write the TOML config.", no_args_is_help=True)
 
-KeyArg = Annotated[
-    str, typer.Argument(help=f"One of: {', '.join(config.ALL_KEYS)}.", show_default=False)
-]
+# The keys of flux2_cli.config.ALL_KEYS, spelled out so that building the help does not import
+# the config module (and TOML) on every start; a test in test_config_command.py keeps them equal.
+KEY_NAMES: tuple[str, ...] = (
+    "provider",
+    "api_key",
+    "base_url",
+    "model",
+    "mode",
+    "ratio",
+    "res",
+    "format",
+    "safety",
+    "output_dir",
+    "name",
+    "timeout",
+    "poll_interval",
+    "concurrency",
+    "profile",
+)
+
+KeyArg = Annotated[str, typer.Argument(help=f"One of: {', '.join(KEY_NAMES)}.", show_default=False)]
 ProfileOpt = Annotated[
     str | None,
     typer.Option("--profile", "-p", help="Act on [profiles.NAME] instead of the top level."),
@@ -68,6 +86,8 @@ def set_command(
     profile: ProfileOpt = None,
 ) -> None:
     """Set KEY to VALUE in the config file (`flux2 config set api_key -` reads the key)."""
+    from flux2_cli import config
+
     name = config.normalise_key_name(key)
     from_stdin = value == "-"
     raw = _read_stdin(name) if from_stdin else value
@@ -100,6 +120,8 @@ def get_command(key: KeyArg, profile: ProfileOpt = None) -> None:
 
     An unset key prints nothing on stdout, a notice on stderr, and exits 0.
     """
+    from flux2_cli import config
+
     name = config.normalise_key_name(key)
     warnings: list[str] = []
     value = config.get_value(name, profile=profile, warnings_out=warnings)
@@ -115,6 +137,8 @@ def get_command(key: KeyArg, profile: ProfileOpt = None) -> None:
 @app.command("unset")
 def unset_command(key: KeyArg, profile: ProfileOpt = None) -> None:
     """Remove KEY from the config file (or from one profile)."""
+    from flux2_cli import config
+
     name = config.normalise_key_name(key)
     if config.unset_value(name, profile=profile):
         _say(f"Unset {name} in {_where(profile)}", err=True)
@@ -142,6 +166,8 @@ def list_command(
     ] = False,
 ) -> None:
     """Show the config file's settings, `profiles.NAME.key = value` for profiles."""
+    from flux2_cli import config
+
     warnings: list[str] = []
     path = env.config_file()
     values = config.list_values(show_secrets=show_secrets, path=path, warnings_out=warnings)

@@ -223,3 +223,10 @@ def test_list_warns_about_a_readable_file_and_set_fixes_it(cfg: Path) -> None:
 def test_no_args_shows_help(cfg: Path) -> None:
     result = CliRunner().invoke(root, ["config"])
     assert "set" in result.output and "list" in result.output
+
+
+def test_help_key_names_match_the_config_keys() -> None:
+    from flux2_cli import config
+    from flux2_cli.commands.config import KEY_NAMES
+
+    assert KEY_NAMES == config.ALL_KEYS

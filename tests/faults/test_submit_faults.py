@@ -207,9 +207,7 @@ def test_row10_key_from_the_config_file_names_the_file(
     assert stored not in result.stderr
 
 
-def test_row11_402_is_exit4_with_a_billing_message(
-    httpx_mock: HTTPXMock, clock: FakeTime
-) -> None:
+def test_row11_402_is_exit4_with_a_billing_message(httpx_mock: HTTPXMock, clock: FakeTime) -> None:
     httpx_mock.add_response(
         method="POST", url=CREATE_URL, status_code=402, json={"message": "insufficient credits"}
     )

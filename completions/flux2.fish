@@ -1,0 +1,1 @@
+complete --command flux2 --no-files --arguments "(env _FLUX2_COMPLETE=complete_fish _TYPER_COMPLETE_FISH_ACTION=get-args _TYPER_COMPLETE_ARGS=(commandline -cp) flux2)" --condition "env _FLUX2_COMPLETE=complete_fish _TYPER_COMPLETE_FISH_ACTION=is-args _TYPER_COMPLETE_ARGS=(commandline -cp) flux2"

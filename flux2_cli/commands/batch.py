@@ -1,0 +1,210 @@
+"""``flux2 batch FILE``: many prompts from a manifest, concurrently, resumable, with a lock file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from flux2_cli.commands._options import (
+    ApiKeyOpt,
+    BaseUrlOpt,
+    EmbedOpt,
+    FormatOpt,
+    JsonOpt,
+    ModeOpt,
+    NameOpt,
+    NoSidecarOpt,
+    OutputOpt,
+    OverwriteOpt,
+    ProfileOpt,
+    ProviderOpt,
+    QuietOpt,
+    RatioOpt,
+    RegionOpt,
+    ResOpt,
+    SandboxOpt,
+    TimeoutOpt,
+    VerboseOpt,
+)
+
+if TYPE_CHECKING:
+    from flux2_cli.batch import EntryRequest
+    from flux2_cli.context import Context
+    from flux2_cli.providers.base import Provider
+    from flux2_cli.request import GenerationRequest
+
+BATCH_PANEL = "Batch"
+REQUEST_PANEL = "Request"
+
+
+def batch(
+    manifest: Annotated[
+        Path,
+        typer.Argument(
+            help="JSON Lines (.jsonl), CSV with a header row (.csv) or plain text (one prompt "
+            "a line); entries take gen's long option names, plus name and output.",
+            metavar="FILE",
+            show_default=False,
+        ),
+    ],
+    concurrency: Annotated[
+        int | None,
+        typer.Option(
+            "--concurrency",
+            "-c",
+            help="Tasks in flight at once (default 4, or config).",
+            metavar="N",
+            rich_help_panel=BATCH_PANEL,
+            show_default=False,
+        ),
+    ] = None,
+    dry_run: Annotated[
+        bool,
+        typer.Option(
+            "--dry-run",
+            help="Print the plan and its estimated cost; send nothing.",
+            rich_help_panel=BATCH_PANEL,
+        ),
+    ] = False,
+    check: Annotated[
+        bool,
+        typer.Option(
+            "--check",
+            help="Send nothing; exit 5 naming each entry missing, changed or stale against "
+            "FILE.lock.json.",
+            rich_help_panel=BATCH_PANEL,
+        ),
+    ] = False,
+    max_cost: Annotated[
+        float | None,
+        typer.Option(
+            "--max-cost",
+            min=0,
+            help="Refuse to start (exit 2) when the estimated cost is over CREDITS.",
+            metavar="CREDITS",
+            rich_help_panel=BATCH_PANEL,
+            show_default=False,
+        ),
+    ] = None,
+    shard: Annotated[
+        str | None,
+        typer.Option(
+            "--shard",
+            help="Take the stable K-th of N shares (by request fingerprint), e.g. 2/4.",
+            metavar="K/N",
+            rich_help_panel=BATCH_PANEL,
+            show_default=False,
+        ),
+    ] = None,
+    resubmit_unknown: Annotated[
+        bool,
+        typer.Option(
+            "--resubmit-unknown",
+            help="Submit again the entries whose earlier POST got no answer (may pay twice).",
+            rich_help_panel=BATCH_PANEL,
+        ),
+    ] = False,
+    ratio: RatioOpt = None,
+    res: ResOpt = None,
+    mode: ModeOpt = None,
+    image_format: FormatOpt = None,
+    safety: Annotated[
+        int | None,
+        typer.Option(
+            "--safety",
+            help="Moderation tolerance, in the provider's range.",
+            rich_help_panel=REQUEST_PANEL,
+        ),
+    ] = None,
+    model: Annotated[
+        str | None,
+        typer.Option(
+            "--model", help="Override the provider's model id.", rich_help_panel=REQUEST_PANEL
+        ),
+    ] = None,
+    output_path: OutputOpt = None,
+    name: NameOpt = None,
+    overwrite: OverwriteOpt = False,
+    no_sidecar: NoSidecarOpt = False,
+    embed_metadata: EmbedOpt = False,
+    timeout: TimeoutOpt = None,
+    json_output: JsonOpt = False,
+    quiet: QuietOpt = False,
+    verbose: VerboseOpt = False,
+    provider: ProviderOpt = None,
+    base_url: BaseUrlOpt = None,
+    api_key: ApiKeyOpt = None,
+    profile: ProfileOpt = None,
+    region: RegionOpt = None,
+    sandbox: SandboxOpt = False,
+) -> None:
+    """Run a manifest of prompts concurrently; re-runs resume and skip finished entries."""
+    from flux2_cli.batch import BatchOptions, parse_shard, run_batch
+    from flux2_cli.commands._common import make_context
+
+    shard_range = parse_shard(shard) if shard is not None else None
+    ctx = make_context(
+        provider=provider,
+        base_url=base_url,
+        api_key=api_key,
+        profile=profile,
+        region=region,
+        sandbox=sandbox,
+        json_mode=json_output,
+        quiet=quiet,
+        verbose=verbose,
+        model=model,
+        mode=mode,
+        ratio=ratio,
+        res=res,
+        format=image_format,
+        safety=safety,
+        output_dir=output_path,
+        name=name,
+        timeout=timeout,
+        concurrency=concurrency,
+    )
+    try:
+        run_batch(
+            ctx,
+            BatchOptions(
+                manifest=manifest,
+                concurrency=ctx.settings.concurrency,
+                dry_run=dry_run,
+                check=check,
+                max_cost=max_cost,
+                shard=shard_range,
+                resubmit_unknown=resubmit_unknown,
+                overwrite=overwrite,
+                sidecar=not no_sidecar,
+                embed_metadata=embed_metadata,
+            ),
+            build_entry_request,
+        )
+    finally:
+        ctx.close()
+
+
+def build_entry_request(
+    ctx: Context, provider: Provider, fields: EntryRequest
+) -> GenerationRequest:
+    """One entry's request, validated exactly as ``gen`` validates its flags."""
+    from flux2_cli.commands.gen import GenOptions, build_request
+
+    return build_request(
+        ctx,
+        provider,
+        GenOptions(
+            prompt=fields.prompt,
+            ratio_given=fields.ratio_given,
+            res_given=fields.res_given,
+            refs=fields.refs,
+            seed=fields.seed,
+            width=fields.width,
+            height=fields.height,
+            callback_url=fields.callback_url,
+            params=fields.params,
+        ),
+    )

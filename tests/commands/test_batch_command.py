@@ -1,0 +1,525 @@
+"""``flux2 batch`` in-process: a fake API in One behind pytest-httpx, per-thread fake clocks."""
+
+from __future__ import annotations
+
+import json
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from pytest_httpx import HTTPXMock
+
+from tests.helpers import png_bytes, run_cli
+
+BASE = "https://apiin.one"
+CREATE_URL = f"{BASE}/api/v1/images/generations"
+CDN = "https://cdn.apiin.one/out"
+
+
+class ThreadClock:
+    """A fake clock per thread: each worker's sleeps advance only its own time.
+
+    install_fake_time's one shared clock lets one worker's sleeps eat another's --timeout, which
+    would make these tests depend on thread scheduling; separate timelines keep them exact.
+    """
+
+    def __init__(self) -> None:
+        self._local = threading.local()
+        self.sleeps: list[float] = []
+
+    def _now(self) -> float:
+        return float(getattr(self._local, "now", 1000.0))
+
+    def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        self._local.now = self._now() + seconds
+
+    def monotonic(self) -> float:
+        return self._now()
+
+    def time(self) -> float:
+        return self._now()
+
+
+@pytest.fixture
+def clock(monkeypatch: pytest.MonkeyPatch) -> ThreadClock:
+    fake = ThreadClock()
+    monkeypatch.setattr("flux2_cli.context.time", fake)
+    return fake
+
+
+@pytest.fixture(autouse=True)
+def api_key(monkeypatch: pytest.MonkeyPatch, sentinel_key: str) -> str:
+    monkeypatch.setenv("FLUX2_API_KEY", sentinel_key)
+    return sentinel_key
+
+
+@dataclass
+class FakeApi:
+    """API in One as far as batch needs it, thread-safe, counting what it is asked.
+
+    Prompts steer it: "reject" answers 400, "forever" never finishes. A task completes on its
+    ``polls_to_finish``-th poll. With ``limit`` set, a create while ``limit`` tasks are in
+    flight answers 429 (a server-side concurrency cap).
+    """
+
+    polls_to_finish: int = 2
+    limit: int | None = None
+    hold_until_429: bool = False
+    refuse_first_creates: int = 0
+    image: bytes = field(default_factory=lambda: png_bytes(32, 24))
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    tasks: dict[str, dict[str, Any]] = field(default_factory=dict)
+    creates: int = 0
+    polls: int = 0
+    images: int = 0
+    rejected_429: int = 0
+    in_flight: int = 0
+    max_in_flight: int = 0
+    saw_429: threading.Event = field(default_factory=threading.Event)
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        if request.method == "POST":
+            return self._create(request)
+        url = str(request.url)
+        if url.startswith(CDN):
+            with self.lock:
+                self.images += 1
+            return httpx.Response(200, content=self.image, headers={"Content-Type": "image/png"})
+        return self._poll(url.rsplit("/", 1)[-1])
+
+    def _create(self, request: httpx.Request) -> httpx.Response:
+        body = json.loads(request.content)
+        with self.lock:
+            if "reject" in body["prompt"]:
+                return httpx.Response(400, json={"code": 400, "message": "prompt refused"})
+            over = self.limit is not None and self.in_flight >= self.limit
+            if over or self.refuse_first_creates > 0:
+                self.refuse_first_creates -= 1
+                self.rejected_429 += 1
+                self.saw_429.set()
+                return httpx.Response(429, json={"code": 429, "message": "too many tasks"})
+            self.creates += 1
+            task_id = f"task{self.creates:04d}_flux2"
+            self.tasks[task_id] = {"prompt": body["prompt"], "polls": 0, "done": False}
+            self.in_flight += 1
+            self.max_in_flight = max(self.max_in_flight, self.in_flight)
+        return httpx.Response(
+            200, json={"code": 200, "data": {"task_id": task_id, "status": "IN_PROGRESS"}}
+        )
+
+    def _poll(self, task_id: str) -> httpx.Response:
+        if self.hold_until_429:
+            # Tasks may not finish before the cap has bitten once (bounded: a safety net only).
+            self.saw_429.wait(timeout=10)
+        with self.lock:
+            self.polls += 1
+            task = self.tasks.get(task_id)
+            if task is None:
+                return httpx.Response(404, json={"code": 404, "message": "Task not found"})
+            task["polls"] += 1
+            finished = "forever" not in task["prompt"] and task["polls"] >= self.polls_to_finish
+            if finished and not task["done"]:
+                task["done"] = True
+                self.in_flight -= 1
+        if not finished:
+            return httpx.Response(
+                200, json={"code": 200, "data": {"task_id": task_id, "status": "IN_PROGRESS"}}
+            )
+        data = {"task_id": task_id, "status": "COMPLETED", "images": [{"url": f"{CDN}/{task_id}"}]}
+        return httpx.Response(200, json={"code": 200, "data": data})
+
+
+def serve(httpx_mock: HTTPXMock, api: FakeApi) -> FakeApi:
+    httpx_mock.add_callback(api, is_reusable=True, is_optional=True)
+    return api
+
+
+def write_manifest(path: Path, prompts: list[str] | list[dict[str, Any]]) -> Path:
+    lines = [json.dumps(p if isinstance(p, dict) else {"prompt": p}) for p in prompts]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def json_lines(text: str) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in text.splitlines() if line.strip()]
+
+
+def batch(*args: str) -> Any:
+    return run_cli(["batch", *args, "--provider", "apiinone"])
+
+
+def images_in(folder: Path) -> list[Path]:
+    return sorted(path for path in folder.glob("*.png") if not path.name.startswith("."))
+
+
+# --------------------------------------------------------------------------- reliability rows
+
+
+def test_row47_batch_of_100_one_400_one_timeout_rest_finish_exit5_rerun_skips_finished(
+    httpx_mock: HTTPXMock, tmp_path: Path, clock: ThreadClock, api_key: str
+) -> None:
+    api = serve(httpx_mock, FakeApi())
+    prompts = [f"asset number {n}" for n in range(100)]
+    prompts[10] = "please reject this one"
+    prompts[20] = "runs forever and ever"
+    manifest = write_manifest(tmp_path / "assets.jsonl", prompts)
+    out = tmp_path / "out"
+    args = [str(manifest), "-o", str(out), "--json", "-c", "8", "--timeout", "30"]
+
+    result = batch(*args)
+
+    assert result.exit_code == 5, result.stderr
+    lines = json_lines(result.stdout)
+    entries, summary = lines[:-1], lines[-1]
+    assert sorted(line["entry"] for line in entries) == list(range(1, 101))
+    states = {line["entry"]: line for line in entries}
+    assert states[11]["status"] == "failed" and states[11]["task"] is None
+    assert (
+        states[11]["error"]["exit_code"] == 2 and "prompt refused" in states[11]["error"]["message"]
+    )
+    assert states[21]["status"] == "failed" and states[21]["error"]["code"] == "timeout"
+    assert states[21]["task"]["status"] == "running"
+    done = [line for line in entries if line["status"] == "done"]
+    assert len(done) == 98
+    assert all(line["task"]["status"] == "succeeded" and line["error"] is None for line in done)
+    assert summary == {
+        "summary": True,
+        "total": 100,
+        "done": 98,
+        "failed": 2,
+        "skipped": 0,
+        "credits": 98 * 5,
+        "wall_seconds": summary["wall_seconds"],
+        "failed_entries": summary["failed_entries"],
+    }
+    assert sorted(summary["failed_entries"]) == ["#11", "#21"]
+    assert "2 of 100 entries failed" in result.stderr
+    assert "#11 (line 11)" in result.stderr and "#21 (line 21)" in result.stderr
+    assert len(images_in(out)) == 98
+    assert api.creates == 99 and api.max_in_flight <= 8
+    assert api_key not in result.stdout + result.stderr
+
+    # Re-run: the 98 finished are skipped with no request; the timed-out task is polled,
+    # not submitted again; only the refused entry is sent again.
+    creates_before, polls_before = api.creates, api.polls
+    posts_before = len(httpx_mock.get_requests(method="POST"))
+    again = batch(*args)
+    assert again.exit_code == 5
+    states = {line["entry"]: line for line in json_lines(again.stdout)[:-1]}
+    assert sum(1 for line in states.values() if line["status"] == "skipped") == 98
+    assert states[21]["status"] == "failed" and states[21]["source"] == "ledger"
+    assert len(httpx_mock.get_requests(method="POST")) == posts_before + 1
+    assert api.creates == creates_before
+    assert api.polls > polls_before  # the running task was polled again
+    assert len(images_in(out)) == 98
+
+
+def test_row48_server_429s_above_n_in_flight_client_limit_holds_no_entry_dropped(
+    httpx_mock: HTTPXMock, tmp_path: Path, clock: ThreadClock
+) -> None:
+    api = serve(httpx_mock, FakeApi(limit=2, hold_until_429=True))
+    manifest = write_manifest(tmp_path / "m.jsonl", [f"a small fox {n}" for n in range(9)])
+    out = tmp_path / "out"
+
+    result = batch(str(manifest), "-o", str(out), "-c", "3", "--json")
+
+    assert result.exit_code == 0, result.stderr
+    assert api.rejected_429 > 0
+    assert api.max_in_flight <= 3
+    assert api.creates == 9
+    statuses = [line.get("status") for line in json_lines(result.stdout)[:-1]]
+    assert statuses == ["done"] * 9
+    assert len(images_in(out)) == 9
+
+
+def test_a_429_that_outlasts_the_client_retries_pauses_the_run_instead_of_failing_the_entry(
+    httpx_mock: HTTPXMock, tmp_path: Path, clock: ThreadClock
+) -> None:
+    from flux2_cli.batch import RATE_PAUSE_FIRST_S
+    from flux2_cli.client import MAX_ATTEMPTS
+    from flux2_cli.ledger import Ledger
+
+    api = serve(httpx_mock, FakeApi(refuse_first_creates=MAX_ATTEMPTS))
+    manifest = write_manifest(tmp_path / "m.jsonl", ["a red fox", "a blue whale"])
+
+    result = batch(str(manifest), "-o", str(tmp_path / "out"), "-c", "1", "--json")
+
+    assert result.exit_code == 0, result.stderr
+    assert api.rejected_429 == MAX_ATTEMPTS and api.creates == 2
+    assert RATE_PAUSE_FIRST_S in clock.sleeps  # the shared gate paused before resubmitting
+    fingerprints = [line["fingerprint"] for line in json_lines(result.stdout)[:-1]]
+    with Ledger() as ledger:  # the refused POSTs left no "outcome unknown" trace
+        assert all(ledger.open_intents(fp) == [] for fp in fingerprints)
+
+
+# --------------------------------------------------------------------------- resume and lock
+
+
+def test_second_run_of_an_unchanged_manifest_sends_nothing_at_all(
+    httpx_mock: HTTPXMock, tmp_path: Path, clock: ThreadClock
+) -> None:
+    api = serve(httpx_mock, FakeApi())
+    manifest = write_manifest(
+        tmp_path / "m.jsonl", ["a red fox", {"prompt": "a blue whale", "name": "whale"}]
+    )
+    first = batch(str(manifest), "-o", str(tmp_path / "out"))
+    assert first.exit_code == 0, first.stderr
+    saved = first.stdout.split()
+    assert len(saved) == 2 and any(path.endswith("/whale.png") for path in saved)
+    lock = json.loads((tmp_path / "m.jsonl.lock.json").read_text())
+    assert list(lock["entries"]) == ["#1", "whale"]
+    assert lock["entries"]["whale"]["outputs"] == [
+        {"path": "out/whale.png", "sha256": lock["entries"]["whale"]["outputs"][0]["sha256"]}
+    ]
+    requests = len(httpx_mock.get_requests())
+
+    second = batch(str(manifest), "-o", str(tmp_path / "out"))
+
+    assert second.exit_code == 0, second.stderr
+    assert len(httpx_mock.get_requests()) == requests  # no POST, no GET
+    assert sorted(second.stdout.split()) == sorted(saved)
+    assert "skipped" in second.stderr and api.creates == 2
+
+
+def test_resume_from_the_ledger_polls_a_submitted_task_instead_of_paying_again(
+    httpx_mock: HTTPXMock, tmp_path: Path, clock: ThreadClock
+) -> None:
+    from flux2_cli.ledger import Ledger
+    from flux2_cli.task import Task, TaskStatus
+
+    api = serve(httpx_mock, FakeApi())
+    manifest = write_manifest(tmp_path / "m.jsonl", ["a red fox", "a blue whale"])
+    plan = json_lines(batch(str(manifest), "--dry-run", "--json").stdout)
+    assert [line["action"] for line in plan[:-1]] == ["submit", "submit"]
+    # A previous run was killed after submitting entry 1: its task is in the ledger.
+    api.tasks["task0999_flux2"] = {"prompt": "a red fox", "polls": 0, "done": False}
+    api.in_flight += 1
+    with Ledger() as ledger:
+        ledger.record_submit(
+            Task(
+                task_id="task0999_flux2",
+                provider="apiinone",
+                status=TaskStatus.RUNNING,
+                model="flux-2",
+                request={"prompt": "a red fox", "ratio": "1:1", "res": "1K", "mode": "pro"},
+                base_url=BASE,
+            ),
+            fingerprint=plan[0]["fingerprint"],
+        )
+    replan = json_lines(batch(str(manifest), "--dry-run", "--json").stdout)
+    assert [line["action"] for line in replan[:-1]] == ["poll", "submit"]
+    assert replan[-1]["estimated_credits"] == 5
+
+    result = batch(str(manifest), "-o", str(tmp_path / "out"), "--json")
+
+    assert result.exit_code == 0, result.stderr
+    lines = {line["entry"]: line for line in json_lines(result.stdout)[:-1]}
+    assert lines[1]["task"]["task_id"] == "task0999_flux2" and lines[1]["source"] == "ledger"
+    assert lines[2]["source"] == "submitted"
+    assert api.creates == 1
+    assert len(httpx_mock.get_requests(method="POST")) == 1
+
+
+def test_an_unanswered_post_is_outcome_unknown_until_resubmit_unknown(
+    httpx_mock: HTTPXMock, tmp_path: Path, clock: ThreadClock
+) -> None:
+    from flux2_cli.ledger import Ledger
+
+    api = serve(httpx_mock, FakeApi())
+    manifest = write_manifest(tmp_path / "m.jsonl", ["a red fox"])
+    (planned,) = json_lines(batch(str(manifest), "--dry-run", "--json").stdout)[:-1]
+    with Ledger() as ledger:
+        ledger.record_intent(
+            planned["fingerprint"],
+            provider="apiinone",
+            base_url=BASE,
+            request=planned["request"],
+            batch_key=None,
+        )
+
+    result = batch(str(manifest), "-o", str(tmp_path / "out"))
+
+    assert result.exit_code == 5
+    assert "outcome unknown" in result.stderr and "--resubmit-unknown" in result.stderr
+    assert httpx_mock.get_requests() == []
+
+    again = batch(str(manifest), "-o", str(tmp_path / "out"), "--resubmit-unknown")
+
+    assert again.exit_code == 0, again.stderr
+    assert api.creates == 1
+    with Ledger() as ledger:
+        assert ledger.open_intents(planned["fingerprint"]) == []
+
+
+def test_check_names_missing_changed_and_stale_entries_and_sends_nothing(
+    httpx_mock: HTTPXMock, tmp_path: Path, clock: ThreadClock
+) -> None:
+    serve(httpx_mock, FakeApi())
+    manifest = write_manifest(
+        tmp_path / "m.jsonl",
+        [{"prompt": "a red fox", "name": "fox"}, {"prompt": "a blue whale", "name": "whale"}],
+    )
+    assert batch(str(manifest), "-o", str(tmp_path / "out")).exit_code == 0
+    count = len(httpx_mock.get_requests())
+    ok = run_cli(["batch", str(manifest), "--check"])
+    assert ok.exit_code == 0, ok.stderr
+    assert "up to date" in ok.stderr
+
+    write_manifest(
+        manifest,
+        [
+            {"prompt": "a red fox", "name": "fox"},
+            {"prompt": "a blue whale at dawn", "name": "whale"},
+            {"prompt": "a green frog", "name": "frog"},
+        ],
+    )
+    (tmp_path / "out" / "fox.png").write_bytes(b"edited by hand")
+    result = run_cli(["batch", str(manifest), "--check"])
+
+    assert result.exit_code == 5
+    assert "stale\tfox\tline 1" in result.stdout
+    assert "changed\twhale\tline 2" in result.stdout
+    assert "missing\tfrog\tline 3" in result.stdout
+    assert "3 of 3 entries are out of date" in result.stderr
+    as_json = json_lines(run_cli(["batch", str(manifest), "--check", "--json"]).stdout)
+    assert as_json[-1] == {
+        "summary": True,
+        "check": True,
+        "ok": 0,
+        "missing": 1,
+        "changed": 1,
+        "stale": 1,
+    }
+    assert len(httpx_mock.get_requests()) == count
+
+
+# --------------------------------------------------------------------------- plan and limits
+
+
+def test_max_cost_is_refused_before_the_first_post(
+    httpx_mock: HTTPXMock, tmp_path: Path, clock: ThreadClock
+) -> None:
+    manifest = write_manifest(tmp_path / "m.jsonl", ["a red fox", "a blue whale", "a frog hops"])
+    result = batch(str(manifest), "--max-cost", "14")
+    assert result.exit_code == 2
+    assert "15 credits" in result.stderr and "--max-cost 14" in result.stderr
+    assert httpx_mock.get_requests() == []
+
+
+def test_max_cost_within_budget_runs(
+    httpx_mock: HTTPXMock, tmp_path: Path, clock: ThreadClock
+) -> None:
+    serve(httpx_mock, FakeApi())
+    manifest = write_manifest(tmp_path / "m.jsonl", ["a red fox", "a blue whale"])
+    result = batch(str(manifest), "--max-cost", "10", "-o", str(tmp_path / "out"))
+    assert result.exit_code == 0, result.stderr
+
+
+def test_dry_run_prints_the_plan_with_per_entry_and_total_cost_and_sends_nothing(
+    httpx_mock: HTTPXMock, tmp_path: Path, clock: ThreadClock
+) -> None:
+    manifest = write_manifest(
+        tmp_path / "m.jsonl",
+        ["a red fox", {"prompt": "a blue whale", "mode": "flex", "res": "2K", "name": "whale"}],
+    )
+    human = batch(str(manifest), "--dry-run")
+    assert human.exit_code == 0, human.stderr
+    assert "whale" in human.stdout and "24" in human.stdout
+    assert "estimated cost 29 credits" in human.stderr and "Nothing was sent" in human.stderr
+    lines = json_lines(batch(str(manifest), "--dry-run", "--json").stdout)
+    assert [line["estimated_cost"]["credits"] for line in lines[:-1]] == [5, 24]
+    assert lines[-1]["estimated_credits"] == 29 and lines[-1]["to_submit"] == 2
+    assert httpx_mock.get_requests() == []
+
+
+def test_shards_split_the_manifest_stably_and_completely(
+    httpx_mock: HTTPXMock, tmp_path: Path, clock: ThreadClock
+) -> None:
+    manifest = write_manifest(tmp_path / "m.txt", [f"prompt number {n}" for n in range(20)])
+    manifest.write_text("\n".join(f"prompt number {n}" for n in range(20)) + "\n")
+
+    def keys(shard: str) -> list[str]:
+        result = batch(str(manifest), "--shard", shard, "--dry-run", "--json")
+        assert result.exit_code == 0, result.stderr
+        return [line["key"] for line in json_lines(result.stdout)[:-1]]
+
+    shares = [keys(f"{k}/3") for k in (1, 2, 3)]
+    assert sorted(key for share in shares for key in share) == sorted(f"#{n}" for n in range(1, 21))
+    assert keys("2/3") == shares[1]
+    assert batch(str(manifest), "--shard", "4/3").exit_code == 2
+
+
+def test_row46_a_bad_manifest_is_exit2_with_the_line_and_nothing_is_sent(
+    httpx_mock: HTTPXMock, tmp_path: Path, clock: ThreadClock
+) -> None:
+    manifest = tmp_path / "m.jsonl"
+    manifest.write_bytes(
+        b'\xef\xbb\xbf{"prompt": "a red fox"}\r\n\r\n{"prompt": "a fox", "ratio": "5:4"}\r\n'
+    )
+    result = batch(str(manifest))
+    assert result.exit_code == 2
+    assert "m.jsonl: line 3: --ratio '5:4' is not supported" in result.stderr
+    manifest.write_bytes(b'{"prompt": "a red fox"}\n{"prompt": "caf\xe9"}\n')
+    result = batch(str(manifest))
+    assert result.exit_code == 2 and "line 2: not valid UTF-8" in result.stderr
+    assert httpx_mock.get_requests() == []
+
+
+def test_entry_name_and_output_override_the_command_options(
+    httpx_mock: HTTPXMock, tmp_path: Path, clock: ThreadClock
+) -> None:
+    serve(httpx_mock, FakeApi())
+    manifest = tmp_path / "assets" / "m.csv"
+    manifest.parent.mkdir()
+    manifest.write_text(
+        "prompt,name,output\r\n"
+        "a red fox,hero,\r\n"
+        "a blue whale,,img/\r\n"
+        "a green frog,{slug}-{ratio},\r\n"
+        "a grey owl,,owl.png\r\n"
+    )
+    result = batch(str(manifest), "-o", str(tmp_path / "out"), "--no-sidecar")
+    assert result.exit_code == 0, result.stderr
+    saved = {Path(line) for line in result.stdout.split()}
+    assert tmp_path / "out" / "hero.png" in saved
+    assert tmp_path / "out" / "a-green-frog-1x1.png" in saved
+    assert tmp_path / "assets" / "owl.png" in saved
+    assert any(path.parent == tmp_path / "assets" / "img" for path in saved)
+    assert not list((tmp_path / "out").glob("*.json"))
+
+
+def test_a_refused_key_stops_the_whole_run_with_exit3(
+    httpx_mock: HTTPXMock, tmp_path: Path, clock: ThreadClock
+) -> None:
+    calls: list[int] = []
+
+    def refuse(request: httpx.Request) -> httpx.Response:
+        calls.append(1)
+        return httpx.Response(401, json={"code": 401, "message": "invalid api key"})
+
+    httpx_mock.add_callback(refuse, is_reusable=True)
+    manifest = write_manifest(tmp_path / "m.jsonl", [f"a red fox {n}" for n in range(6)])
+    result = batch(str(manifest), "-c", "1")
+    assert result.exit_code == 3
+    assert len(calls) == 1
+
+
+def test_human_mode_prints_paths_on_stdout_and_a_summary_on_stderr(
+    httpx_mock: HTTPXMock, tmp_path: Path, clock: ThreadClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CI", "true")
+    serve(httpx_mock, FakeApi())
+    manifest = write_manifest(tmp_path / "m.jsonl", ["a red fox", "please reject it"])
+    result = batch(str(manifest), "-o", str(tmp_path / "out"))
+    assert result.exit_code == 5
+    (path,) = result.stdout.split()
+    assert Path(path).is_file()
+    assert "[1/2]" in result.stderr and "[2/2]" in result.stderr
+    header = next(line for line in result.stderr.splitlines() if "wall time" in line)
+    assert header.split()[:4] == ["done", "failed", "skipped", "credits"]
+    assert "1 of 2 entries failed: #2 (line 2)" in result.stderr
+    assert "prompt refused" in result.stderr

@@ -1,0 +1,87 @@
+"""Rows 44–45 of reliability.md: bad prompts and bad options are exit 2 with zero requests."""
+
+from __future__ import annotations
+
+import pytest
+from pytest_httpx import HTTPXMock
+
+from tests.helpers import run_cli
+
+
+@pytest.mark.parametrize(
+    ("prompt", "words"),
+    [
+        ("", "empty"),
+        ("   \t\n  ", "empty"),
+        ("x" * 5001, "too long"),
+        ("a red\x00 fox", "NUL"),
+        ("a red \x1b[2J fox", "control"),
+        ("ab", "too short"),
+    ],
+    ids=["empty", "whitespace", "too-long", "nul", "control", "too-short"],
+)
+@pytest.mark.parametrize("provider", ["apiinone", "bfl"])
+def test_row44_bad_prompt_is_exit2_with_zero_requests(
+    httpx_mock: HTTPXMock, prompt: str, words: str, provider: str
+) -> None:
+    result = run_cli(["gen", prompt, "--provider", provider])
+    assert result.exit_code == 2, result.output
+    assert result.stderr.startswith("error:") and "prompt" in result.stderr.lower()
+    assert words.lower() in result.stderr.lower()
+    assert httpx_mock.get_requests() == []
+
+
+@pytest.mark.parametrize(
+    "prompt", ["", "  \n", "x" * 5001, "a red\x00 fox"], ids=["empty", "blank", "long", "nul"]
+)
+def test_row44_bad_prompt_from_stdin_is_exit2_with_zero_requests(
+    httpx_mock: HTTPXMock, prompt: str
+) -> None:
+    result = run_cli(["gen", "-"], input=prompt)
+    assert result.exit_code == 2, result.output
+    assert httpx_mock.get_requests() == []
+
+
+BAD_OPTIONS = [
+    # (provider, extra args, the flag named, a piece of the provider's rule)
+    ("apiinone", ["--width", "1024", "--height", "1024"], "--width/--height", "--ratio and --res"),
+    ("apiinone", ["--seed", "7"], "--seed", "--param seed="),
+    ("apiinone", ["--safety", "2"], "--safety", "not taken"),
+    ("apiinone", ["--format", "png"], "--format", "not taken"),
+    ("apiinone", ["--ratio", "5:4"], "--ratio", "16:9"),
+    ("apiinone", ["--res", "4K"], "--res", "1K, 2K"),
+    ("apiinone", ["--mode", "turbo"], "--mode", "pro, flex"),
+    ("apimart", ["--width", "1440", "--height", "1440"], "--width/--height", "--ratio"),
+    ("apimart", ["--seed", "7"], "--seed", "--param"),
+    ("apimart", ["--format", "jpeg"], "--format", "not taken"),
+    ("apimart", ["--ref", "./local.png"], "--ref", "http(s) URLs"),
+    ("vtrix", ["--width", "1000", "--height", "1024"], "--width", "multiple of 32"),
+    ("vtrix", ["--width", "32", "--height", "64"], "--width", "at least 64"),
+    ("vtrix", ["--safety", "7"], "--safety", "0–6"),
+    ("vtrix", ["--format", "webp"], "--format", "jpeg/png"),
+    ("vtrix", ["--mode", "flex"], "--mode", "pro"),
+    ("bfl", ["--width", "1000", "--height", "1024"], "--width", "multiple of 16"),
+    ("bfl", ["--width", "4096", "--height", "4096"], "--width/--height", "4,194,304 pixels"),
+    ("bfl", ["--safety", "6"], "--safety", "0–5"),
+    ("bfl", ["--seed", "-1"], "--seed", "non-negative"),
+    ("bfl", ["--format", "gif"], "--format", "png, jpeg, webp"),
+    ("bfl", ["--width", "1024"], "--width", "--height"),
+    ("bfl", ["--param", "steps=99"], "steps", "1 to 50"),
+    ("sandbox", ["--width", "512", "--height", "512"], "--width/--height", "--ratio"),
+    ("sandbox", ["--safety", "1"], "--safety", "not taken"),
+]
+
+
+@pytest.mark.parametrize(
+    ("provider", "args", "flag", "rule"),
+    BAD_OPTIONS,
+    ids=[f"{p}-{a[0].lstrip('-')}-{a[1][:6]}" for p, a, _, _ in BAD_OPTIONS],
+)
+def test_row45_bad_option_for_the_provider_is_exit2_naming_flag_and_rule(
+    httpx_mock: HTTPXMock, provider: str, args: list[str], flag: str, rule: str
+) -> None:
+    result = run_cli(["gen", "a red fox", "--provider", provider, *args])
+    assert result.exit_code == 2, result.output
+    assert flag in result.stderr
+    assert rule in result.stderr
+    assert httpx_mock.get_requests() == []

@@ -1,0 +1,339 @@
+"""Batch units: manifest parsing (each bad input with its line), planning, shards, lock file."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from flux2_cli.batch import (
+    LockFile,
+    ManifestError,
+    RateGate,
+    file_sha256,
+    lock_path,
+    parse_manifest,
+    parse_shard,
+    plan_entries,
+    read_manifest,
+    select_shard,
+    sniff_kind,
+)
+from flux2_cli.commands.batch import build_entry_request
+from flux2_cli.context import Context
+from flux2_cli.errors import UsageError
+from tests.helpers import FakeTime
+
+
+def jsonl(*objects: object) -> bytes:
+    return "\n".join(json.dumps(item) for item in objects).encode()
+
+
+def make_ctx(**values: object) -> Context:
+    return Context.create({"provider": "apiinone", **values})
+
+
+def plan(manifest: Path, ctx: Context | None = None) -> list:  # type: ignore[type-arg]
+    ctx = ctx or make_ctx()
+    entries = read_manifest(manifest)
+    return plan_entries(ctx, ctx.provider(), manifest, entries, build_entry_request)
+
+
+# --------------------------------------------------------------------------- parsing
+
+
+def test_jsonl_with_bom_crlf_and_blank_lines_keeps_real_line_numbers() -> None:
+    data = (
+        b"\xef\xbb\xbf"
+        + b'{"prompt": "a red fox"}\r\n\r\n\n{"prompt": "a blue whale", "seed": 7}\r\n'
+    )
+    entries = parse_manifest(data, kind="jsonl")
+    assert [(e.number, e.line) for e in entries] == [(1, 1), (2, 4)]
+    assert entries[0].values == {"prompt": "a red fox"}
+    assert entries[1].values == {"prompt": "a blue whale", "seed": 7}
+
+
+def test_jsonl_types_aliases_and_nulls() -> None:
+    data = jsonl(
+        {
+            "prompt": "a red fox",
+            "ref": "https://x.test/a.png",
+            "refs": ["https://x.test/b.png"],
+            "callback-url": "https://hook.test/x",
+            "params": {"steps": 30, "style": "raw"},
+            "param": ["guidance=4"],
+            "width": "1024",
+            "height": 768,
+            "seed": None,
+        }
+    )
+    (entry,) = parse_manifest(data, kind="jsonl")
+    assert entry.values["refs"] == ("https://x.test/a.png", "https://x.test/b.png")
+    assert entry.values["callback_url"] == "https://hook.test/x"
+    assert entry.values["params"] == ("steps=30", 'style="raw"', "guidance=4")
+    assert entry.values["width"] == 1024 and entry.values["height"] == 768
+    assert "seed" not in entry.values
+
+
+@pytest.mark.parametrize(
+    ("data", "kind", "line", "words"),
+    [
+        (b'{"prompt": "ok fox"}\n{"prompt": "x\xff\xfe"}\n', "jsonl", 2, "UTF-8"),
+        (b"fine prompt\n\nbad \xc3\x28 bytes\n", "text", 3, "UTF-8"),
+        (b'{"prompt": "ok fox"}\n\n{"promt": "typo"}\n', "jsonl", 3, "did you mean 'prompt'"),
+        (b'{"prompt": "ok fox"}\n{"prompt": "a", "sede": 3}\n', "jsonl", 2, "'seed'"),
+        (b'{"prompt": "ok fox"}\r\n{"prompt": "fox",}\r\n', "jsonl", 2, "not valid JSON"),
+        (b'{"prompt": "ok fox"}\n[1, 2]\n', "jsonl", 2, "JSON object"),
+        (b'{"prompt": "ok fox", "seed": "abc"}\n', "jsonl", 1, "'seed' must be an integer"),
+        (b'{"prompt": "ok fox", "seed": true}\n', "jsonl", 1, "'seed' must be an integer"),
+        (b'{"prompt": "ok fox", "ratio": 16}\n', "jsonl", 1, "'ratio' must be a string"),
+        (b'{"seed": 3}\n', "jsonl", 1, "no 'prompt'"),
+        (b"prompt,ratoi\nfox,1:1\n", "csv", 1, "did you mean 'ratio'"),
+        (b"\n\nprompt,seed\nfox,1\nfox,2,3\n", "csv", 5, "3 cells"),
+        (b"prompt,seed\nok fox,x1\n", "csv", 2, "'seed' must be an integer"),
+        (b"seed,ratio\n1,1:1\n", "csv", 1, "no 'prompt' column"),
+    ],
+)
+def test_row46_each_bad_input_is_a_line_numbered_error(
+    data: bytes, kind: str, line: int, words: str
+) -> None:
+    with pytest.raises(ManifestError) as caught:
+        parse_manifest(data, kind=kind, source="m")
+    assert f"m: line {line}: " in caught.value.message
+    assert words in caught.value.message
+    assert caught.value.exit_code == 2
+
+
+def test_row46_a_huge_line_is_refused_with_its_number() -> None:
+    data = b'{"prompt": "ok fox"}\n' + b'{"prompt": "' + b"x" * 1_000_001 + b'"}\n'
+    with pytest.raises(ManifestError, match=r"line 2: .*over the 1,000,000-byte limit"):
+        parse_manifest(data, kind="jsonl")
+
+
+def test_an_empty_manifest_is_an_error() -> None:
+    with pytest.raises(ManifestError, match="no entries"):
+        parse_manifest(b"\xef\xbb\xbf\r\n\n# only a comment\n", kind="text")
+
+
+def test_text_manifest_one_prompt_a_line_comments_skipped() -> None:
+    entries = parse_manifest(b"# assets\r\na red fox\r\n\r\n  a blue whale  \r\n", kind="text")
+    assert [(e.line, e.values["prompt"]) for e in entries] == [
+        (2, "a red fox"),
+        (4, "a blue whale"),
+    ]
+
+
+def test_csv_header_quoted_cells_refs_and_line_numbers() -> None:
+    data = (
+        b"\xef\xbb\xbfPrompt,Ratio,seed,refs,name\r\n"
+        b'"a fox, in snow",16:9,42,https://x.test/a.png https://x.test/b.png,hero\r\n'
+        b",,,,\r\n"
+        b'"a whale\r\nat dawn",1:1,,,\r\n'
+        b"a frog,,,,\r\n"
+    )
+    entries = parse_manifest(data, kind="csv")
+    assert [e.line for e in entries] == [2, 4, 6]
+    assert entries[0].values == {
+        "prompt": "a fox, in snow",
+        "ratio": "16:9",
+        "seed": 42,
+        "refs": ("https://x.test/a.png", "https://x.test/b.png"),
+        "name": "hero",
+    }
+    assert entries[1].values == {"prompt": "a whale\nat dawn", "ratio": "1:1"}
+    assert entries[2].values == {"prompt": "a frog"}
+
+
+def test_kind_from_extension_then_content(tmp_path: Path) -> None:
+    assert sniff_kind(['{"prompt": "x"}']) == "jsonl"
+    assert sniff_kind(["", "prompt,seed", "a,1"]) == "csv"
+    assert sniff_kind(["a fox, running, in snow"]) == "text"
+    unknown = tmp_path / "assets.manifest"
+    unknown.write_text('{"prompt": "a red fox"}\n')
+    assert read_manifest(unknown)[0].values == {"prompt": "a red fox"}
+    as_text = tmp_path / "prompts.txt"
+    as_text.write_text('{"prompt": "a red fox"}\n')
+    assert read_manifest(as_text)[0].values == {"prompt": '{"prompt": "a red fox"}'}
+
+
+def test_missing_manifest_is_exit2(tmp_path: Path) -> None:
+    with pytest.raises(ManifestError, match="no such file"):
+        read_manifest(tmp_path / "nope.jsonl")
+
+
+# --------------------------------------------------------------------------- planning
+
+
+@pytest.mark.parametrize(
+    ("entry", "words"),
+    [
+        ({"prompt": "a red fox", "ratio": "5:4"}, "--ratio '5:4' is not supported"),
+        ({"prompt": "ab"}, "too short"),
+        ({"prompt": "a red fox", "width": 1024}, "--width and --height go together"),
+        ({"prompt": "a red fox", "ratio": "1:1", "width": 1024, "height": 1024}, "not both"),
+        ({"prompt": "a red fox", "name": "{nope}"}, "unknown field {nope}"),
+        ({"prompt": "a red fox", "params": {"x": None}}, "null values"),
+        ({"prompt": "a red fox", "output": "-"}, "cannot be -"),
+    ],
+)
+def test_bad_values_carry_the_request_error_prefixed_with_the_line(
+    tmp_path: Path, entry: dict[str, object], words: str
+) -> None:
+    manifest = tmp_path / "m.jsonl"
+    manifest.write_bytes(jsonl({"prompt": "a fine fox"}, entry))
+    with pytest.raises(UsageError) as caught:
+        plan(manifest)
+    assert caught.value.message.startswith("m.jsonl: line 2: ")
+    assert words in caught.value.message
+
+
+def test_entries_override_command_defaults(tmp_path: Path) -> None:
+    manifest = tmp_path / "m.jsonl"
+    manifest.write_bytes(
+        jsonl(
+            {"prompt": "a red fox"},
+            {"prompt": "a red fox", "ratio": "16:9", "mode": "flex", "res": "2k", "name": "hero"},
+            {"prompt": "a red fox", "output": "art/", "name": "{slug}-{ratio}"},
+        )
+    )
+    ctx = make_ctx(ratio="3:2", output_dir="out")
+    first, second, third = plan(manifest, ctx)
+    assert (first.request.ratio, first.request.mode, first.key) == ("3:2", "pro", "#1")
+    assert first.output == "out/" and first.name_template == "{slug}-{id8}"
+    assert (second.request.ratio, second.request.res, second.request.mode) == ("16:9", "2K", "flex")
+    assert second.key == "hero" and second.name_template == "hero"
+    assert third.output == str(tmp_path / "art") + "/" and third.key == "#3"
+    assert len({first.fingerprint, second.fingerprint, third.fingerprint}) == 3
+    assert second.estimate is not None and second.estimate.credits == 24
+
+
+def test_identical_entries_get_distinct_fingerprints_and_duplicate_names_are_refused(
+    tmp_path: Path,
+) -> None:
+    manifest = tmp_path / "m.jsonl"
+    manifest.write_bytes(jsonl({"prompt": "a red fox"}, {"prompt": "a red fox"}))
+    one, two = plan(manifest)
+    assert one.fingerprint != two.fingerprint
+    manifest.write_bytes(
+        jsonl({"prompt": "a red fox", "name": "x"}, {"prompt": "b c d", "name": "x"})
+    )
+    with pytest.raises(UsageError, match="line 2: name 'x' is already used on line 1"):
+        plan(manifest)
+
+
+def test_fingerprints_are_stable_across_runs(tmp_path: Path) -> None:
+    manifest = tmp_path / "m.txt"
+    manifest.write_text("a red fox\na blue whale\n")
+    assert [e.fingerprint for e in plan(manifest)] == [e.fingerprint for e in plan(manifest)]
+
+
+# --------------------------------------------------------------------------- shards
+
+
+def test_shards_partition_the_entries_stably(tmp_path: Path) -> None:
+    manifest = tmp_path / "m.txt"
+    manifest.write_text("".join(f"prompt number {n}\n" for n in range(40)))
+    planned = plan(manifest)
+    shards = [select_shard(planned, k, 3) for k in (1, 2, 3)]
+    keys = [[entry.key for entry in shard] for shard in shards]
+    assert sorted(key for shard in keys for key in shard) == sorted(e.key for e in planned)
+    assert all(shard for shard in keys)
+    # Adding entries never moves an existing entry to another shard.
+    manifest.write_text("".join(f"prompt number {n}\n" for n in range(60)))
+    bigger = plan(manifest)
+    for k, shard in zip((1, 2, 3), shards, strict=True):
+        again = {entry.fingerprint for entry in select_shard(bigger, k, 3)}
+        assert {entry.fingerprint for entry in shard} <= again
+
+
+@pytest.mark.parametrize("text", ["0/3", "4/3", "1/0", "x", "1-3", "a/b", "/"])
+def test_bad_shard_is_exit2(text: str) -> None:
+    with pytest.raises(UsageError, match="--shard"):
+        parse_shard(text)
+
+
+def test_shard_parses() -> None:
+    assert parse_shard("2/4") == (2, 4)
+
+
+# --------------------------------------------------------------------------- lock file
+
+
+def test_lock_file_round_trip_and_problems(tmp_path: Path) -> None:
+    manifest = tmp_path / "m.jsonl"
+    image = tmp_path / "out" / "fox.png"
+    image.parent.mkdir()
+    image.write_bytes(b"png bytes")
+    lock = LockFile.load(lock_path(manifest))
+    assert lock.path.name == "m.jsonl.lock.json"
+    assert lock.problem("#1", "ab") == "missing"
+    record = {
+        "line": 3,
+        "fingerprint": "ab",
+        "provider": "apiinone",
+        "model": "flux-2",
+        "task_id": "t1",
+        "seed": None,
+        "outputs": [{"path": lock.relative(str(image)), "sha256": file_sha256(image)}],
+    }
+    lock.put("#2", {**record, "line": 9, "fingerprint": "cd"})
+    lock.put("#1", record)
+    data = json.loads(lock.path.read_text())
+    assert list(data["entries"]) == ["#1", "#2"]  # manifest order
+    assert data["entries"]["#1"]["outputs"][0]["path"] == "out/fox.png"
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+
+    again = LockFile.load(lock.path)
+    assert again.problem("#1", "ab") is None
+    assert again.problem("#1", "zz") == "changed"
+    assert again.problem("#9", "ab") is None  # renumbered entry: found by its fingerprint
+    image.write_bytes(b"edited")
+    assert again.problem("#1", "ab") == "stale: out/fox.png has changed"
+    image.unlink()
+    assert again.problem("#1", "ab") == "stale: out/fox.png is missing"
+
+
+def test_damaged_lock_file_is_ignored_with_a_warning(tmp_path: Path) -> None:
+    path = tmp_path / "m.jsonl.lock.json"
+    path.write_text("{not json")
+    warnings: list[str] = []
+    lock = LockFile.load(path, warn=warnings.append)
+    assert lock.records == {} and "cannot be read" in warnings[0]
+
+
+def test_lock_file_is_not_rewritten_when_nothing_changed(tmp_path: Path) -> None:
+    lock = LockFile.load(tmp_path / "m.txt.lock.json")
+    lock.put("#1", {"line": 1, "fingerprint": "ab", "outputs": []})
+    before = lock.path.stat().st_mtime_ns
+    lock.path.write_text(lock.path.read_text())  # same content, new mtime
+    touched = lock.path.stat().st_mtime_ns
+    lock.put("#1", {"line": 1, "fingerprint": "ab", "outputs": []})
+    assert lock.path.stat().st_mtime_ns == touched
+    assert before <= touched
+
+
+# --------------------------------------------------------------------------- rate gate
+
+
+def test_rate_gate_pauses_every_caller_until_the_shared_moment() -> None:
+    fake = FakeTime()
+    gate = RateGate(fake.monotonic, fake.sleep)
+    gate.wait()
+    assert fake.sleeps == []
+    gate.slow_down(5.0)
+    gate.slow_down(2.0)  # never pulls the moment earlier
+    gate.wait()
+    assert fake.sleeps == [5.0]
+    gate.wait()
+    assert fake.sleeps == [5.0] and gate.pauses == 2
+
+
+def test_durations_learn_the_median_of_the_latest_window() -> None:
+    from flux2_cli.batch import Durations
+
+    durations = Durations(window=3)
+    assert durations.estimate() is None
+    for seconds in (1.0, 1.0, 1.9, 2.0, 1.95):
+        durations.add(seconds)
+    assert durations.estimate() == 1.95  # the early, coarse samples have left the window

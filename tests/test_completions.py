@@ -1,0 +1,173 @@
+"""Shell completion: committed scripts match the app, and real completion requests answer."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from flux2_cli.cli import COMPLETE_VAR
+from flux2_cli.request import RATIOS
+
+ROOT = Path(__file__).resolve().parent.parent
+BIN_DIR = Path(sys.executable).parent
+FLUX2 = BIN_DIR / "flux2"
+SEVEN_RATIOS = ["1:1", "4:3", "3:4", "16:9", "9:16", "3:2", "2:3"]
+
+
+def flux2_command() -> list[str]:
+    """The installed console script when there is one, else the same entry point via -c."""
+    if FLUX2.exists():
+        return [str(FLUX2)]
+    return [sys.executable, "-c", "from flux2_cli._entry import main; main()"]
+
+
+def complete(**env: str) -> list[str]:
+    """Run one completion request through the real command; return the lines it printed."""
+    result = subprocess.run(
+        flux2_command(),
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    return result.stdout.splitlines()
+
+
+def test_committed_scripts_are_up_to_date() -> None:
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "gen-completions"), "--check"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+
+
+def test_check_fails_on_a_stale_script(tmp_path: Path) -> None:
+    # A copy of the repo's generator and package, with one script edited: --check must fail.
+    (tmp_path / "scripts").mkdir()
+    shutil.copy(ROOT / "scripts" / "gen-completions", tmp_path / "scripts")
+    shutil.copytree(ROOT / "completions", tmp_path / "completions")
+    shutil.copytree(ROOT / "flux2_cli", tmp_path / "flux2_cli")
+    stale = tmp_path / "completions" / "flux2.bash"
+    stale.write_text(stale.read_text() + "# edited\n")
+    result = subprocess.run(
+        [sys.executable, str(tmp_path / "scripts" / "gen-completions"), "--check"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 1
+    assert "flux2.bash" in result.stderr
+
+
+def test_the_seven_ratios_are_the_requests() -> None:
+    assert list(RATIOS) == SEVEN_RATIOS
+
+
+def test_bash_completes_ge_to_gen() -> None:
+    assert complete(
+        **{COMPLETE_VAR: "complete_bash", "COMP_WORDS": "flux2 ge", "COMP_CWORD": "1"}
+    ) == ["gen"]
+
+
+def test_bash_offers_the_seven_ratios_after_ratio() -> None:
+    lines = complete(
+        **{COMPLETE_VAR: "complete_bash", "COMP_WORDS": "flux2 gen --ratio ", "COMP_CWORD": "3"}
+    )
+    assert lines == SEVEN_RATIOS
+
+
+def test_bash_filters_ratios_by_prefix() -> None:
+    lines = complete(
+        **{COMPLETE_VAR: "complete_bash", "COMP_WORDS": "flux2 gen -r 1", "COMP_CWORD": "3"}
+    )
+    assert lines == ["1:1", "16:9"]
+
+
+def test_zsh_completes_ge_to_gen_with_its_help() -> None:
+    text = "\n".join(complete(**{COMPLETE_VAR: "complete_zsh", "_TYPER_COMPLETE_ARGS": "flux2 ge"}))
+    assert text.startswith("_arguments")
+    assert '"gen":"' in text
+
+
+def test_zsh_offers_the_seven_ratios() -> None:
+    text = "\n".join(
+        complete(**{COMPLETE_VAR: "complete_zsh", "_TYPER_COMPLETE_ARGS": "flux2 gen --ratio "})
+    )
+    for ratio in SEVEN_RATIOS:
+        assert '"' + ratio.replace(":", "\\\\:") + '"' in text
+
+
+def test_fish_completes_ge_to_gen() -> None:
+    lines = complete(
+        **{
+            COMPLETE_VAR: "complete_fish",
+            "_TYPER_COMPLETE_FISH_ACTION": "get-args",
+            "_TYPER_COMPLETE_ARGS": "flux2 ge",
+        }
+    )
+    assert [line.split("\t")[0] for line in lines] == ["gen"]
+
+
+def test_fish_help_texts_stay_on_one_line() -> None:
+    # Each line is one candidate for fish: a wrapped help text would invent bogus ones.
+    lines = complete(
+        **{
+            COMPLETE_VAR: "complete_fish",
+            "_TYPER_COMPLETE_FISH_ACTION": "get-args",
+            "_TYPER_COMPLETE_ARGS": "flux2 gen --",
+        }
+    )
+    assert lines
+    assert all(line.startswith("--") for line in lines), lines
+
+
+def test_powershell_offers_the_seven_ratios() -> None:
+    lines = complete(
+        **{
+            COMPLETE_VAR: "complete_powershell",
+            "_TYPER_COMPLETE_ARGS": "flux2 gen --ratio",
+            "_TYPER_COMPLETE_WORD_TO_COMPLETE": "",
+        }
+    )
+    assert [line.split(":::")[0] for line in lines] == SEVEN_RATIOS
+
+
+@pytest.mark.skipif(shutil.which("bash") is None, reason="needs bash")
+def test_the_bash_script_drives_completion_in_bash(tmp_path: Path) -> None:
+    # The committed script, sourced by a real bash, with flux2 first on PATH.
+    script = ROOT / "completions" / "flux2.bash"
+    program = (
+        f"source {script}\n"
+        'COMP_WORDS=(flux2 gen --ratio "")\n'
+        "COMP_CWORD=3\n"
+        "_flux2_completion flux2\n"
+        'printf "%s\\n" "${COMPREPLY[@]}"\n'
+    )
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    launcher = bin_dir / "flux2"
+    launcher.write_text(
+        "#!/bin/sh\n" + " ".join(f"'{part}'" for part in flux2_command()) + ' "$@"\n'
+    )
+    launcher.chmod(0o755)
+    result = subprocess.run(
+        ["bash", "--norc", "--noprofile", "-c", program],
+        env={**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == SEVEN_RATIOS
