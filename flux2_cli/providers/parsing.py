@@ -107,8 +107,7 @@ def unwrap_envelope(body: Any) -> Any:
     if "data" in body and ("code" in body or "message" in body or "msg" in body):
         code = body.get("code")
         if code is not None and not _is_ok_code(code):
-            message = _first_text(body, ERROR_MESSAGE_KEYS) or "the service reported an error"
-            raise ApiError(f"{message} (code {code})", code=str(code))
+            raise _envelope_error(body, code)
         data = body.get("data")
         if isinstance(data, list) and len(data) == 1:
             return data[0]
@@ -122,9 +121,27 @@ def unwrap_envelope(body: Any) -> Any:
         and "error" not in body
         and not any(key in body for key in TASK_ID_KEYS)
     ):
-        message = _first_text(body, ERROR_MESSAGE_KEYS) or "the service reported an error"
-        raise ApiError(f"{message} (code {code})", code=str(code))
+        raise _envelope_error(body, code)
     return body
+
+
+def _envelope_error(body: dict[str, Any], code: Any) -> ApiError:
+    """An error code inside a 200 answer: an HTTP-like code takes the status-code ladder."""
+    status = _http_like_status(code)
+    if status is not None:
+        return api_error(None, status, body, "")
+    message = _first_text(body, ERROR_MESSAGE_KEYS) or "the service reported an error"
+    return ApiError(f"{message} (code {code})", code=str(code))
+
+
+def _http_like_status(code: Any) -> int | None:
+    if isinstance(code, bool):
+        return None
+    if isinstance(code, int) or (isinstance(code, str) and code.strip().isdigit()):
+        number = int(code)
+        if 400 <= number <= 599:
+            return number
+    return None
 
 
 def _is_ok_code(code: Any) -> bool:
@@ -307,13 +324,13 @@ def parse_json_text(text: str) -> Any:
         raise UnexpectedResponseError(f"unexpected response (not JSON): {excerpt(text)}") from None
 
 
-def api_error(caps: Capabilities, status_code: int, body: Any, text: str) -> ApiError:
+def api_error(caps: Capabilities | None, status_code: int, body: Any, text: str) -> ApiError:
     """The status-code ladder: an HTTP error answer becomes the matching ApiError."""
     code, message = find_error(body) if body is not None else (None, None)
     if message is None:
         message = excerpt(text) if text.strip() and not _looks_like_markup(text) else None
     shown = message or f"HTTP {status_code}"
-    where = f"{caps.id}: "
+    where = f"{caps.id}: " if caps is not None else ""
     # The code counts too: {"error": {"code": "insufficient_balance", "message": "Forbidden"}}.
     lowered = f"{message or ''} {code or ''}".lower()
     if status_code == 402 or (

@@ -463,3 +463,18 @@ def test_explicit_base_url_outranks_the_one_saved_in_the_ledger(
     result = run_cli(["status", "moved", "--base-url", "https://new-host.example"])
     assert result.exit_code == 0, result.output
     assert [str(r.url) for r in httpx_mock.get_requests(method="GET")] == [moved]
+
+
+def test_row17_not_found_inside_a_200_envelope_is_exit5(
+    httpx_mock: HTTPXMock, clock: FakeTime
+) -> None:
+    httpx_mock.add_response(method="POST", url=CREATE_URL, json={"id": "gone"})
+    httpx_mock.add_response(
+        method="GET",
+        url=poll_url("gone"),
+        json={"code": 404, "message": "Task not found", "data": None},
+    )
+    result = run_cli(["gen", "a red fox"])
+    assert result.exit_code == 5, result.output
+    assert "not found or expired" in result.stderr
+    assert len(httpx_mock.get_requests(method="POST")) == 1

@@ -246,3 +246,17 @@ def test_json_text() -> None:
 def test_excerpt_is_short_and_one_line() -> None:
     text = parsing.excerpt("a\n" * 500)
     assert "\n" not in text and len(text) <= parsing.EXCERPT_CHARS
+
+
+@pytest.mark.parametrize(
+    ("code", "exit_code"),
+    [(404, 5), ("404", 5), (401, 3), (402, 4), (422, 2), (500, 7), (1001, 7)],
+)
+def test_http_like_code_inside_a_200_envelope_takes_the_status_ladder(
+    code: object, exit_code: int
+) -> None:
+    body = {"code": code, "message": "Task not found", "data": None}
+    with pytest.raises(ApiError) as info:
+        parsing.unwrap_envelope(body)
+    assert info.value.exit_code == exit_code
+    assert "Task not found" in info.value.message
