@@ -16,7 +16,6 @@ from flux2_cli.commands._options import (
     ModeOpt,
     NameOpt,
     NoSidecarOpt,
-    OutputOpt,
     OverwriteOpt,
     ProfileOpt,
     ProviderOpt,
@@ -114,6 +113,7 @@ def batch(
         int | None,
         typer.Option(
             "--safety",
+            metavar="N",
             help="Moderation tolerance, in the provider's range.",
             rich_help_panel=REQUEST_PANEL,
         ),
@@ -121,10 +121,23 @@ def batch(
     model: Annotated[
         str | None,
         typer.Option(
-            "--model", help="Override the provider's model id.", rich_help_panel=REQUEST_PANEL
+            "--model",
+            metavar="NAME",
+            help="Override the provider's model id.",
+            rich_help_panel=REQUEST_PANEL,
         ),
     ] = None,
-    output_path: OutputOpt = None,
+    output_path: Annotated[
+        str | None,
+        typer.Option(
+            "--output",
+            "-o",
+            metavar="DIR",
+            help="Folder for the images (an entry's own `output` wins).",
+            rich_help_panel="Output",
+            show_default=False,
+        ),
+    ] = None,
     name: NameOpt = None,
     overwrite: OverwriteOpt = False,
     no_sidecar: NoSidecarOpt = False,
