@@ -64,6 +64,11 @@ EVENT_POLL_S = 0.2
 FINE_STEP_FRACTION = 0.05
 FINE_STEP_MIN_S = 0.05
 FINE_WINDOW = 2.0
+# Until a duration is learned, one task of the run is polled at this share of its elapsed time
+# (at least SENTINEL_MIN_S, at most the usual cap): the first wave then learns at once.
+SENTINEL_FRACTION = 0.1
+SENTINEL_MIN_S = 0.25
+SENTINEL_MAX_S = 10.0
 OUTCOME_UNKNOWN = "outcome_unknown"
 
 STRING_KEYS = (
@@ -740,6 +745,10 @@ def _saved_intact(task: Task) -> bool:
 # --------------------------------------------------------------------------- running
 
 
+class _Learned(Exception):
+    """Raised inside a waiting worker's sleep when the run has just learned the task duration."""
+
+
 class _Stopped(BaseException):
     """Unwinds a worker when the run is stopped (Ctrl-C, SIGTERM, a fatal error)."""
 
@@ -779,11 +788,13 @@ class Durations:
     def __init__(self, window: int) -> None:
         self._recent: collections.deque[float] = collections.deque(maxlen=window)
         self._lock = threading.Lock()
+        self.learned = threading.Event()  # set by the first finished task
 
     def add(self, still_pending_at: float) -> None:
         """Record one finished task's last pending moment (seconds after its submit)."""
         with self._lock:
             self._recent.append(still_pending_at)
+        self.learned.set()
 
     def estimate(self) -> float | None:
         """The expected duration, or None before any task has finished."""
@@ -924,7 +935,34 @@ class Runner:
         ctx.sleep = sleep
         self.gate = RateGate(ctx.clock, sleep)
         self.durations = Durations(window=max(1, options.concurrency))
+        self._sentinel_lock = threading.Lock()
+        self._sentinel_claimed = False
+        learned = self.durations.learned
+
+        def sleep_until_learned(seconds: float) -> None:
+            # A first-wave worker on the usual schedule wakes as soon as a duration is known.
+            if real_sleep is time.sleep:
+                end = time.monotonic() + seconds
+                while (left := end - time.monotonic()) > 0:
+                    if stop.is_set():
+                        raise _Stopped()
+                    if learned.wait(min(left, EVENT_POLL_S)):
+                        raise _Learned()
+            else:
+                sleep(seconds)
+                if learned.is_set():
+                    raise _Learned()
+
+        self.sleep_until_learned = sleep_until_learned
         self.events: queue.Queue[tuple[str, Any]] = queue.Queue()
+
+    def _claim_sentinel(self) -> bool:
+        """True for the one task of the run that is polled finely until it ends."""
+        with self._sentinel_lock:
+            if self._sentinel_claimed:
+                return False
+            self._sentinel_claimed = True
+            return True
 
     def prepare(self, decisions: list[Decision]) -> None:
         """Open the ledger and one client per endpoint before any thread starts."""
@@ -1076,25 +1114,36 @@ class Runner:
         return task
 
     def _wait(self, task: Task, *, resumed: bool, submitted_at: float | None = None) -> Task:
-        """Poll until final: near the learned duration first, then on the usual schedule."""
+        """Poll until final: finely near the learned duration, else on the usual schedule.
+
+        Before anything is learned, one task (the sentinel) is polled finely and the others
+        wait on the usual schedule, woken as soon as the sentinel's duration is known.
+        """
         from flux2_cli import jobs
 
         clock = self.ctx.clock
         timeout = self.ctx.settings.timeout
         deadline = clock() + timeout
         poll_first = resumed
+        fine_done = submitted_at is None or resumed
         rounds = 0
         last_pending: list[float] = []
+        latest = [task]
 
         def seen(current: Task) -> None:
+            latest[0] = current
             if submitted_at is not None and not current.status.is_final:
                 last_pending[:] = [clock() - submitted_at]
 
         while True:
             try:
-                if submitted_at is not None and not poll_first:
-                    task = self._poll_near_expected(task, submitted_at, deadline, seen)
-                    poll_first = True  # the quick look-ups are spent; back to the schedule
+                if not fine_done and submitted_at is not None:
+                    if self.durations.estimate() is not None:
+                        task = self._poll_near_expected(task, submitted_at, deadline, seen)
+                        fine_done = True
+                    elif self._claim_sentinel():
+                        task = self._poll_as_sentinel(task, submitted_at, deadline, seen)
+                        fine_done = True
                 if not task.status.is_final:
                     task = jobs.wait(
                         self.ctx,
@@ -1102,10 +1151,13 @@ class Runner:
                         timeout=max(0.0, deadline - clock()),
                         poll_first=poll_first,
                         on_update=seen,
+                        sleep=None if fine_done else self.sleep_until_learned,
                     )
                 if last_pending and task.status is TaskStatus.SUCCEEDED:
                     self.durations.add(last_pending[0])
                 return task
+            except _Learned:
+                task = latest[0]  # back to the top: the fine look-ups around the duration
             except WaitTimeoutError as exc:
                 error = WaitTimeoutError(
                     f"timed out after {timeout:g} s waiting for task {task.task_id}",
@@ -1120,9 +1172,30 @@ class Runner:
                     raise
                 self.gate.slow_down(self._pause(rounds))
                 self.gate.wait()
-                latest = self.ctx.ledger().get(task.task_id, task.provider)
-                task = latest.task if latest is not None else task
+                stored = self.ctx.ledger().get(task.task_id, task.provider)
+                task = stored.task if stored is not None else task
                 poll_first = True
+
+    def _poll_as_sentinel(
+        self,
+        task: Task,
+        submitted_at: float,
+        deadline: float,
+        seen: Callable[[Task], None],
+    ) -> Task:
+        """Poll at a tenth of the elapsed time (0.25 s to 10 s) until the task ends."""
+        from flux2_cli import jobs
+
+        clock = self.ctx.clock
+        while not task.status.is_final:
+            elapsed = max(0.0, clock() - submitted_at)
+            step = min(SENTINEL_MAX_S, max(SENTINEL_MIN_S, SENTINEL_FRACTION * elapsed))
+            if clock() + step >= deadline:
+                break  # the usual schedule reports the timeout
+            self.ctx.sleep(step)
+            task = jobs.refresh(self.ctx, task)
+            seen(task)
+        return task
 
     def _poll_near_expected(
         self,
@@ -1140,7 +1213,7 @@ class Runner:
         from flux2_cli import jobs
 
         expected = self.durations.estimate()
-        if expected is None:
+        if expected is None:  # pragma: no cover - callers check first
             return task
         clock = self.ctx.clock
         step = max(FINE_STEP_MIN_S, FINE_STEP_FRACTION * expected)

@@ -132,8 +132,13 @@ def wait(
     timeout: float,
     on_update: OnUpdate | None = None,
     poll_first: bool = False,
+    sleep: Callable[[float], None] | None = None,
 ) -> Task:
-    """Poll until a final state; WaitTimeoutError after ``timeout``, TaskFailedError on failure."""
+    """Poll until a final state; WaitTimeoutError after ``timeout``, TaskFailedError on failure.
+
+    ``sleep`` replaces the context's between polls (batch wakes its waiters early with it).
+    """
+    pause = sleep or ctx.sleep
     deadline = ctx.clock() + timeout
     intervals = poll_intervals(ctx.settings.poll_interval)
     try:
@@ -145,7 +150,7 @@ def wait(
             remaining = deadline - ctx.clock()
             if remaining <= 0:
                 raise _timed_out(task, timeout)
-            ctx.sleep(min(next(intervals), remaining))
+            pause(min(next(intervals), remaining))
             task = refresh(ctx, task)
             if on_update:
                 on_update(task)

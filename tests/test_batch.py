@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import threading
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -337,3 +339,68 @@ def test_durations_learn_the_median_of_the_latest_window() -> None:
     for seconds in (1.0, 1.0, 1.9, 2.0, 1.95):
         durations.add(seconds)
     assert durations.estimate() == 1.95  # the early, coarse samples have left the window
+
+
+class _FakeClockCtx:
+    """Just what Runner needs of a Context: sleep, clock, settings."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+        self.sleeps: list[float] = []
+        self.settings = type("S", (), {"timeout": 600.0, "poll_interval": 1.0})()
+
+    def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        self.now += seconds
+
+    def clock(self) -> float:
+        return self.now
+
+
+def _runner(ctx: Any) -> Any:
+    from flux2_cli.batch import BatchOptions, Runner
+
+    return Runner(ctx, provider=None, options=BatchOptions(manifest=Path("m.txt"), concurrency=4))  # type: ignore[arg-type]
+
+
+def test_sentinel_polls_at_a_tenth_of_elapsed_and_teaches_the_run(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from flux2_cli import jobs
+    from flux2_cli.task import Task, TaskStatus
+
+    ctx = _FakeClockCtx()
+    runner = _runner(ctx)
+    finish_at = 3.0
+
+    def refresh(_ctx: Any, task: Task) -> Task:
+        done = ctx.now >= finish_at
+        return task.evolve(status=TaskStatus.SUCCEEDED if done else TaskStatus.RUNNING)
+
+    monkeypatch.setattr(jobs, "refresh", refresh)
+    task = Task(task_id="t", provider="apiinone", status=TaskStatus.QUEUED)
+    result = runner._wait(task, resumed=False, submitted_at=0.0)
+    assert not runner._claim_sentinel()  # one sentinel per run, taken by that task
+    assert result.status is TaskStatus.SUCCEEDED
+    # 0.25 s steps while a tenth of the elapsed time is smaller, then 10 % of it
+    assert ctx.sleeps[:4] == [0.25, 0.25, 0.25, 0.25]
+    assert all(step <= max(0.25, 0.1 * finish_at) + 1e-9 for step in ctx.sleeps)
+    assert ctx.now - finish_at < 0.35  # found within one fine step of the end
+    assert runner.durations.learned.is_set()
+    assert 2.5 <= (runner.durations.estimate() or 0) < finish_at
+
+
+def test_a_waiting_worker_wakes_when_the_duration_is_learned() -> None:
+    import time as real_time
+
+    from flux2_cli.batch import _Learned
+
+    ctx = _FakeClockCtx()
+    ctx.sleep = real_time.sleep  # type: ignore[method-assign]
+    runner = _runner(ctx)
+    timer = threading.Timer(0.05, runner.durations.add, args=(2.0,))
+    timer.start()
+    # Without the wake-up this sleeps the full 30 s and returns instead of raising.
+    with pytest.raises(_Learned):
+        runner.sleep_until_learned(30.0)
+    timer.join()
