@@ -61,8 +61,8 @@ RATE_PAUSE_CAP_S = 60.0
 RATE_MAX_ROUNDS = 6
 EVENT_POLL_S = 0.2
 # Look-ups near the learned task duration: every 5 % of it (at least 50 ms), up to twice it.
-FINE_STEP_FRACTION = 0.05
-FINE_STEP_MIN_S = 0.05
+FINE_STEP_FRACTION = 0.025
+FINE_STEP_MIN_S = 0.1
 FINE_WINDOW = 2.0
 # Until a duration is learned, one task of the run is polled at this share of its elapsed time
 # (at least SENTINEL_MIN_S, at most the usual cap): the first wave then learns at once.
