@@ -9,19 +9,10 @@ from typing import Any
 
 import pytest
 
-from flux2_cli.batch import (
-    LockFile,
-    ManifestError,
-    RateGate,
-    file_sha256,
-    lock_path,
-    parse_manifest,
-    parse_shard,
-    plan_entries,
-    read_manifest,
-    select_shard,
-    sniff_kind,
-)
+from flux2_cli.batch.lock import LockFile, file_sha256, lock_path
+from flux2_cli.batch.manifest import ManifestError, parse_manifest, read_manifest, sniff_kind
+from flux2_cli.batch.plan import parse_shard, plan_entries, select_shard
+from flux2_cli.batch.runner import RateGate
 from flux2_cli.commands.batch import build_entry_request
 from flux2_cli.context import Context
 from flux2_cli.errors import UsageError
@@ -332,7 +323,7 @@ def test_rate_gate_pauses_every_caller_until_the_shared_moment() -> None:
 
 
 def test_durations_learn_the_median_of_the_latest_window() -> None:
-    from flux2_cli.batch import Durations
+    from flux2_cli.batch.runner import Durations
 
     durations = Durations(window=3)
     assert durations.estimate() is None
@@ -358,7 +349,7 @@ class _FakeClockCtx:
 
 
 def _runner(ctx: Any) -> Any:
-    from flux2_cli.batch import BatchOptions, Runner
+    from flux2_cli.batch.runner import BatchOptions, Runner
 
     return Runner(ctx, provider=None, options=BatchOptions(manifest=Path("m.txt"), concurrency=4))  # type: ignore[arg-type]
 
@@ -393,7 +384,7 @@ def test_sentinel_polls_at_a_tenth_of_elapsed_and_teaches_the_run(
 def test_a_waiting_worker_wakes_when_the_duration_is_learned() -> None:
     import time as real_time
 
-    from flux2_cli.batch import _Learned
+    from flux2_cli.batch.runner import _Learned
 
     ctx = _FakeClockCtx()
     ctx.sleep = real_time.sleep  # type: ignore[method-assign]

@@ -239,7 +239,7 @@ def test_row48_server_429s_above_n_in_flight_client_limit_holds_no_entry_dropped
 def test_a_429_that_outlasts_the_client_retries_pauses_the_run_instead_of_failing_the_entry(
     httpx_mock: HTTPXMock, tmp_path: Path, clock: ThreadClock
 ) -> None:
-    from flux2_cli.batch import RATE_PAUSE_FIRST_S
+    from flux2_cli.batch.runner import RATE_PAUSE_FIRST_S
     from flux2_cli.client import MAX_ATTEMPTS
     from flux2_cli.ledger import Ledger
 

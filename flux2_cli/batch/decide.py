@@ -1,0 +1,76 @@
+"""What to do with each entry: skip, download, poll, submit, or report an unknown outcome."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from flux2_cli.batch.lock import LockFile, file_sha256
+from flux2_cli.batch.plan import PlannedEntry
+from flux2_cli.task import Task, TaskStatus, utc_now
+
+if TYPE_CHECKING:
+    from flux2_cli.context import Context
+
+
+class Action(str, enum.Enum):
+    """What a run does for an entry."""
+
+    SKIP = "skip"  # up to date (lock file or ledger): no request at all
+    DOWNLOAD = "download"  # finished earlier, not (or no longer) saved
+    POLL = "poll"  # submitted earlier, still running: resume polling
+    SUBMIT = "submit"  # the one paid POST
+    UNKNOWN = "unknown"  # a POST whose answer never arrived: not resubmitted silently
+
+
+@dataclass(frozen=True)
+class Decision:
+    """The action for one entry, with the task the ledger knows and the lock record."""
+
+    entry: PlannedEntry
+    action: Action
+    task: Task | None = None
+    record: dict[str, Any] | None = None
+    source: str = "new"  # lock | ledger | new
+
+    @property
+    def pays(self) -> bool:
+        """True when this decision sends a paid POST."""
+        return self.action is Action.SUBMIT
+
+
+def decide(
+    ctx: Context, entry: PlannedEntry, lock: LockFile, *, resubmit_unknown: bool
+) -> Decision:
+    """Skip, download, poll, submit or report unknown — from the lock file and the ledger."""
+    record = lock.record_for(entry.key, entry.fingerprint)
+    if record is not None:
+        return Decision(entry, Action.SKIP, record=record, source="lock")
+    ledger = ctx.ledger()
+    known = ledger.find_by_fingerprint(entry.fingerprint)
+    if known is not None:
+        task = known.task
+        if not task.status.is_final:
+            return Decision(entry, Action.POLL, task=task, source="ledger")
+        if task.status is TaskStatus.SUCCEEDED:
+            if _saved_intact(task):
+                return Decision(entry, Action.SKIP, task=task, source="ledger")
+            if task.expires_at is None or task.expires_at > utc_now():
+                return Decision(entry, Action.DOWNLOAD, task=task, source="ledger")
+        return Decision(entry, Action.SUBMIT)  # failed or expired: generate again
+    if ledger.open_intents(entry.fingerprint) and not resubmit_unknown:
+        return Decision(entry, Action.UNKNOWN)
+    return Decision(entry, Action.SUBMIT)
+
+
+def _saved_intact(task: Task) -> bool:
+    if not task.images:
+        return False
+    for image in task.images:
+        if not image.path or image.path == "-" or not image.sha256:
+            return False
+        if file_sha256(Path(image.path)) != image.sha256:
+            return False
+    return True

@@ -1,0 +1,171 @@
+"""Batch planning: each entry's request, fingerprint and output; stable shards."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import os
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from flux2_cli.batch.lock import file_sha256
+from flux2_cli.batch.manifest import EntryRequest, ManifestEntry, RequestBuilder, line_error
+from flux2_cli.errors import (
+    UsageError,
+)
+from flux2_cli.request import GenerationRequest, is_url
+from flux2_cli.task import Cost
+
+if TYPE_CHECKING:
+    from flux2_cli.context import Context
+    from flux2_cli.providers.base import Provider
+
+
+@dataclass(frozen=True)
+class PlannedEntry:
+    """One validated entry: its request, fingerprint, lock key, output and price."""
+
+    number: int
+    line: int
+    key: str
+    name: str | None
+    request: GenerationRequest
+    provider: str
+    model: str
+    fingerprint: str
+    output: str
+    name_template: str
+    estimate: Cost | None
+
+    @property
+    def label(self) -> str:
+        """How people see the entry: its name or number, and its line."""
+        return f"{self.key} (line {self.line})"
+
+
+def plan_entries(
+    ctx: Context,
+    provider: Provider,
+    manifest: Path,
+    entries: Iterable[ManifestEntry],
+    build: RequestBuilder,
+) -> list[PlannedEntry]:
+    """Validate every entry (command-line options are the defaults); errors name the line."""
+    from flux2_cli.download import validate_template
+
+    settings = ctx.settings
+    base = manifest.parent
+    planned: list[PlannedEntry] = []
+    seen_fingerprints: dict[str, int] = {}
+    seen_keys: dict[str, int] = {}
+    if settings.output_dir == "-":
+        raise UsageError("-o - (image bytes on stdout) does not go with batch; give a folder.")
+    default_output = _as_folder(settings.output_dir)
+    for entry in entries:
+        values = entry.values
+        source = manifest.name
+        entry_settings = dataclasses.replace(
+            settings,
+            ratio=values.get("ratio", settings.ratio),
+            res=values.get("res", settings.res),
+            mode=values.get("mode", settings.mode),
+            format=values.get("format", settings.format),
+            safety=values.get("safety", settings.safety),
+            model=values.get("model", settings.model),
+        )
+        fields = EntryRequest(
+            prompt=values["prompt"],
+            ratio_given="ratio" in values,
+            res_given="res" in values,
+            refs=values.get("refs", ()),
+            seed=values.get("seed"),
+            width=values.get("width"),
+            height=values.get("height"),
+            callback_url=values.get("callback_url"),
+            params=values.get("params", ()),
+        )
+        name = values.get("name") or None
+        try:
+            request = build(dataclasses.replace(ctx, settings=entry_settings), provider, fields)
+            template = name or settings.name
+            validate_template(template)
+        except UsageError as exc:
+            raise line_error(source, entry.line, exc.message, exc.hints) from None
+        model = provider.model_for(request)
+        fingerprint = request_fingerprint(request, provider.capabilities.id, model)
+        # Identical entries are distinct images: each repeat gets its own fingerprint.
+        repeat = seen_fingerprints.get(fingerprint, 0) + 1
+        seen_fingerprints[fingerprint] = repeat
+        if repeat > 1:
+            fingerprint = hashlib.sha256(f"{fingerprint}#{repeat}".encode()).hexdigest()
+        key = name if name and "{" not in name else f"#{entry.number}"
+        if key in seen_keys:
+            raise line_error(
+                source, entry.line, f"name {key!r} is already used on line {seen_keys[key]}."
+            )
+        seen_keys[key] = entry.line
+        output = values.get("output")
+        if output == "-":
+            raise line_error(source, entry.line, "'output' cannot be - in a batch; give a path.")
+        planned.append(
+            PlannedEntry(
+                number=entry.number,
+                line=entry.line,
+                key=key,
+                name=name,
+                request=request,
+                provider=provider.capabilities.id,
+                model=model,
+                fingerprint=fingerprint,
+                output=_entry_output(output, base) if output else default_output,
+                name_template=template,
+                estimate=provider.estimate_cost(request),
+            )
+        )
+    return planned
+
+
+def request_fingerprint(request: GenerationRequest, provider: str, model: str) -> str:
+    """The request's fingerprint, with the bytes of local reference files mixed in."""
+    fingerprint = request.fingerprint(provider, model)
+    local = [ref for ref in request.refs if not is_url(ref)]
+    if not local:
+        return fingerprint
+    digest = hashlib.sha256(fingerprint.encode())
+    for ref in local:
+        digest.update(b"\0" + (file_sha256(Path(ref).expanduser()) or "missing").encode())
+    return digest.hexdigest()
+
+
+def _as_folder(output: str) -> str:
+    if output in ("", "."):
+        return "."
+    return output if output.endswith(("/", os.sep)) else output + "/"
+
+
+def _entry_output(output: str, base: Path) -> str:
+    """An entry's ``output``, relative paths taken from the manifest's folder."""
+    path = Path(output).expanduser()
+    if not path.is_absolute():
+        path = base / path
+    text = str(path)
+    return text + "/" if output.endswith(("/", os.sep)) else text
+
+
+def parse_shard(text: str) -> tuple[int, int]:
+    """``K/N`` (1 ≤ K ≤ N) or a UsageError."""
+    part, sep, whole = text.partition("/")
+    try:
+        k, n = int(part), int(whole)
+    except ValueError:
+        k = n = 0
+    if not sep or n < 1 or not 1 <= k <= n:
+        raise UsageError(f"--shard {text!r}: expected K/N with 1 ≤ K ≤ N, such as 2/4.")
+    return k, n
+
+
+def select_shard(planned: list[PlannedEntry], k: int, n: int) -> list[PlannedEntry]:
+    """Shard ``k`` of ``n``: a stable split by fingerprint (the same entries every run)."""
+    return [entry for entry in planned if int(entry.fingerprint, 16) % n == k - 1]

@@ -1,0 +1,562 @@
+"""Running a batch: workers, the shared 429 gate, learned task durations, outcomes."""
+
+from __future__ import annotations
+
+import collections
+import functools
+import queue
+import statistics
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from flux2_cli.batch.decide import Action, Decision
+from flux2_cli.batch.lock import LockFile
+from flux2_cli.batch.plan import PlannedEntry
+from flux2_cli.errors import (
+    EXIT_TASK_FAILED,
+    ApiError,
+    AuthError,
+    CreditsError,
+    DownloadError,
+    Flux2Error,
+    RateLimitError,
+    SubmissionUnknownError,
+    TaskFailedError,
+    UrlExpiredError,
+    WaitTimeoutError,
+)
+from flux2_cli.task import Task, TaskStatus
+
+if TYPE_CHECKING:
+    from flux2_cli.context import Context
+    from flux2_cli.providers.base import Provider
+
+# A 429 that got past the client's own retries pauses every worker, growing per round.
+RATE_PAUSE_FIRST_S = 2.0
+RATE_PAUSE_CAP_S = 60.0
+RATE_MAX_ROUNDS = 6
+EVENT_POLL_S = 0.2
+# Look-ups near the learned task duration: every 2.5 % of it (at least 0.1 s), up to twice it.
+FINE_STEP_FRACTION = 0.025
+FINE_STEP_MIN_S = 0.1
+FINE_WINDOW = 2.0
+# Until a duration is learned, one task of the run is polled at this share of its elapsed time
+# (at least SENTINEL_MIN_S, at most the usual cap): the first wave then learns at once.
+SENTINEL_FRACTION = 0.1
+SENTINEL_MIN_S = 0.25
+SENTINEL_MAX_S = 10.0
+OUTCOME_UNKNOWN = "outcome_unknown"
+
+
+class _Learned(Exception):
+    """Raised inside a waiting worker's sleep when the run has just learned the task duration."""
+
+
+class _Stopped(BaseException):
+    """Unwinds a worker when the run is stopped (Ctrl-C, SIGTERM, a fatal error)."""
+
+
+class RateGate:
+    """A shared "not before" moment: after a 429 every worker pauses before its next call."""
+
+    def __init__(self, clock: Callable[[], float], sleep: Callable[[float], None]) -> None:
+        self._clock = clock
+        self._sleep = sleep
+        self._lock = threading.Lock()
+        self._not_before = float("-inf")
+        self.pauses = 0
+
+    def slow_down(self, seconds: float) -> None:
+        """Push the shared moment at least ``seconds`` into the future."""
+        with self._lock:
+            self._not_before = max(self._not_before, self._clock() + seconds)
+            self.pauses += 1
+
+    def wait(self) -> None:
+        """Sleep until the shared moment has passed."""
+        while True:
+            with self._lock:
+                delay = self._not_before - self._clock()
+            if delay <= 0:
+                return
+            self._sleep(delay)
+
+
+class Durations:
+    """How long this run's tasks take: per finished task, the last moment it was still pending.
+
+    The median of the latest ``window`` of them is a lower bound shared by the run's tasks.
+    """
+
+    def __init__(self, window: int) -> None:
+        self._recent: collections.deque[float] = collections.deque(maxlen=window)
+        self._lock = threading.Lock()
+        self.learned = threading.Event()  # set by the first finished task
+
+    def add(self, still_pending_at: float) -> None:
+        """Record one finished task's last pending moment (seconds after its submit)."""
+        with self._lock:
+            self._recent.append(still_pending_at)
+        self.learned.set()
+
+    def estimate(self) -> float | None:
+        """The expected duration, or None before any task has finished."""
+        with self._lock:
+            if not self._recent:
+                return None
+            return float(statistics.median(self._recent))
+
+
+@dataclass(frozen=True)
+class BatchOptions:
+    """What ``flux2 batch`` was asked to do, besides the settings."""
+
+    manifest: Path
+    concurrency: int = 4
+    dry_run: bool = False
+    check: bool = False
+    max_cost: float | None = None
+    shard: tuple[int, int] | None = None
+    resubmit_unknown: bool = False
+    overwrite: bool = False
+    sidecar: bool = True
+    embed_metadata: bool = False
+
+
+@dataclass
+class Outcome:
+    """How one entry ended."""
+
+    decision: Decision
+    status: str  # done | failed | skipped
+    task: Task | None = None
+    error: Flux2Error | None = None
+    submitted: bool = False
+
+    @property
+    def entry(self) -> PlannedEntry:
+        """The entry."""
+        return self.decision.entry
+
+    def paths(self, lock: LockFile) -> list[str]:
+        """The saved image paths."""
+        if self.task is not None and self.task.images:
+            return [image.path for image in self.task.images if image.path and image.path != "-"]
+        record = self.decision.record or {}
+        return [str(lock.resolve(str(item["path"]))) for item in record.get("outputs") or []]
+
+    def to_json(self) -> dict[str, Any]:
+        """The JSON line of ``--json``."""
+        entry = self.entry
+        return {
+            "entry": entry.number,
+            "name": entry.name,
+            "key": entry.key,
+            "line": entry.line,
+            "status": self.status,
+            "source": "submitted" if self.submitted else self.decision.source,
+            "fingerprint": entry.fingerprint,
+            "task": self.task.to_json() if self.task is not None else None,
+            "error": error_json(self.error) if self.error is not None else None,
+        }
+
+
+@dataclass
+class Summary:
+    """The totals of a run."""
+
+    total: int = 0
+    done: int = 0
+    failed: int = 0
+    skipped: int = 0
+    credits: float = 0.0
+    wall_seconds: float = 0.0
+    failures: list[Outcome] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        """The closing object of ``--json``."""
+        return {
+            "summary": True,
+            "total": self.total,
+            "done": self.done,
+            "failed": self.failed,
+            "skipped": self.skipped,
+            "credits": tidy_number(self.credits),
+            "wall_seconds": round(self.wall_seconds, 3),
+            "failed_entries": [outcome.entry.key for outcome in self.failures],
+        }
+
+
+def error_json(error: Flux2Error) -> dict[str, Any]:
+    """A failure as ``{"code", "message", "exit_code"}``."""
+    return {"code": error_code(error), "message": error.message, "exit_code": error.exit_code}
+
+
+def error_code(error: Flux2Error) -> str:
+    """A short stable code for a failure."""
+    if isinstance(error, SubmissionUnknownError) or getattr(error, "code", None) == OUTCOME_UNKNOWN:
+        return OUTCOME_UNKNOWN
+    if isinstance(error, TaskFailedError):
+        return error.code or "task_failed"
+    if isinstance(error, ApiError):
+        return error.code or (f"http_{error.status_code}" if error.status_code else "api_error")
+    if isinstance(error, WaitTimeoutError):
+        return "timeout"
+    if isinstance(error, UrlExpiredError):
+        return "url_expired"
+    if isinstance(error, DownloadError):
+        return "download_failed"
+    return type(error).__name__.lower()
+
+
+class UnknownOutcomeError(Flux2Error):
+    """An entry whose earlier POST got no answer: it may exist at the provider (exit 5)."""
+
+    exit_code = EXIT_TASK_FAILED
+    code = OUTCOME_UNKNOWN
+
+
+class Runner:
+    """Runs the decided entries with ``concurrency`` workers on one Context."""
+
+    def __init__(self, ctx: Context, provider: Provider, options: BatchOptions) -> None:
+        self.ctx = ctx
+        self.provider = provider
+        self.options = options
+        self.stop = threading.Event()
+        real_sleep = ctx.sleep
+        stop = self.stop
+
+        def sleep(seconds: float) -> None:
+            # Sleeping workers wake up at once when the run stops (Ctrl-C, a fatal error).
+            if stop.is_set():
+                raise _Stopped()
+            if real_sleep is time.sleep:
+                if stop.wait(seconds):
+                    raise _Stopped()
+            else:
+                real_sleep(seconds)
+
+        ctx.sleep = sleep
+        self.gate = RateGate(ctx.clock, sleep)
+        self.durations = Durations(window=max(1, options.concurrency))
+        self._sentinel_lock = threading.Lock()
+        self._sentinel_claimed = False
+        learned = self.durations.learned
+
+        def sleep_until_learned(seconds: float) -> None:
+            # A first-wave worker on the usual schedule wakes as soon as a duration is known.
+            if real_sleep is time.sleep:
+                end = time.monotonic() + seconds
+                while (left := end - time.monotonic()) > 0:
+                    if stop.is_set():
+                        raise _Stopped()
+                    if learned.wait(min(left, EVENT_POLL_S)):
+                        raise _Learned()
+            else:
+                sleep(seconds)
+                if learned.is_set():
+                    raise _Learned()
+
+        self.sleep_until_learned = sleep_until_learned
+        self.events: queue.Queue[tuple[str, Any]] = queue.Queue()
+
+    def _claim_sentinel(self) -> bool:
+        """True for the one task of the run that is polled finely until it ends."""
+        with self._sentinel_lock:
+            if self._sentinel_claimed:
+                return False
+            self._sentinel_claimed = True
+            return True
+
+    def prepare(self, decisions: list[Decision]) -> None:
+        """Open the ledger and one client per endpoint before any thread starts."""
+        self.ctx.ledger()
+        endpoints = {(self.provider.capabilities.id, self.ctx.base_url(self.provider))}
+        for decision in decisions:
+            if decision.task is not None and decision.action is not Action.SKIP:
+                provider = self.ctx.provider(decision.task.provider)
+                base_url = decision.task.base_url or self.ctx.base_url(provider)
+                endpoints.add((provider.capabilities.id, base_url))
+        for provider_id, base_url in sorted(endpoints):
+            self.ctx.client(self.ctx.provider(provider_id), base_url)
+
+    def run(self, work: list[Decision]) -> Iterator[tuple[str, Any]]:
+        """Start the workers; yield ``("start", Decision)`` and ``("end", Outcome)`` events.
+
+        A task worker holds one of the ``concurrency`` slots from submit until the task ends,
+        then hands the download to a download worker and takes the next entry: downloads
+        overlap the next tasks instead of keeping a slot (and the provider) idle.
+        """
+        todo: queue.Queue[Decision] = queue.Queue()
+        for decision in work:
+            todo.put(decision)
+        fetch: queue.Queue[tuple[Decision, Task, bool]] = queue.Queue()
+        count = min(self.options.concurrency, len(work))
+        threads = [
+            threading.Thread(target=self._worker, args=(todo, fetch), daemon=True, name=f"task-{n}")
+            for n in range(count)
+        ] + [
+            threading.Thread(target=self._fetcher, args=(fetch,), daemon=True, name=f"fetch-{n}")
+            for n in range(count)
+        ]
+        for thread in threads:
+            thread.start()
+        remaining = len(work)
+        while remaining:
+            try:
+                kind, payload = self.events.get(timeout=EVENT_POLL_S)
+            except queue.Empty:
+                if not any(thread.is_alive() for thread in threads) and self.events.empty():
+                    raise RuntimeError("batch workers stopped without reporting") from None
+                continue
+            if kind == "fatal":
+                self.stop.set()
+                raise payload
+            if kind == "end":
+                remaining -= 1
+            yield kind, payload
+
+    def _worker(
+        self, todo: queue.Queue[Decision], fetch: queue.Queue[tuple[Decision, Task, bool]]
+    ) -> None:
+        while not self.stop.is_set():
+            try:
+                decision = todo.get_nowait()
+            except queue.Empty:
+                return
+            self.events.put(("start", decision))
+            self._guarded(functools.partial(self._task_phase, decision, fetch))
+
+    def _fetcher(self, fetch: queue.Queue[tuple[Decision, Task, bool]]) -> None:
+        while not self.stop.is_set():
+            try:
+                decision, task, submitted = fetch.get(timeout=EVENT_POLL_S)
+            except queue.Empty:
+                continue
+            self._guarded(functools.partial(self._download_phase, decision, task, submitted))
+
+    def _guarded(self, step: Callable[[], Outcome | None]) -> None:
+        """Run one step; report its outcome, or a fatal error to the main thread."""
+        try:
+            outcome = step()
+        except _Stopped:
+            return
+        except (AuthError, CreditsError) as exc:
+            # The account itself is refused: every other entry would fail the same way.
+            self.stop.set()
+            self.events.put(("fatal", exc))
+            return
+        except BaseException as exc:  # a bug: surface it in the main thread
+            self.stop.set()
+            self.events.put(("fatal", exc))
+            return
+        if outcome is not None:
+            self.events.put(("end", outcome))
+
+    def _task_phase(
+        self, decision: Decision, fetch: queue.Queue[tuple[Decision, Task, bool]]
+    ) -> Outcome | None:
+        """Submit (or resume) and wait; a succeeded task goes on to the download workers."""
+        from flux2_cli import jobs
+
+        task = decision.task
+        submitted = False
+        try:
+            submitted_at = None
+            if decision.action is Action.SUBMIT:
+                submitted_at = self.ctx.clock()
+                task = self._submit(decision.entry)
+                submitted = True
+            assert task is not None
+            if not task.status.is_final:
+                task = self._wait(task, resumed=not submitted, submitted_at=submitted_at)
+            jobs.raise_if_failed(task)
+        except (AuthError, CreditsError, _Stopped):
+            raise
+        except Flux2Error as exc:
+            latest = getattr(exc, "task", None)  # a timeout carries the last state seen
+            if isinstance(latest, Task):
+                task = latest
+            return Outcome(decision, "failed", task=task, error=exc, submitted=submitted)
+        fetch.put((decision, task, submitted))
+        return None
+
+    def _download_phase(self, decision: Decision, task: Task, submitted: bool) -> Outcome:
+        try:
+            task = self._download(decision, task)
+        except (AuthError, CreditsError, _Stopped):
+            raise
+        except Flux2Error as exc:
+            return Outcome(decision, "failed", task=task, error=exc, submitted=submitted)
+        return Outcome(decision, "done", task=task, submitted=submitted)
+
+    def _submit(self, entry: PlannedEntry) -> Task:
+        from flux2_cli import jobs
+
+        ledger = self.ctx.ledger()
+        stale_intents = ledger.open_intents(entry.fingerprint)
+        rounds = 0
+        while True:
+            self.gate.wait()
+            try:
+                task = jobs.submit(
+                    self.ctx,
+                    self.provider,
+                    entry.request,
+                    fingerprint=entry.fingerprint,
+                    batch_key=f"{self.options.manifest.resolve()}#{entry.key}",
+                )
+                break
+            except RateLimitError:
+                rounds += 1
+                if rounds > RATE_MAX_ROUNDS:
+                    raise
+                self.gate.slow_down(self._pause(rounds))
+        for intent in stale_intents:
+            # --resubmit-unknown: the old unanswered POST is settled by this new task.
+            ledger.close_intent(intent)
+        return task
+
+    def _wait(self, task: Task, *, resumed: bool, submitted_at: float | None = None) -> Task:
+        """Poll until final: finely near the learned duration, else on the usual schedule.
+
+        Before anything is learned, one task (the sentinel) is polled finely and the others
+        wait on the usual schedule, woken as soon as the sentinel's duration is known.
+        """
+        from flux2_cli import jobs
+
+        clock = self.ctx.clock
+        timeout = self.ctx.settings.timeout
+        deadline = clock() + timeout
+        poll_first = resumed
+        fine_done = submitted_at is None or resumed
+        rounds = 0
+        last_pending: list[float] = []
+        latest = [task]
+
+        def seen(current: Task) -> None:
+            latest[0] = current
+            if submitted_at is not None and not current.status.is_final:
+                last_pending[:] = [clock() - submitted_at]
+
+        while True:
+            try:
+                if not fine_done and submitted_at is not None:
+                    if self.durations.estimate() is not None:
+                        task = self._poll_near_expected(task, submitted_at, deadline, seen)
+                        fine_done = True
+                    elif self._claim_sentinel():
+                        task = self._poll_as_sentinel(task, submitted_at, deadline, seen)
+                        fine_done = True
+                if not task.status.is_final:
+                    task = jobs.wait(
+                        self.ctx,
+                        task,
+                        timeout=max(0.0, deadline - clock()),
+                        poll_first=poll_first,
+                        on_update=seen,
+                        sleep=None if fine_done else self.sleep_until_learned,
+                    )
+                if last_pending and task.status is TaskStatus.SUCCEEDED:
+                    self.durations.add(last_pending[0])
+                return task
+            except _Learned:
+                task = latest[0]  # back to the top: the fine look-ups around the duration
+            except WaitTimeoutError as exc:
+                error = WaitTimeoutError(
+                    f"timed out after {timeout:g} s waiting for task {task.task_id}",
+                    task_id=task.task_id,
+                    hints=exc.hints,
+                )
+                error.task = getattr(exc, "task", None)  # type: ignore[attr-defined,unused-ignore]
+                raise error from None
+            except RateLimitError:
+                rounds += 1
+                if rounds > RATE_MAX_ROUNDS:
+                    raise
+                self.gate.slow_down(self._pause(rounds))
+                self.gate.wait()
+                stored = self.ctx.ledger().get(task.task_id, task.provider)
+                task = stored.task if stored is not None else task
+                poll_first = True
+
+    def _poll_as_sentinel(
+        self,
+        task: Task,
+        submitted_at: float,
+        deadline: float,
+        seen: Callable[[Task], None],
+    ) -> Task:
+        """Poll at a tenth of the elapsed time (0.25 s to 10 s) until the task ends."""
+        from flux2_cli import jobs
+
+        clock = self.ctx.clock
+        while not task.status.is_final:
+            elapsed = max(0.0, clock() - submitted_at)
+            step = min(SENTINEL_MAX_S, max(SENTINEL_MIN_S, SENTINEL_FRACTION * elapsed))
+            if clock() + step >= deadline:
+                break  # the usual schedule reports the timeout
+            self.ctx.sleep(step)
+            task = jobs.refresh(self.ctx, task)
+            seen(task)
+        return task
+
+    def _poll_near_expected(
+        self,
+        task: Task,
+        submitted_at: float,
+        deadline: float,
+        seen: Callable[[Task], None],
+    ) -> Task:
+        """Short look-ups around the duration this run has learned, before the usual schedule.
+
+        Tasks of one batch take about as long as each other, so once a few have finished, a
+        poll just before that moment, then every 5 % of it, finds the next ones done at once
+        instead of up to half an interval late. Nothing learned yet: nothing done here.
+        """
+        from flux2_cli import jobs
+
+        expected = self.durations.estimate()
+        if expected is None:  # pragma: no cover - callers check first
+            return task
+        clock = self.ctx.clock
+        step = max(FINE_STEP_MIN_S, FINE_STEP_FRACTION * expected)
+        moment = submitted_at + expected - step
+        while not task.status.is_final and moment <= submitted_at + FINE_WINDOW * expected:
+            if moment >= deadline:
+                break
+            delay = moment - clock()
+            if delay > 0:
+                self.ctx.sleep(delay)
+            task = jobs.refresh(self.ctx, task)
+            seen(task)
+            moment = max(moment, clock()) + step
+        return task
+
+    def _download(self, decision: Decision, task: Task) -> Task:
+        from flux2_cli import jobs
+        from flux2_cli.download import DownloadOptions
+
+        entry = decision.entry
+        options = DownloadOptions(
+            output=entry.output,
+            name_template=entry.name_template,
+            # A task fetched again (a resumed run) replaces its own earlier, partial copy.
+            overwrite=self.options.overwrite or decision.source == "ledger",
+            sidecar=self.options.sidecar,
+            embed_metadata=self.options.embed_metadata,
+        )
+        return jobs.download(self.ctx, task, options)
+
+    @staticmethod
+    def _pause(rounds: int) -> float:
+        return float(min(RATE_PAUSE_CAP_S, RATE_PAUSE_FIRST_S * 2.0 ** (rounds - 1)))
+
+
+def tidy_number(value: float) -> float | int:
+    return int(value) if float(value).is_integer() else round(value, 4)
