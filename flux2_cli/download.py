@@ -339,6 +339,29 @@ def _resolve_target(output: str | None, task: Task) -> _Target:
     return _Target(stdout=False, folder=parent, file_name=path.name)
 
 
+def check_destination(output: str | None) -> None:
+    """Before a task is paid for: UsageError when ``-o`` cannot work (a missing or read-only
+    folder), so that a typo costs nothing. A folder that vanishes later is still exit 8."""
+    if output is None or output in ("", "-"):
+        return
+    separators = tuple(sep for sep in (os.sep, os.altsep, "/") if sep)
+    path = Path(output).expanduser()
+    if output.endswith(separators) or path.is_dir():
+        existing = path
+        while not existing.exists() and existing != existing.parent:
+            existing = existing.parent  # created on download: its nearest existing parent
+        folder = existing
+    else:
+        folder = path.parent
+        if not folder.is_dir():
+            raise UsageError(
+                f"-o {output}: the folder {folder} does not exist; create it, or end -o "
+                "with / to have flux2 create it."
+            )
+    if not folder.is_dir() or not os.access(folder, os.W_OK | os.X_OK):
+        raise UsageError(f"-o {output}: {folder} is not a folder flux2 can write to.")
+
+
 def _recover_hints(task: Task) -> list[str]:
     return [
         f"The task {task.task_id} succeeded; its images stay at the provider until the URLs "

@@ -115,7 +115,7 @@ def refresh(ctx: Context, task: Task) -> Task:
         updated = task.evolve(
             status=TaskStatus.FAILED,
             raw_status="not found",
-            error=TaskError(code=NOT_FOUND_CODE, message=f"task not found or expired ({exc})"),
+            error=TaskError(code=NOT_FOUND_CODE, message=exc.message),
         )
     if updated.cost is None and task.request:
         updated = updated.evolve(

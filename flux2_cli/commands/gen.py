@@ -268,7 +268,7 @@ def build_request(ctx: Context, provider: Provider, opts: GenOptions) -> Generat
 def _run(ctx: Context, opts: GenOptions) -> None:
     from flux2_cli import jobs
     from flux2_cli.commands._common import status_text
-    from flux2_cli.download import DownloadOptions, validate_template
+    from flux2_cli.download import DownloadOptions, check_destination, validate_template
     from flux2_cli.errors import TaskFailedError, WaitTimeoutError
     from flux2_cli.task import Task
 
@@ -281,6 +281,8 @@ def _run(ctx: Context, opts: GenOptions) -> None:
             "-o - writes image bytes to stdout; it cannot go with --no-wait or --no-download."
         )
     validate_template(ctx.settings.name)
+    if not (opts.no_wait or opts.no_download):
+        check_destination(opts.output if opts.output is not None else ctx.settings.output_dir)
     if opts.dry_run:
         _print_dry_run(ctx, provider, request)
         return

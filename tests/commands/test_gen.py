@@ -478,3 +478,21 @@ def test_row17_not_found_inside_a_200_envelope_is_exit5(
     assert result.exit_code == 5, result.output
     assert "not found or expired" in result.stderr
     assert len(httpx_mock.get_requests(method="POST")) == 1
+
+
+def test_output_in_a_missing_folder_is_exit2_before_paying(
+    httpx_mock: HTTPXMock, tmp_path: Path
+) -> None:
+    result = run_cli(["gen", "a red fox", "-o", str(tmp_path / "nope" / "fox.png")])
+    assert result.exit_code == 2
+    assert "does not exist" in result.stderr and "end -o with /" in result.stderr
+    assert httpx_mock.get_requests() == []
+
+
+def test_output_folder_ending_in_slash_is_created(
+    httpx_mock: HTTPXMock, clock: FakeTime, tmp_path: Path
+) -> None:
+    add_happy_path(httpx_mock, png_bytes())
+    result = run_cli(["gen", "a red fox", "-o", str(tmp_path / "new" / "deep") + "/"])
+    assert result.exit_code == 0, result.output
+    assert Path(result.stdout.strip()).parent == tmp_path / "new" / "deep"

@@ -234,12 +234,25 @@ def test_row34_disk_full_is_exit8_temp_removed(
 def test_row34_missing_output_folder_is_exit8_cannot_write(
     httpx_mock: HTTPXMock, clock: FakeTime, tmp_path: Path
 ) -> None:
+    # The folder is gone by the time the images come (gen itself refuses a missing folder
+    # before paying, see the next test): a paid result stays recoverable.
     add_finished(httpx_mock, "t34")
+    assert run_cli(["gen", "a red fox", "--no-wait"]).exit_code == 0
     target = tmp_path / "no" / "such" / "cover.png"
-    result = run_cli(["gen", "a red fox", "-o", str(target)])
+    result = run_cli(["download", "t34", "-o", str(target)])
     assert result.exit_code == 8
     assert "cannot write" in result.stderr and "flux2 download t34" in result.stderr
     assert not (tmp_path / "no").exists()
+    assert ledger_ids() == ["t34"]
+
+
+def test_row34_gen_refuses_a_missing_output_folder_before_paying(
+    httpx_mock: HTTPXMock, tmp_path: Path
+) -> None:
+    result = run_cli(["gen", "a red fox", "-o", str(tmp_path / "no" / "cover.png")])
+    assert result.exit_code == 2
+    assert "does not exist" in result.stderr
+    assert httpx_mock.get_requests() == []
 
 
 @pytest.mark.skipif(os.name == "nt" or os.geteuid() == 0, reason="root ignores file modes")
@@ -247,11 +260,12 @@ def test_row34_real_read_only_folder(
     httpx_mock: HTTPXMock, clock: FakeTime, tmp_path: Path
 ) -> None:  # pragma: no cover - runs only as a normal user
     add_finished(httpx_mock, "t34")
+    assert run_cli(["gen", "a red fox", "--no-wait"]).exit_code == 0
     out = tmp_path / "ro"
     out.mkdir()
     out.chmod(0o555)
     try:
-        result = run_cli(gen(out))
+        result = run_cli(["download", "t34", "-o", f"{out}/"])
     finally:
         out.chmod(0o755)
     assert result.exit_code == 8

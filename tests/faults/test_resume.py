@@ -126,14 +126,24 @@ def test_resume_with_status_wait_after_each_exit(
     assert ledger_task(TASK)["status"] == "succeeded"
 
 
-def test_resume_after_exit8_unwritable_folder(
+def test_resume_after_exit8_disk_full(
     httpx_mock: HTTPXMock, provider: FakeProvider, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
+    import errno
+
+    from flux2_cli import download as download_module
+
     install_fake_time(monkeypatch)
     provider.phase = "done"
-    blocker = tmp_path / "file"
-    blocker.write_text("not a folder")
-    first = run_cli(["gen", "a red fox", "--provider", "vtrix", "-o", f"{blocker}/sub/"])
+
+    def disk_full(fh: object, data: bytes) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    # The folder fills up while the paid image is written (gen refuses a missing or
+    # read-only folder before paying, so a full disk is how this happens for real).
+    with monkeypatch.context() as patch:
+        patch.setattr(download_module, "_write_all", disk_full)
+        first = run_cli(["gen", "a red fox", "--provider", "vtrix", "-o", f"{tmp_path}/full/"])
     assert first.exit_code == 8
     assert f"flux2 download {TASK}" in first.stderr
     second = run_cli(["download", TASK, "-o", f"{tmp_path}/good/"])
