@@ -1,0 +1,69 @@
+"""Output modes: what goes to stdout and stderr."""
+
+from __future__ import annotations
+
+import io
+import json
+
+import pytest
+
+from flux2_cli.output import Output
+
+
+def streams() -> tuple[io.StringIO, io.StringIO]:
+    return io.StringIO(), io.StringIO()
+
+
+def test_human_results_on_stdout_notices_on_stderr() -> None:
+    out, err = streams()
+    output = Output(stdout=out, stderr=err, live=False)
+    output.result("a.png")
+    output.info("Submitted task t1.")
+    assert out.getvalue() == "a.png\n"
+    assert err.getvalue() == "Submitted task t1.\n"
+
+
+def test_json_mode_prints_one_document_and_no_result_lines() -> None:
+    out, err = streams()
+    output = Output(json_mode=True, stdout=out, stderr=err, live=False)
+    output.result("a.png")
+    output.document({"task_id": "t1"})
+    assert json.loads(out.getvalue()) == {"task_id": "t1"}
+
+
+def test_quiet_keeps_errors_only() -> None:
+    out, err = streams()
+    output = Output(quiet=True, stdout=out, stderr=err, live=False)
+    output.info("notice")
+    output.warn("careful")
+    output.error("broken", ["try this"])
+    assert err.getvalue() == "error: broken\n  try this\n"
+
+
+def test_plain_status_lines_only_on_change() -> None:
+    out, err = streams()
+    output = Output(stdout=out, stderr=err, live=False)
+    with output.status("task t1") as show:
+        show("queued")
+        show("queued")
+        show("running")
+    lines = err.getvalue().splitlines()
+    assert [line.split(" (")[0] for line in lines] == ["task t1: queued", "task t1: running"]
+    assert "\r" not in err.getvalue()
+
+
+def test_error_text_is_scrubbed_of_bearer_tokens() -> None:
+    out, err = streams()
+    Output(stdout=out, stderr=err, live=False).error("sent Authorization: Bearer abc123")
+    assert "abc123" not in err.getvalue()
+
+
+def test_live_is_off_under_ci(monkeypatch: pytest.MonkeyPatch) -> None:
+    class Tty(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    monkeypatch.setenv("CI", "true")
+    assert not Output(stderr=Tty()).live
+    monkeypatch.delenv("CI")
+    assert Output(stderr=Tty()).live

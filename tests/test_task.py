@@ -1,0 +1,89 @@
+"""Task, its JSON shape and the time helpers."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from flux2_cli.task import (
+    Cost,
+    ImageResult,
+    Task,
+    TaskError,
+    TaskStatus,
+    format_time,
+    parse_time,
+)
+
+TASK_KEYS = {
+    "task_id",
+    "provider",
+    "model",
+    "status",
+    "created_at",
+    "expires_at",
+    "images",
+    "cost",
+    "error",
+    "request",
+}
+
+
+def test_a_bare_task_has_every_key_with_nulls() -> None:
+    data = Task(task_id="t1", provider="apiinone").to_json()
+    assert set(data) == TASK_KEYS
+    assert data["status"] == "queued"
+    assert data["images"] == [] and data["cost"] is None and data["error"] is None
+
+
+def test_a_full_task_renders_the_contract_shape() -> None:
+    created = datetime(2026, 11, 21, 10, 0, 0, 123456, tzinfo=timezone.utc)
+    task = Task(
+        task_id="t1",
+        provider="bfl",
+        model="flux-2-pro",
+        status=TaskStatus.FAILED,
+        created_at=created,
+        expires_at=created + timedelta(hours=24),
+        images=(ImageResult(url="https://x/a.png", width=10, height=20, format="png"),),
+        cost=Cost(credits=3.0, usd=0.03),
+        error=TaskError(code="moderated", message="Content Moderated"),
+        request={"prompt": "a fox"},
+    )
+    data = task.to_json()
+    assert data["created_at"] == "2026-11-21T10:00:00Z"
+    assert data["expires_at"] == "2026-11-22T10:00:00Z"
+    assert data["cost"] == {"credits": 3, "usd": 0.03}  # whole numbers stay integers
+    assert data["error"] == {"code": "moderated", "message": "Content Moderated"}
+    assert set(data["images"][0]) == {"url", "path", "bytes", "sha256", "width", "height", "format"}
+
+
+@pytest.mark.parametrize("status", [TaskStatus.SUCCEEDED, TaskStatus.FAILED, TaskStatus.EXPIRED])
+def test_final_states(status: TaskStatus) -> None:
+    assert status.is_final
+
+
+@pytest.mark.parametrize("status", [TaskStatus.QUEUED, TaskStatus.RUNNING])
+def test_non_final_states(status: TaskStatus) -> None:
+    assert not status.is_final
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("2026-02-24T12:00:00Z", "2026-02-24T12:00:00Z"),
+        ("2026-02-24T14:00:00+02:00", "2026-02-24T12:00:00Z"),
+        ("2026-02-24T12:00:00", "2026-02-24T12:00:00Z"),  # naive means UTC
+        (1763174708, "2025-11-15T02:45:08Z"),
+        (1763174708000, "2025-11-15T02:45:08Z"),  # milliseconds
+        ("1763174708", "2025-11-15T02:45:08Z"),
+    ],
+)
+def test_parse_time_accepts_iso_and_unix(value: object, expected: str) -> None:
+    assert format_time(parse_time(value)) == expected
+
+
+@pytest.mark.parametrize("value", [None, "", "soon", True, [], {}, float("inf")])
+def test_parse_time_refuses_garbage(value: object) -> None:
+    assert parse_time(value) is None
