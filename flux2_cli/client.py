@@ -8,6 +8,14 @@ Retry rules (wire-contracts.md, "Retries: what is safe"):
 - ``GET`` retries connection errors, timeouts, 429, 500, 502, 503 and 504 with exponential
   backoff and full jitter, honouring ``Retry-After`` in seconds or as an HTTP date.
 - 400, 401, 403, 404 and 422 are never retried.
+
+What counts as "nothing was sent": a refused or timed-out connection (``ConnectError``,
+``ConnectTimeout``), no free pooled connection (``PoolTimeout``), and a request httpx refused
+to build (``UnsupportedProtocol``, ``LocalProtocolError``: never retried, it would fail again).
+Anything after that (``WriteError``, ``ReadTimeout``, ``RemoteProtocolError``, a body that does
+not decode) may have reached the server: a paid ``POST`` then ends as "outcome unknown".
+
+Redirects are never followed (the key would go with them): a 3xx is an error naming the target.
 """
 
 from __future__ import annotations
@@ -36,7 +44,7 @@ from flux2_cli.errors import (
 )
 from flux2_cli.providers.base import HttpCall, Provider
 from flux2_cli.providers.parsing import excerpt
-from flux2_cli.redact import mask, redact_headers, redact_url, scrub_all
+from flux2_cli.redact import mask, redact_headers, redact_url, scrub, scrub_all
 
 BACKOFF_START_S = 0.5
 BACKOFF_CAP_S = 30.0
@@ -160,7 +168,7 @@ class HttpClient:
                 response = self._http.request(
                     call.method, url, json=call.json, params=call.params, headers=headers
                 )
-            except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
+            except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
                 # Nothing reached the server: safe to retry, even for the paid POST.
                 self._log_line(f"<- connection failed: {type(exc).__name__}")
                 if attempt >= self._policy.attempts:
@@ -170,6 +178,12 @@ class HttpClient:
                     ) from None
                 self._sleep(self._policy.backoff(attempt, self._rng))
                 continue
+            except (httpx.UnsupportedProtocol, httpx.LocalProtocolError) as exc:
+                # httpx refused to send it: nothing left, and trying again cannot help.
+                raise ServiceUnavailableError(
+                    f"could not send the request to {host} ({_reason(exc)}); nothing was sent",
+                    hints=["Check --base-url (an http:// or https:// URL)."],
+                ) from None
             except httpx.TimeoutException as exc:
                 if call.paid:
                     raise self._unknown_outcome(call, host, "no answer in time") from None
@@ -180,7 +194,9 @@ class HttpClient:
                     ) from None
                 self._sleep(self._policy.backoff(attempt, self._rng))
                 continue
-            except httpx.TransportError as exc:
+            except (httpx.TransportError, httpx.DecodingError) as exc:
+                # DecodingError: an answer came (so a paid POST did reach the server) whose
+                # body does not decode (a proxy's bad Content-Encoding): not a crash.
                 if call.paid:
                     raise self._unknown_outcome(call, host, _reason(exc)) from None
                 self._log_line(f"<- transport error: {type(exc).__name__}")
@@ -192,6 +208,8 @@ class HttpClient:
                 continue
 
             self._log_response(response)
+            if 300 <= response.status_code < 400:
+                raise self._redirect_error(response, host)
             if response.status_code < 400:
                 return self._parse_body(response)
 
@@ -226,8 +244,27 @@ class HttpClient:
             )
         return stated
 
+    def _clean(self, text: str) -> str:
+        """Server text with the key (and any bearer token) removed: servers echo headers, and
+        error messages reach stdout too (``batch --json``), where nothing scrubs them later."""
+        return scrub_all(scrub(text, [self._api_key] if self._api_key else []))
+
+    def _redirect_error(self, response: httpx.Response, host: str) -> ApiError:
+        location = response.headers.get("location", "").strip()
+        try:
+            target = redact_url(str(response.url.join(location))) if location else ""
+        except httpx.InvalidURL:
+            target = "an invalid URL"
+        where = f" to {self._clean(target)}" if target else ""
+        return ApiError(
+            f"{host} answered HTTP {response.status_code} (a redirect{where}); flux2 does not "
+            "follow redirects on API calls, so the key is never sent to another address",
+            status_code=response.status_code,
+            hints=["Check --base-url / FLUX2_BASE_URL (https:// rather than http://?)."],
+        )
+
     def _error_for(self, response: httpx.Response) -> ApiError:
-        text = response.text
+        text = self._clean(response.text)
         try:
             body: Any = json.loads(text) if text.strip() else None
         except ValueError:
@@ -246,7 +283,7 @@ class HttpClient:
         except ValueError:
             raise UnexpectedResponseError(
                 f"unexpected response from {urlsplit(str(response.url)).netloc}: "
-                f"{excerpt(text) or '(empty body)'}"
+                f"{self._clean(excerpt(text)) or '(empty body)'}"
             ) from None
 
     def _unknown_outcome(self, call: HttpCall, host: str, reason: str) -> SubmissionUnknownError:

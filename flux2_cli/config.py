@@ -11,6 +11,10 @@ Where each setting comes from, highest first (the API key lookup order is the sa
 4. the file's top level;
 5. :data:`DEFAULTS`.
 
+A key in the file belongs to the provider its table names (a profile inherits the top level's
+``provider``): it is used only for that provider, so that a key is never sent to another
+provider's host. A table that names no provider lends its key to any.
+
 The file is ``config.toml`` in platformdirs' user config dir, or the file ``FLUX2_CONFIG``
 names. It is read, never repaired: a corrupt file is an error (exit 2) and is never rewritten.
 Writes go to a temp file in the same folder, are fsynced and then renamed over the old file,
@@ -517,7 +521,9 @@ def resolve_settings(
                 api_key, api_key_source = coerce_value("api_key", raw, var), var
                 break
     if api_key is None:
-        api_key, api_key_source = layered("api_key")
+        api_key, api_key_source = _config_api_key(
+            provider, data, profile_table, top_source, profile_source_name
+        )
 
     base_url = given("base_url")
     if base_url is None:
@@ -555,6 +561,35 @@ def resolve_settings(
         config_path=path,
     )
     return settings, warnings
+
+
+def _table_provider(table: Mapping[str, Any]) -> str | None:
+    value = table.get("provider")
+    return value.strip().lower() if isinstance(value, str) and value.strip() else None
+
+
+def _config_api_key(
+    provider: str,
+    data: Mapping[str, Any],
+    profile_table: Mapping[str, Any],
+    top_source: str,
+    profile_source: str,
+) -> tuple[str | None, str | None]:
+    """The config file's key for ``provider``: a key belongs to the provider its table names.
+
+    A profile's key is its provider's (its own ``provider``, else the top level's); a top-level
+    key is the top-level provider's. A table that names no provider serves any. A key that
+    belongs to another provider is never sent elsewhere: the next layer is tried instead.
+    """
+    top_owner = _table_provider(data)
+    layers = (
+        (profile_table, _table_provider(profile_table) or top_owner, profile_source),
+        (data, top_owner, top_source),
+    )
+    for table, owner, source in layers:
+        if "api_key" in table and owner in (None, provider):
+            return coerce_value("api_key", table["api_key"], source), source
+    return None, None
 
 
 def _flag(key: str) -> str:

@@ -50,6 +50,9 @@ class Context:
     transport_override: httpx.BaseTransport | None = None
     # --base-url as given on the command line: it outranks the base URL a task was saved with.
     cli_base_url: str | None = None
+    # The command line as given: the key for another provider's task is resolved from it.
+    cli_values: Mapping[str, Any] = field(default_factory=dict)
+    _keys: dict[str, tuple[str | None, str | None]] = field(default_factory=dict)
     _clients: dict[tuple[str, str], HttpClient] = field(default_factory=dict)
     _ledger: Ledger | None = None
 
@@ -78,6 +81,7 @@ class Context:
             output=output,
             sandbox=sandbox,
             cli_base_url=settings.base_url if cli_base_url else None,
+            cli_values=dict(cli_values),
         )
 
     # -- provider and endpoints -------------------------------------------------------------
@@ -99,8 +103,9 @@ class Context:
             if self.settings.api_key and self.settings.api_key_source == "--api-key":
                 return self.settings.api_key
             return SANDBOX_KEY
-        if self.settings.api_key:
-            return self.settings.api_key
+        key, _ = self._key_for(provider.capabilities.id)
+        if key:
+            return key
         own = provider.capabilities.env_var
         raise AuthError(
             f"No API key for {provider.capabilities.id}.",
@@ -109,6 +114,23 @@ class Context:
                 "Or try flux2 without a key: --provider sandbox",
             ],
         )
+
+    def _key_for(self, provider_id: str) -> tuple[str | None, str | None]:
+        """The key for ``provider_id`` and where it came from.
+
+        The settings' key was chosen for the configured provider; a task made with another
+        ``--provider`` (``status``/``download``/``batch`` resume of a ledger task) gets the key
+        that ``--provider ID`` would choose, so one provider's key never reaches another's host.
+        """
+        if provider_id == self.settings.provider:
+            return self.settings.api_key, self.settings.api_key_source
+        if provider_id not in self._keys:
+            from flux2_cli.config import resolve_settings
+
+            settings, _ = resolve_settings({**self.cli_values, "provider": provider_id})
+            register_secret(settings.api_key)
+            self._keys[provider_id] = (settings.api_key, settings.api_key_source)
+        return self._keys[provider_id]
 
     def transport(self, url: str | None) -> httpx.BaseTransport | None:
         """The embedded sandbox's in-process transport for sandbox URLs; None otherwise."""
@@ -135,7 +157,7 @@ class Context:
                 clock=self.clock,
                 log=self.output.debug if self.output.verbose else None,
                 max_connections=max(10, self.settings.concurrency * 2),
-                key_source=self.settings.api_key_source,
+                key_source=self._key_for(provider.capabilities.id)[1],
             )
         return self._clients[key]
 

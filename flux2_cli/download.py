@@ -510,19 +510,23 @@ class _Downloader:
             try:
                 # Claiming the name with O_EXCL makes two concurrent runs pick different names.
                 os.close(os.open(candidate, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666))
-                break
             except FileExistsError:
-                number += 1
-                if number > MAX_CLASH_SUFFIX:
-                    raise DownloadError(
-                        f"cannot write {destination}: too many files with that name",
-                        hints=_recover_hints(self.task),
-                    ) from None
-                candidate = destination.with_name(
-                    f"{destination.stem}-{number}{destination.suffix}"
-                )
+                pass
             except OSError as exc:
                 raise _cannot_write(candidate, exc, self.task) from None
+            else:
+                # The sidecar shares the name: an existing NAME.json (another image's sidecar,
+                # say fox.json of fox.jpg) makes the name taken too, or it would be replaced.
+                if not (self.options.sidecar and os.path.lexists(candidate.with_suffix(".json"))):
+                    break
+                _unlink_quietly(candidate)
+            number += 1
+            if number > MAX_CLASH_SUFFIX:
+                raise DownloadError(
+                    f"cannot write {destination}: too many files with that name",
+                    hints=_recover_hints(self.task),
+                ) from None
+            candidate = destination.with_name(f"{destination.stem}-{number}{destination.suffix}")
         try:
             os.replace(temp_path, candidate)
         except BaseException as exc:
@@ -629,6 +633,11 @@ class _Downloader:
                 ) from None
             except httpx.TransportError as exc:
                 raise _Retry(_describe(exc)) from None
+            except httpx.DecodingError:
+                # A body read in full on sending (in-memory transports) fails here, not in
+                # _receive; the same fault, the same answer.
+                part.resumable = False
+                raise _Retry("the body did not decode (a bad Content-Encoding)") from None
             try:
                 if response.status_code in REDIRECT_STATUSES:
                     location = response.headers.get("location")
@@ -734,6 +743,11 @@ class _Downloader:
             if total is None:
                 part.resumable = False
             raise _Retry(_describe(exc)) from None
+        except httpx.DecodingError:
+            # Sent gzip/deflate despite "Accept-Encoding: identity", and it does not decode:
+            # what was written is not the image, so the next attempt starts from zero.
+            part.resumable = False
+            raise _Retry("the body did not decode (a bad Content-Encoding)") from None
         if total is not None and part.written < total:
             raise _Retry(f"body shorter than its length ({part.written} of {total} bytes)")
         if total is not None and part.written > total:

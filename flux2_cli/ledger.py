@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import sqlite3
 import threading
 import time
@@ -25,6 +27,8 @@ APPLICATION_ID = 0x464C5832  # "FLX2"
 DEFAULT_HISTORY_LIMIT = 20
 PREPARE_RETRY_FIRST_DELAY = 0.01
 PREPARE_RETRY_MAX_DELAY = 0.2
+PRIVATE_DIR_MODE = 0o700
+PRIVATE_FILE_MODE = 0o600
 
 # _MIGRATIONS[i] takes the schema from version i to i + 1; append, never edit a shipped step.
 _MIGRATIONS: tuple[tuple[str, ...], ...] = (
@@ -118,11 +122,16 @@ class Ledger:
         self._lock = threading.Lock()
         self._conn: sqlite3.Connection | None = None
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            # Private to the user: the ledger keeps signed image URLs (secrets until they
+            # expire) and every prompt. SQLite gives its -wal and -shm files the same mode.
+            if not self.path.parent.is_dir():
+                self.path.parent.mkdir(mode=PRIVATE_DIR_MODE, parents=True, exist_ok=True)
         except OSError as exc:
             raise LedgerError(
                 f"Cannot create the ledger folder {self.path.parent}: {exc.strerror or exc}."
             ) from exc
+        with contextlib.suppress(OSError):  # an existing file, or one SQLite will report on
+            os.close(os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, PRIVATE_FILE_MODE))
         try:
             self._conn = sqlite3.connect(
                 str(self.path),

@@ -395,3 +395,15 @@ def test_a_waiting_worker_wakes_when_the_duration_is_learned() -> None:
     with pytest.raises(_Learned):
         runner.sleep_until_learned(30.0)
     timer.join()
+
+
+def test_lock_file_is_shareable_not_private(tmp_path: Path) -> None:
+    """Regression: mkstemp's 0600 made the lock file, meant to be committed, private."""
+    import stat
+
+    lock = LockFile.load(tmp_path / "m.txt.lock.json")
+    lock.put("#1", {"line": 1, "fingerprint": "ab", "outputs": []})
+    assert stat.S_IMODE(lock.path.stat().st_mode) == 0o644
+    lock.path.chmod(0o664)
+    lock.put("#2", {"line": 2, "fingerprint": "cd", "outputs": []})
+    assert stat.S_IMODE(lock.path.stat().st_mode) == 0o664  # an existing mode is kept

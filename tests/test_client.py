@@ -12,9 +12,11 @@ from pytest_httpx import HTTPXMock
 
 from flux2_cli.client import HttpClient, RetryPolicy, parse_retry_after
 from flux2_cli.errors import (
+    ApiError,
     AuthError,
     BadRequestError,
     CreditsError,
+    Flux2Error,
     RateLimitError,
     ServerError,
     ServiceUnavailableError,
@@ -276,3 +278,108 @@ def test_backoff_full_jitter_is_bounded_and_grows() -> None:
 )
 def test_parse_retry_after(value: str | None, expected: float | None) -> None:
     assert parse_retry_after(value) == expected
+
+
+# --- review: key echoes, redirects, errors that are not "maybe sent" -------------------------
+
+
+@pytest.mark.parametrize("status", [400, 401, 500])
+def test_server_message_echoing_the_key_is_scrubbed_at_the_source(
+    httpx_mock: HTTPXMock, client: HttpClient, sentinel_key: str, status: int
+) -> None:
+    # Error messages reach stdout too (batch --json), where nothing scrubs them later.
+    message = f"invalid credentials: Authorization: Bearer {sentinel_key}"
+    httpx_mock.add_response(status_code=status, json={"error": {"message": message}})
+    with pytest.raises(Exception) as info:
+        client.send(CREATE)
+    assert sentinel_key not in str(info.value)
+    assert all(sentinel_key not in hint for hint in getattr(info.value, "hints", []))
+    assert "invalid credentials" in str(info.value)
+
+
+def test_unreadable_success_body_echoing_the_key_is_scrubbed(
+    httpx_mock: HTTPXMock, client: HttpClient, sentinel_key: str
+) -> None:
+    httpx_mock.add_response(text=f"oops {sentinel_key}")
+    with pytest.raises(UnexpectedResponseError) as info:
+        client.send(POLL)
+    assert sentinel_key not in info.value.message
+
+
+@pytest.mark.parametrize("status", [301, 302, 307, 308])
+@pytest.mark.parametrize("call", [CREATE, POLL], ids=["post", "get"])
+def test_redirect_on_an_api_call_is_a_clear_error_and_not_followed(
+    httpx_mock: HTTPXMock, client: HttpClient, status: int, call: HttpCall
+) -> None:
+    # A 307 may carry a JSON body: it is still not the answer.
+    httpx_mock.add_response(
+        status_code=status,
+        headers={"Location": "https://elsewhere.example/v1?token=s3cr3t"},
+        json={"id": "t1", "status": "completed"},
+    )
+    with pytest.raises(ApiError) as info:
+        client.send(call)
+    assert len(httpx_mock.get_requests()) == 1
+    assert info.value.exit_code == 7
+    assert f"HTTP {status}" in info.value.message
+    assert "elsewhere.example" in info.value.message
+    assert "s3cr3t" not in info.value.message
+    assert any("--base-url" in hint for hint in info.value.hints)
+
+
+def test_pool_timeout_on_paid_post_is_retried_nothing_was_sent(
+    httpx_mock: HTTPXMock, client: HttpClient
+) -> None:
+    httpx_mock.add_exception(httpx.PoolTimeout("no free connection"))
+    httpx_mock.add_response(json={"id": "t1"})
+    assert client.send(CREATE) == {"id": "t1"}
+
+
+@pytest.mark.parametrize(
+    "exc",
+    [httpx.UnsupportedProtocol("no scheme"), httpx.LocalProtocolError("bad header value")],
+    ids=["unsupported-protocol", "local-protocol"],
+)
+def test_request_that_could_not_be_built_is_not_an_unknown_submission(
+    httpx_mock: HTTPXMock, client: HttpClient, exc: Exception
+) -> None:
+    httpx_mock.add_exception(exc)
+    with pytest.raises(Flux2Error) as info:
+        client.send(CREATE)
+    assert not isinstance(info.value, SubmissionUnknownError)
+    assert "outcome unknown" not in info.value.message
+    assert len(httpx_mock.get_requests()) == 1
+
+
+@pytest.mark.parametrize("exc", [httpx.WriteError("pipe"), httpx.WriteTimeout("slow")])
+def test_write_failure_on_paid_post_is_outcome_unknown_not_retried(
+    httpx_mock: HTTPXMock, client: HttpClient, exc: Exception
+) -> None:
+    # Part of the body may have reached the server.
+    httpx_mock.add_exception(exc)
+    with pytest.raises(SubmissionUnknownError):
+        client.send(CREATE)
+    assert len(httpx_mock.get_requests()) == 1
+
+
+def test_undecodable_body_on_paid_post_is_outcome_unknown(
+    httpx_mock: HTTPXMock, client: HttpClient
+) -> None:
+    # The server took the request and answered: a task may exist. Not a crash (exit 1).
+    httpx_mock.add_response(headers={"Content-Encoding": "gzip"}, content=b"not gzip at all")
+    with pytest.raises(SubmissionUnknownError):
+        client.send(CREATE)
+    assert len(httpx_mock.get_requests()) == 1
+
+
+def test_undecodable_body_on_poll_is_retried_then_exit7(
+    httpx_mock: HTTPXMock, client: HttpClient
+) -> None:
+    for _ in range(4):
+        httpx_mock.add_response(headers={"Content-Encoding": "gzip"}, content=b"not gzip")
+    httpx_mock.add_response(json={"status": "IN_PROGRESS"})
+    assert client.send(POLL) == {"status": "IN_PROGRESS"}
+    for _ in range(5):
+        httpx_mock.add_response(headers={"Content-Encoding": "gzip"}, content=b"not gzip")
+    with pytest.raises(ServiceUnavailableError):
+        client.send(POLL)

@@ -581,3 +581,36 @@ def test_list_redacts_secrets_everywhere(cfg: Path) -> None:
 
 def test_list_of_a_missing_file_is_empty(cfg: Path) -> None:
     assert list_values() == {}
+
+
+# --- a key belongs to its table's provider ---------------------------------------------------
+
+
+def test_config_key_of_a_table_naming_another_provider_is_not_used(cfg: Path) -> None:
+    # provider = "apiinone" says whose key this is: it is never sent to bfl.
+    write(cfg, 'provider = "apiinone"\napi_key = "apiinone-key-0000"\n')
+    settings, _ = resolve(cfg, provider="bfl")
+    assert settings.api_key is None
+    settings, _ = resolve(cfg, {"FLUX2_PROVIDER": "bfl"})
+    assert settings.api_key is None
+    settings, _ = resolve(cfg)
+    assert settings.api_key == "apiinone-key-0000"
+
+
+def test_profile_key_follows_the_profile_provider_and_falls_back_to_the_top(cfg: Path) -> None:
+    write(
+        cfg,
+        'provider = "bfl"\napi_key = "bfl-key-00000000"\n'
+        '[profiles.work]\nprovider = "apiinone"\napi_key = "work-key-0000"\n',
+    )
+    settings, _ = resolve(cfg, profile="work")
+    assert settings.api_key == "work-key-0000"
+    # The profile's key is API in One's; the top-level one is BFL's.
+    settings, _ = resolve(cfg, profile="work", provider="bfl")
+    assert (settings.api_key, settings.api_key_source) == ("bfl-key-00000000", f"config file {cfg}")
+
+
+def test_config_key_without_a_provider_serves_any_provider(cfg: Path) -> None:
+    write(cfg, 'api_key = "file-key-000000"\n')
+    settings, _ = resolve(cfg, provider="bfl")
+    assert settings.api_key == "file-key-000000"

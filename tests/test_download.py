@@ -1090,3 +1090,73 @@ def test_row28_raw_socket_slow_drip_times_out_and_is_exit_8(
     assert "timed out" in caught.value.message
     assert recorder.sleeps == [0.5]
     assert names(tmp_path) == []
+
+
+# --------------------------------------------------------------------------- review findings
+
+
+def test_image_with_a_content_encoding_that_does_not_decode_is_retried_not_a_crash(
+    httpx_mock: HTTPXMock, tmp_path: Path
+) -> None:
+    # Accept-Encoding: identity was asked for; a server sending gzip anyway must not crash
+    # flux2 with a raw httpx error (exit 1) when the body is not gzip.
+    httpx_mock.add_response(
+        url=URL, headers={"Content-Encoding": "gzip", "Content-Type": "image/png"}, content=b"junk"
+    )
+    httpx_mock.add_response(url=URL, headers=png_headers(PNG), content=PNG)
+    rec = Recorder()
+    done = run(make_task(), tmp_path, rec)
+    assert Path(str(done.images[0].path)).read_bytes() == PNG
+    assert rec.notes and "retrying" in rec.notes[0]
+    assert no_temp_files(tmp_path)
+
+
+def test_image_that_never_decodes_its_content_encoding_is_exit8(
+    httpx_mock: HTTPXMock, tmp_path: Path
+) -> None:
+    for _ in range(3):
+        httpx_mock.add_response(url=URL, headers={"Content-Encoding": "gzip"}, content=b"junk")
+    with pytest.raises(DownloadError) as info:
+        run(make_task(), tmp_path, retries=2)
+    assert info.value.exit_code == 8
+    assert names(tmp_path) == []
+
+
+def test_sidecar_never_overwrites_an_existing_json_beside_a_new_image(
+    httpx_mock: HTTPXMock, tmp_path: Path
+) -> None:
+    # fox.jpg (an earlier JPEG) and its sidecar fox.json exist; a PNG named "fox" must not
+    # replace fox.json: the new image takes the next free name for both files.
+    (tmp_path / "fox.jpg").write_bytes(JPEG)
+    (tmp_path / "fox.json").write_text("precious", encoding="utf-8")
+    httpx_mock.add_response(url=URL, headers=png_headers(PNG), content=PNG)
+    rec = Recorder()
+    done = run(make_task(), tmp_path, rec, name_template="fox")
+    assert (tmp_path / "fox.json").read_text(encoding="utf-8") == "precious"
+    saved = Path(str(done.images[0].path))
+    assert saved.name == "fox-1.png"
+    assert json.loads((tmp_path / "fox-1.json").read_text(encoding="utf-8"))["file"] == "fox-1.png"
+    assert not (tmp_path / "fox.png").exists()
+
+
+def test_without_sidecar_an_existing_json_does_not_move_the_image(
+    httpx_mock: HTTPXMock, tmp_path: Path
+) -> None:
+    (tmp_path / "fox.json").write_text("unrelated", encoding="utf-8")
+    httpx_mock.add_response(url=URL, headers=png_headers(PNG), content=PNG)
+    done = run(make_task(), tmp_path, name_template="fox", sidecar=False)
+    assert Path(str(done.images[0].path)).name == "fox.png"
+
+
+def test_streamed_image_whose_content_encoding_does_not_decode_is_retried(
+    httpx_mock: HTTPXMock, tmp_path: Path
+) -> None:
+    httpx_mock.add_response(
+        url=URL,
+        headers={"Content-Encoding": "gzip", "Content-Type": "image/png"},
+        stream=IteratorStream([b"junk", b"more junk"]),
+    )
+    httpx_mock.add_response(url=URL, headers=png_headers(PNG), content=PNG)
+    done = run(make_task(), tmp_path)
+    assert Path(str(done.images[0].path)).read_bytes() == PNG
+    assert no_temp_files(tmp_path)

@@ -497,3 +497,20 @@ def test_row50_two_processes_share_the_ledger(tmp_path: Path) -> None:
     ids = {e.task.task_id for e in entries}
     assert ids == {f"{tag}-{n}" for tag in ("a", "b") for n in range(50)}
     assert {e.task.status for e in entries} == {TaskStatus.RUNNING}
+
+
+@pytest.mark.skipif(os.name == "nt", reason="POSIX file modes")
+def test_a_new_ledger_is_private_to_its_user(tmp_path: Path) -> None:
+    # It holds signed image URLs (secrets until they expire) and every prompt.
+    old_umask = os.umask(0o022)
+    try:
+        folder = tmp_path / "data" / "flux2"
+        with Ledger(folder / "ledger.sqlite3") as opened:
+            opened.record_submit(full_task())
+            files = [path for path in folder.iterdir() if path.name.startswith("ledger.sqlite3")]
+            assert any(path.name.endswith("-wal") for path in files)
+            for path in files:
+                assert path.stat().st_mode & 0o077 == 0, (path.name, oct(path.stat().st_mode))
+        assert folder.stat().st_mode & 0o077 == 0
+    finally:
+        os.umask(old_umask)

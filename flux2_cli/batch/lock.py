@@ -6,6 +6,7 @@ import contextlib
 import hashlib
 import json
 import os
+import stat
 import tempfile
 import threading
 from collections.abc import Callable, Iterable
@@ -147,6 +148,11 @@ class LockFile:
         try:
             with os.fdopen(fd, "w", encoding="utf-8") as handle:
                 handle.write(text)
+                handle.flush()
+                os.fsync(handle.fileno())
+            # mkstemp makes 0600; a lock file is meant to be shared and committed.
+            mode = stat.S_IMODE(self.path.stat().st_mode) if self.path.exists() else 0o644
+            os.chmod(temp, mode)
             os.replace(temp, self.path)
         except BaseException:
             with contextlib.suppress(OSError):

@@ -10,6 +10,7 @@ from urllib.parse import urlsplit
 
 from flux2_cli.env import PROVIDER_KEY_VARS
 from flux2_cli.errors import UsageError
+from flux2_cli.providers import parsing
 from flux2_cli.providers.base import (
     BaseProvider,
     Capabilities,
@@ -28,6 +29,7 @@ PIXELS_PER_MP = 1_048_576
 MAX_PIXELS = 4 * PIXELS_PER_MP
 GET_RESULT_PATH = "/v1/get_result"
 TRUSTED_POLL_HOST_SUFFIX = ".bfl.ai"
+DEFAULT_PORTS = {"http": 80, "https": 443}
 MODEL_SEGMENT_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 
 # Flex's tuning knobs arrive through --param; their documented ranges are checked here.
@@ -195,12 +197,8 @@ class BflProvider(BaseProvider):
 
     def cost_from(self, data: dict[str, Any]) -> Cost | None:
         """``cost`` in the submit answer: credits, which are US cents."""
-        raw = data.get("cost")
-        if raw is None or isinstance(raw, bool):
-            return None
-        try:
-            credits = float(raw)
-        except (TypeError, ValueError):
+        credits = parsing.amount(data.get("cost"))
+        if credits is None:
             return None
         return Cost(credits=credits, usd=round(credits * USD_PER_CREDIT, 6))
 
@@ -214,22 +212,33 @@ class BflProvider(BaseProvider):
 
 
 def trusted_poll_url(url: str, base_url: str) -> bool:
-    """True for an https URL on a ``*.bfl.ai`` host, or on the host of ``base_url``.
+    """True for an https URL on a ``*.bfl.ai`` host, or on the base URL's own origin.
 
     The poll carries the key; a URL from the answer pointing anywhere else is not followed
-    (the documented ``/v1/get_result?id=`` on the base URL is used instead).
+    (the documented ``/v1/get_result?id=`` on the base URL is used instead). "Own origin" is
+    scheme, host and port together: ``http://`` for an ``https://`` base would send the key in
+    clear text, and another port on the same host is another service.
     """
     text = url.strip()
     if not is_url(text):
         return False
-    parts = urlsplit(text)
-    host = (parts.hostname or "").lower()
-    base_host = (urlsplit(base_url).hostname or "").lower()
-    if host and host == base_host:
+    try:
+        parts, base = urlsplit(text), urlsplit(base_url.strip())
+        origin = _origin(parts.scheme, parts.hostname, parts.port)
+        base_origin = _origin(base.scheme, base.hostname, base.port)
+    except ValueError:  # an invalid port
+        return False
+    scheme, host, _ = origin
+    if host and origin == base_origin:
         return True
-    return parts.scheme.lower() == "https" and (
+    return scheme == "https" and (
         host == TRUSTED_POLL_HOST_SUFFIX[1:] or host.endswith(TRUSTED_POLL_HOST_SUFFIX)
     )
+
+
+def _origin(scheme: str, host: str | None, port: int | None) -> tuple[str, str, int | None]:
+    scheme = scheme.lower()
+    return scheme, (host or "").lower(), port or DEFAULT_PORTS.get(scheme)
 
 
 def _details_text(details: Any) -> str | None:

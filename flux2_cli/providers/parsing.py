@@ -6,6 +6,7 @@ nothing here depends on a single shape (wire-contracts.md, "Tolerant parsing").
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -164,14 +165,34 @@ def find_task_id(data: Any) -> str | None:
 
 
 def find_status(data: Any) -> str | None:
-    """The raw status word, from ``status`` or ``state``."""
+    """The raw status word, from ``status`` or ``state``.
+
+    A number counts too (as its text): it is an unknown status, which keeps the task polling
+    and is named when the deadline passes, rather than being ignored.
+    """
     if not isinstance(data, dict):
         return None
     for key in STATUS_KEYS:
         value = data.get(key)
         if isinstance(value, str) and value.strip():
             return value.strip()
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return str(value)
     return None
+
+
+def amount(value: Any) -> float | None:
+    """A reported cost as a finite, non-negative number; None for anything else.
+
+    ``json.loads`` turns ``NaN`` and ``1e400`` into floats that no JSON document may hold.
+    """
+    if value is None or isinstance(value, bool):
+        return None
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return number if math.isfinite(number) and number >= 0 else None
 
 
 def map_status(raw: str | None, words: Mapping[str, TaskStatus]) -> TaskStatus | None:

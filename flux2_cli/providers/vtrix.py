@@ -8,6 +8,7 @@ from typing import Any
 
 from flux2_cli.env import PROVIDER_KEY_VARS
 from flux2_cli.errors import UsageError
+from flux2_cli.providers import parsing
 from flux2_cli.providers.base import (
     BaseProvider,
     Capabilities,
@@ -135,11 +136,5 @@ class VtrixProvider(BaseProvider):
         usage = data.get("usage")
         if not isinstance(usage, dict):
             return None
-        raw = usage.get("cost")
-        if raw is None or isinstance(raw, bool):
-            return None
-        try:
-            usd = float(raw)
-        except (TypeError, ValueError):
-            return None
-        return Cost(usd=usd)
+        usd = parsing.amount(usage.get("cost"))
+        return Cost(usd=usd) if usd is not None else None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -193,6 +194,11 @@ def test_untrusted_polling_url_is_not_followed_with_the_key() -> None:
         ("https://bfl.ai.evil.example/x", BASE, False),
         ("http://127.0.0.1:8000/v1/get_result?id=1", "http://127.0.0.1:8000", True),
         ("not a url", BASE, False),
+        # The key must not travel in clear text, nor to another service on the same host.
+        ("http://api.bfl.ai/v1/get_result?id=1", "https://api.bfl.ai", False),
+        ("http://127.0.0.1:9999/v1/get_result?id=1", "http://127.0.0.1:8000", False),
+        ("https://proxy.example/v1/get_result?id=1", "https://proxy.example/", True),
+        ("https://proxy.example:443/v1/get_result?id=1", "https://proxy.example", True),
     ],
 )
 def test_trusted_poll_url(url: str, base: str, trusted: bool) -> None:
@@ -312,3 +318,11 @@ def test_size_rule_in_words() -> None:
     assert rule is not None
     assert rule.describe() == "a multiple of 16, at least 64, at most 4,194,304 pixels in all"
     assert rule.violation(2064, 2048) == "2064×2048 is over 4,194,304 pixels"
+
+
+@pytest.mark.parametrize("cost", [float("nan"), float("inf"), -3.0, "NaN", "Infinity", "-1"])
+def test_a_cost_that_is_not_a_finite_amount_is_ignored(cost: Any) -> None:
+    # json.loads accepts NaN and 1e400 (inf): a --json document holding them is not JSON.
+    task = submitted({"id": TASK_ID, "cost": cost})
+    assert task.cost is None
+    json.dumps(task.to_json(), allow_nan=False)

@@ -260,3 +260,14 @@ def test_http_like_code_inside_a_200_envelope_takes_the_status_ladder(
         parsing.unwrap_envelope(body)
     assert info.value.exit_code == exit_code
     assert "Task not found" in info.value.message
+
+
+@pytest.mark.parametrize(("value", "raw"), [(1, "1"), (200, "200"), (2.5, "2.5")])
+def test_a_numeric_status_is_an_unknown_status_named_not_ignored(value: Any, raw: str) -> None:
+    # "An unknown value keeps polling until --timeout and then says which value it was."
+    assert parsing.find_status({"status": value}) == raw
+    assert parsing.map_status(parsing.find_status({"status": value}), {}) is None
+
+
+def test_a_boolean_status_is_no_status() -> None:
+    assert parsing.find_status({"status": True}) is None

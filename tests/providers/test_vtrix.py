@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from flux2_cli.errors import (
@@ -241,3 +243,17 @@ def test_http_errors(status: int, cls: type[ApiError], exit_code: int) -> None:
 
 def test_no_published_price() -> None:
     assert PROVIDER.estimate_cost(GenerationRequest("a red fox")) is None
+
+
+@pytest.mark.parametrize("cost", ["NaN", "inf", "-0.05", float("nan")])
+def test_a_usage_cost_that_is_not_a_finite_amount_is_ignored(cost: object) -> None:
+    task = Task(task_id="task-1", provider="vtrix", status=TaskStatus.RUNNING)
+    answer = {
+        "id": "task-1",
+        "status": "completed",
+        "output": [{"content": [{"url": "https://c/x.png"}]}],
+        "usage": {"cost": cost},
+    }
+    done = PROVIDER.parse_poll(answer, task)
+    assert done.cost is None
+    json.dumps(done.to_json(), allow_nan=False)
