@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import re
 import signal
@@ -87,6 +88,8 @@ def run(argv: list[str] | None = None) -> int:
     try:
         app(args=argv, prog_name="flux2", standalone_mode=True)
     except SystemExit as exc:
+        if _after_broken_pipe(exc):
+            return 0
         return _exit_code(exc.code)
     except Flux2Error as exc:
         _report(exc.message, exc.hints)
@@ -112,6 +115,16 @@ def run(argv: list[str] | None = None) -> int:
         )
         return EXIT_UNEXPECTED
     return 0
+
+
+def _after_broken_pipe(exc: SystemExit) -> bool:
+    """Typer exits 1 when stdout's reader has gone (`flux2 --help | head -0`); flux2 says 0.
+
+    Output already treats a closed pipe as success (`flux2 gen x | head -1`); this covers text
+    that Typer itself writes (help, `config path`), so `set -o pipefail` scripts behave alike.
+    """
+    cause = exc.__context__
+    return isinstance(cause, OSError) and cause.errno == errno.EPIPE
 
 
 def _exit_code(code: object) -> int:

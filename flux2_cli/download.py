@@ -274,6 +274,7 @@ def download_images(
     stdout: BinaryIO | None = None,
     on_bytes: Callable[[int, int | None], None] | None = None,
     clock: Callable[[], datetime] | None = None,
+    log: Callable[[str], None] | None = None,
 ) -> Task:
     """Download every image of a finished task; return the task with the images filled in.
 
@@ -298,6 +299,7 @@ def download_images(
         timeout=httpx.Timeout(options.timeout, connect=CONNECT_TIMEOUT),
         follow_redirects=False,
         headers={"User-Agent": f"flux2/{__version__}", "Accept-Encoding": "identity"},
+        event_hooks=_log_hooks(log) if log is not None else None,
     )
     try:
         downloader = _Downloader(
@@ -315,6 +317,21 @@ def download_images(
         return downloader.run()
     finally:
         client.close()
+
+
+def _log_hooks(log: Callable[[str], None]) -> dict[str, list[Callable[[Any], None]]]:
+    """--verbose: each image request and answer on one line, the signed query redacted."""
+    from flux2_cli.redact import redact_url
+
+    def request(req: httpx.Request) -> None:
+        log(f"-> {req.method} {redact_url(str(req.url))}")
+
+    def response(resp: httpx.Response) -> None:
+        length = resp.headers.get("content-length", "?")
+        kind = resp.headers.get("content-type", "?")
+        log(f"<- {resp.status_code} {resp.reason_phrase} ({kind}, {length} bytes)")
+
+    return {"request": [request], "response": [response]}
 
 
 def _resolve_target(output: str | None, task: Task) -> _Target:

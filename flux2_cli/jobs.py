@@ -29,9 +29,11 @@ from flux2_cli.errors import (
     resume_hints,
 )
 from flux2_cli.request import GenerationRequest
-from flux2_cli.task import Task, TaskError, TaskStatus
+from flux2_cli.task import Task, TaskError, TaskStatus, utc_now
 
 if TYPE_CHECKING:
+    from datetime import datetime
+
     from flux2_cli.context import Context
     from flux2_cli.download import DownloadOptions
     from flux2_cli.providers.base import Provider
@@ -72,8 +74,9 @@ def submit(
 ) -> Task:
     """Send the one paid create call and record the task before any polling."""
     base_url = ctx.base_url(provider)
-    client = ctx.client(provider, base_url)
+    # Local references are read (and refused, exit 2) before the key is needed (exit 3).
     call = provider.build_create(prepare_request(provider, request))
+    client = ctx.client(provider, base_url)
     ledger = ctx.ledger()
     intent = None
     if fingerprint is not None:
@@ -117,6 +120,8 @@ def refresh(ctx: Context, task: Task) -> Task:
             raw_status="not found",
             error=TaskError(code=NOT_FOUND_CODE, message=exc.message),
         )
+        if ctx.ledger().get(task.task_id) is None:
+            return updated  # a mistyped id is not a task: keep it out of `flux2 history`
     if updated.cost is None and task.request:
         updated = updated.evolve(
             cost=provider.estimate_cost(GenerationRequest.from_json(task.request))
@@ -163,6 +168,17 @@ def wait(
             exc.hints.extend(resume_hints(task.task_id))
         raise
     raise_if_failed(task)
+    return task
+
+
+def as_seen_now(task: Task, now: datetime | None = None) -> Task:
+    """A succeeded task whose image URLs are past their expiry is shown as ``expired``."""
+    if (
+        task.status is TaskStatus.SUCCEEDED
+        and task.expires_at is not None
+        and task.expires_at <= (now or utc_now())
+    ):
+        return task.evolve(status=TaskStatus.EXPIRED)
     return task
 
 
@@ -232,6 +248,7 @@ def download(ctx: Context, task: Task, options: DownloadOptions) -> Task:
             refresh=lambda: refresh(ctx, task),
             sleep=ctx.sleep,
             notify=ctx.output.info,
+            log=ctx.output.debug if ctx.output.verbose else None,
         )
     except DownloadError as exc:
         hint = f"Try again later with: flux2 download {task.task_id}"

@@ -88,9 +88,11 @@ def render_tasks(ctx: Context, tasks: Sequence[Task], *, lines: str, single: boo
 
 def render_status(ctx: Context, tasks: Sequence[Task], *, single: bool) -> None:
     """Status look-ups: JSON, or a short block per task on stdout."""
+    from flux2_cli.jobs import as_seen_now
     from flux2_cli.task import format_time
 
     output = ctx.output
+    tasks = [as_seen_now(task) for task in tasks]
     if output.json_mode:
         render_tasks(ctx, tasks, lines="ids", single=single)
         return

@@ -47,7 +47,7 @@ def _say(text: str, *, err: bool = False) -> None:
 
 def _warn(warnings: list[str]) -> None:
     for warning in warnings:
-        _say(f"Warning: {warning}", err=True)
+        _say(f"warning: {warning}", err=True)  # as Output.warn words it
 
 
 def _where(profile: str | None) -> str:

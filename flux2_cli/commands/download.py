@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -23,6 +23,11 @@ from flux2_cli.commands._options import (
     TimeoutOpt,
     VerboseOpt,
 )
+from flux2_cli.errors import EXIT_INTERRUPTED, EXIT_TERMINATED
+
+if TYPE_CHECKING:
+    from flux2_cli.context import Context
+    from flux2_cli.task import Task
 
 
 def download(
@@ -55,9 +60,10 @@ def download(
 ) -> None:
     """Download the images of finished tasks and print the saved paths."""
     from flux2_cli import jobs
-    from flux2_cli.commands._common import make_context, render_tasks, status_text
+    from flux2_cli.commands._common import make_context, status_text
     from flux2_cli.download import DownloadOptions, validate_template
-    from flux2_cli.errors import Flux2Error, UsageError
+    from flux2_cli.errors import Flux2Error, TaskFailedError, UsageError
+    from flux2_cli.task import Task
 
     if not task_ids and not pending:
         raise UsageError("Name one or more task ids, or use --pending.")
@@ -89,13 +95,14 @@ def download(
             embed_metadata=embed_metadata,
         )
         if pending:
-            tasks = [entry.task for entry in ctx.ledger().downloadable()]
+            tasks = _pending_tasks(ctx)
             if not tasks:
                 ctx.output.info("Nothing to download: no finished task is waiting in the ledger.")
         else:
             tasks = [jobs.find_task(ctx, task_id) for task_id in task_ids or []]
-        done = []
-        first_error: Flux2Error | None = None
+        single = not pending and len(tasks) == 1
+        shown: list[Task] = []
+        failed: list[tuple[str, Flux2Error]] = []
         for task in tasks:
             try:
                 with jobs.interruptible(task.task_id):
@@ -108,17 +115,57 @@ def download(
                                 poll_first=True,
                                 on_update=lambda current: show(status_text(current)),
                             )
-                    done.append(jobs.download(ctx, task, options))
+                    shown.append(jobs.download(ctx, task, options))
             except Flux2Error as exc:
-                if len(tasks) == 1 or exc.exit_code in (130, 143):
+                if exc.exit_code in (EXIT_INTERRUPTED, EXIT_TERMINATED):
                     raise
-                ctx.output.error(f"{task.task_id}: {exc.message}", exc.hints)
-                first_error = first_error or exc
-        if output_path != "-":
-            render_tasks(
-                ctx, done, lines="paths", single=bool(task_ids) and len(task_ids or []) == 1
-            )
-        if first_error is not None:
-            raise first_error
+                if isinstance(exc, TaskFailedError) and isinstance(exc.task, Task):
+                    shown.append(exc.task)  # --json: the failed task, with its error
+                if single:
+                    if shown:
+                        _render(ctx, shown, output_path, single=True)
+                    raise
+                named = task.task_id in exc.message
+                ctx.output.error(
+                    exc.message if named else f"{task.task_id}: {exc.message}", exc.hints
+                )
+                failed.append((task.task_id, exc))
+        _render(ctx, shown, output_path, single=single)
+        if failed:
+            ids = ", ".join(task_id for task_id, _ in failed)
+            summary = Flux2Error(f"{len(failed)} of {len(tasks)} tasks not downloaded: {ids}")
+            summary.exit_code = failed[0][1].exit_code
+            raise summary
     finally:
         ctx.close()
+
+
+def _render(ctx: Context, tasks: list[Task], output_path: str | None, *, single: bool) -> None:
+    """Saved paths (or the task objects with --json); nothing when -o - sent the bytes."""
+    from flux2_cli.commands._common import render_tasks
+
+    if output_path != "-":
+        render_tasks(ctx, tasks, lines="paths", single=single)
+
+
+def _pending_tasks(ctx: Context) -> list[Task]:
+    """Finished, undownloaded tasks with live URLs, after one fresh look at unfinished ones.
+
+    A task submitted with ``gen --no-wait`` stays "running" in the ledger until something
+    polls it; one look-up each (no waiting) lets ``--pending`` find the ones done since.
+    """
+    from flux2_cli import jobs
+    from flux2_cli.errors import Flux2Error
+
+    ledger = ctx.ledger()
+    for entry in ledger.history(limit=None, pending_only=True):
+        if entry.task.status.is_final:
+            continue
+        try:
+            with jobs.interruptible(entry.task.task_id):
+                jobs.refresh(ctx, entry.task)
+        except Flux2Error as exc:
+            if exc.exit_code in (EXIT_INTERRUPTED, EXIT_TERMINATED):
+                raise
+            ctx.output.warn(f"{entry.task.task_id}: could not look it up: {exc.message}")
+    return [entry.task for entry in ledger.downloadable()]

@@ -269,16 +269,17 @@ def _run(ctx: Context, opts: GenOptions) -> None:
     from flux2_cli import jobs
     from flux2_cli.commands._common import status_text
     from flux2_cli.download import DownloadOptions, check_destination, validate_template
-    from flux2_cli.errors import TaskFailedError, WaitTimeoutError
+    from flux2_cli.errors import InterruptedError_, TaskFailedError, WaitTimeoutError
     from flux2_cli.task import Task
 
     provider = ctx.provider()
     request = build_request(ctx, provider, opts)
-    if opts.output == "-" and (opts.no_wait or opts.no_download):
+    if opts.output == "-" and (opts.no_wait or opts.no_download or ctx.output.json_mode):
         from flux2_cli.errors import UsageError
 
         raise UsageError(
-            "-o - writes image bytes to stdout; it cannot go with --no-wait or --no-download."
+            "-o - writes image bytes to stdout; it cannot go with --json, --no-wait or "
+            "--no-download."
         )
     validate_template(ctx.settings.name)
     if not (opts.no_wait or opts.no_download):
@@ -294,19 +295,22 @@ def _run(ctx: Context, opts: GenOptions) -> None:
     if opts.no_wait:
         _render(ctx, task, "ids")
         return
+    seen = [task]
+
+    def update(current: Task) -> None:
+        seen[0] = current
+        show(status_text(current))
+
     try:
         with jobs.interruptible(task_id), output.status(f"task {task_id[:12]}") as show:
             show(status_text(task))
-            task = jobs.wait(
-                ctx,
-                task,
-                timeout=ctx.settings.timeout,
-                on_update=lambda current: show(status_text(current)),
-            )
-    except (TaskFailedError, WaitTimeoutError) as exc:
-        # Scripts reading --json still get the task object, with its error, before exit 5/6.
-        if output.json_mode and isinstance(exc.task, Task):
-            _render(ctx, exc.task, "ids")
+            task = jobs.wait(ctx, task, timeout=ctx.settings.timeout, on_update=update)
+    except (TaskFailedError, WaitTimeoutError, InterruptedError_) as exc:
+        # Scripts reading --json still get the task object (with its error, or as last seen)
+        # before exit 5, 6, 130 or 143: the id is what they need to pick it up again.
+        last = exc.task if isinstance(exc, (TaskFailedError, WaitTimeoutError)) else seen[0]
+        if output.json_mode and isinstance(last, Task):
+            _render(ctx, last, "ids")
         raise
     if opts.no_download:
         _render(ctx, task, "urls")
@@ -321,8 +325,6 @@ def _run(ctx: Context, opts: GenOptions) -> None:
     with jobs.interruptible(task_id):
         task = jobs.download(ctx, task, options)
     if opts.output == "-":
-        if output.json_mode:
-            output.warn("--json is ignored with -o -: stdout carries the image bytes.")
         return
     _render(ctx, task, "paths")
 

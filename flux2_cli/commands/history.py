@@ -21,6 +21,7 @@ def history(
     quiet: QuietOpt = False,
 ) -> None:
     """List submitted tasks with their status, expiry and saved files."""
+    from flux2_cli.jobs import as_seen_now
     from flux2_cli.ledger import Ledger
     from flux2_cli.output import Output
     from flux2_cli.task import format_time
@@ -28,15 +29,15 @@ def history(
     output = Output(json_mode=json_output, quiet=quiet)
     with Ledger() as ledger:
         entries = ledger.history(limit=limit, pending_only=pending)
+    tasks = [as_seen_now(entry.task) for entry in entries]
     if json_output:
-        output.document([entry.task.to_json() for entry in entries])
+        output.document([task.to_json() for task in tasks])
         return
     if not entries:
         output.info("No tasks yet.")
         return
     rows = []
-    for entry in entries:
-        task = entry.task
+    for entry, task in zip(entries, tasks, strict=True):
         paths = ", ".join(image.path for image in task.images if image.path) or "-"
         rows.append(
             [

@@ -40,7 +40,8 @@ def banner(url: str, settings: SandboxSettings) -> str:
             f"  faults:   {settings.faults.describe()}",
             f"  keys:     any non-empty key works ({settings.credits} credits to start);",
             f"            {INVALID_KEY} is refused (401); {BROKE_KEY} has no credits",
-            f"  try:      flux2 gen 'a lighthouse at dusk' --provider apiinone --base-url {url}",
+            f"  try:      flux2 gen 'a lighthouse at dusk' --provider apiinone --base-url {url}"
+            " --api-key test",
             "  stop:     Ctrl-C",
         ]
     )

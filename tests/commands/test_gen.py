@@ -496,3 +496,14 @@ def test_output_folder_ending_in_slash_is_created(
     result = run_cli(["gen", "a red fox", "-o", str(tmp_path / "new" / "deep") + "/"])
     assert result.exit_code == 0, result.output
     assert Path(result.stdout.strip()).parent == tmp_path / "new" / "deep"
+
+
+def test_verbose_logs_the_image_download_with_its_query_redacted(
+    httpx_mock: HTTPXMock, clock: FakeTime, tmp_path: Path
+) -> None:
+    add_happy_path(httpx_mock, png_bytes())
+    result = run_cli(["gen", "a red fox", "-v", "-o", str(tmp_path) + "/"])
+    assert result.exit_code == 0, result.output
+    assert "-> GET https://cdn.apiin.one/out/fox.png?X-Amz-Signature=***" in result.stderr
+    assert "abc123secret" not in result.stderr
+    assert "<- 200 OK (image/png" in result.stderr
