@@ -259,6 +259,27 @@ def download(ctx: Context, task: Task, options: DownloadOptions) -> Task:
     return done
 
 
+def pending_downloads(ctx: Context, *, warn: Callable[[str], None]) -> list[Task]:
+    """Finished, undownloaded tasks with live URLs, after one fresh look at unfinished ones.
+
+    A task submitted with ``gen --no-wait`` stays "running" in the ledger until something
+    polls it; one look-up each (no waiting) lets ``download --pending`` find the ones done
+    since. A look-up that fails is a warning; the others go on.
+    """
+    ledger = ctx.ledger()
+    for entry in ledger.history(limit=None, pending_only=True):
+        if entry.task.status.is_final:
+            continue
+        try:
+            with interruptible(entry.task.task_id):
+                refresh(ctx, entry.task)
+        except Flux2Error as exc:
+            if exc.exit_code in (EXIT_INTERRUPTED, EXIT_TERMINATED):
+                raise
+            warn(f"{entry.task.task_id}: could not look it up: {exc.message}")
+    return [entry.task for entry in ledger.downloadable()]
+
+
 @contextmanager
 def interruptible(task_id: str | None) -> Iterator[None]:
     """Ctrl-C (130) and SIGTERM (143) become an error that names the task and how to resume."""

@@ -95,7 +95,7 @@ def download(
             embed_metadata=embed_metadata,
         )
         if pending:
-            tasks = _pending_tasks(ctx)
+            tasks = jobs.pending_downloads(ctx, warn=ctx.output.warn)
             if not tasks:
                 ctx.output.info("Nothing to download: no finished task is waiting in the ledger.")
         else:
@@ -146,26 +146,3 @@ def _render(ctx: Context, tasks: list[Task], output_path: str | None, *, single:
 
     if output_path != "-":
         render_tasks(ctx, tasks, lines="paths", single=single)
-
-
-def _pending_tasks(ctx: Context) -> list[Task]:
-    """Finished, undownloaded tasks with live URLs, after one fresh look at unfinished ones.
-
-    A task submitted with ``gen --no-wait`` stays "running" in the ledger until something
-    polls it; one look-up each (no waiting) lets ``--pending`` find the ones done since.
-    """
-    from flux2_cli import jobs
-    from flux2_cli.errors import Flux2Error
-
-    ledger = ctx.ledger()
-    for entry in ledger.history(limit=None, pending_only=True):
-        if entry.task.status.is_final:
-            continue
-        try:
-            with jobs.interruptible(entry.task.task_id):
-                jobs.refresh(ctx, entry.task)
-        except Flux2Error as exc:
-            if exc.exit_code in (EXIT_INTERRUPTED, EXIT_TERMINATED):
-                raise
-            ctx.output.warn(f"{entry.task.task_id}: could not look it up: {exc.message}")
-    return [entry.task for entry in ledger.downloadable()]

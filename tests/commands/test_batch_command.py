@@ -105,8 +105,11 @@ class FakeApi:
             self.creates += 1
             task_id = f"task{self.creates:04d}_flux2"
             self.tasks[task_id] = {"prompt": body["prompt"], "polls": 0, "done": False}
-            self.in_flight += 1
-            self.max_in_flight = max(self.max_in_flight, self.in_flight)
+            # A task that never finishes is abandoned by the client at --timeout (its slot is
+            # rightly reused) but would stay "in flight" here forever: it is not counted.
+            if "forever" not in body["prompt"]:
+                self.in_flight += 1
+                self.max_in_flight = max(self.max_in_flight, self.in_flight)
         return httpx.Response(
             200, json={"code": 200, "data": {"task_id": task_id, "status": "IN_PROGRESS"}}
         )
