@@ -5,12 +5,6 @@ from __future__ import annotations
 import pytest
 
 from flux2_cli.errors import (
-    ApiError,
-    AuthError,
-    BadRequestError,
-    CreditsError,
-    RateLimitError,
-    ServerError,
     UsageError,
 )
 from flux2_cli.providers.apiinone import ApiInOneProvider
@@ -145,24 +139,3 @@ def test_validate_refuses(request_: GenerationRequest, option: str) -> None:
 def test_price_table(mode: str, res: str, credits: int) -> None:
     cost = PROVIDER.estimate_cost(GenerationRequest("a red fox", mode=mode, res=res))
     assert cost == Cost(credits=credits, usd=credits / 100)
-
-
-@pytest.mark.parametrize(
-    ("status", "cls", "exit_code"),
-    [
-        (400, BadRequestError, 2),
-        (401, AuthError, 3),
-        (402, CreditsError, 4),
-        (403, AuthError, 3),
-        (422, BadRequestError, 2),
-        (429, RateLimitError, 7),
-        (500, ServerError, 7),
-    ],
-)
-def test_http_errors(status: int, cls: type[ApiError], exit_code: int) -> None:
-    body = {"error": {"code": status, "message": "Invalid API key", "type": "auth"}}
-    error = PROVIDER.error_for(status, body, "")
-    assert type(error) is cls
-    assert error.exit_code == exit_code
-    assert "Invalid API key" in error.message
-    assert error.code == str(status)

@@ -9,11 +9,6 @@ import pytest
 
 from flux2_cli.errors import (
     ApiError,
-    AuthError,
-    BadRequestError,
-    CreditsError,
-    RateLimitError,
-    ServerError,
     UsageError,
 )
 from flux2_cli.providers.apimart import ApiMartProvider
@@ -214,23 +209,3 @@ def test_price_is_undocumented() -> None:
 
 def test_bearer_auth() -> None:
     assert PROVIDER.auth_headers("k") == {"Authorization": "Bearer k"}
-
-
-@pytest.mark.parametrize(
-    ("status", "cls", "exit_code"),
-    [
-        (400, BadRequestError, 2),
-        (401, AuthError, 3),
-        (402, CreditsError, 4),
-        (403, AuthError, 3),
-        (422, BadRequestError, 2),
-        (429, RateLimitError, 7),
-        (500, ServerError, 7),
-    ],
-)
-def test_http_errors(status: int, cls: type[ApiError], exit_code: int) -> None:
-    body = {"error": {"code": status, "message": "nope", "type": "x"}}
-    error = PROVIDER.error_for(status, body, "")
-    assert type(error) is cls
-    assert error.exit_code == exit_code
-    assert "apimart" in error.message and "nope" in error.message

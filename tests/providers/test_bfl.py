@@ -8,12 +8,7 @@ from typing import Any
 import pytest
 
 from flux2_cli.errors import (
-    ApiError,
-    AuthError,
     BadRequestError,
-    CreditsError,
-    RateLimitError,
-    ServerError,
     UsageError,
 )
 from flux2_cli.providers.bfl import CAPABILITIES, BflProvider, estimate_credits, trusted_poll_url
@@ -262,24 +257,6 @@ def test_fastapi_422_is_a_bad_request_with_the_detail() -> None:
     assert error.exit_code == 2
     assert "width: must be a multiple of 16" in error.message
     assert "seed: not an integer" in error.message
-
-
-@pytest.mark.parametrize(
-    ("status", "cls", "exit_code"),
-    [
-        (400, BadRequestError, 2),
-        (401, AuthError, 3),
-        (402, CreditsError, 4),
-        (403, AuthError, 3),
-        (429, RateLimitError, 7),
-        (500, ServerError, 7),
-    ],
-)
-def test_http_errors(status: int, cls: type[ApiError], exit_code: int) -> None:
-    error = PROVIDER.error_for(status, {"detail": "nope"}, "")
-    assert type(error) is cls
-    assert error.exit_code == exit_code
-    assert "bfl" in error.message and "nope" in error.message
 
 
 @pytest.mark.parametrize(

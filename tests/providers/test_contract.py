@@ -9,7 +9,15 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from flux2_cli.errors import UsageError
+from flux2_cli.errors import (
+    ApiError,
+    AuthError,
+    BadRequestError,
+    CreditsError,
+    RateLimitError,
+    ServerError,
+    UsageError,
+)
 from flux2_cli.providers import REGISTRY, get_provider
 from flux2_cli.providers.base import Capabilities, Provider
 from flux2_cli.request import GenerationRequest, validate_request
@@ -349,3 +357,38 @@ def test_valid_requests_give_clean_bodies(provider_id: str, data: st.DataObject)
     SCHEMAS[provider_id](call.json, call.url, request)
     for key, value in request.params.items():
         assert call.json[key] == value
+
+
+# Each dialect's documented error body (wire-contracts.md), carrying the message "nope".
+ERROR_BODIES: dict[str, dict[str, Any]] = {
+    "apiinone": {"error": {"code": 0, "message": "nope", "type": "x"}},
+    "apimart": {"code": 0, "message": "nope", "data": None},
+    "vtrix": {"error": {"code": "x", "message": "nope"}},
+    "bfl": {"detail": "nope"},
+    "sandbox": {"error": {"code": 0, "message": "nope", "type": "x"}},
+}
+STATUS_LADDER = [
+    (400, BadRequestError, 2),
+    (401, AuthError, 3),
+    (402, CreditsError, 4),
+    (403, AuthError, 3),
+    (422, BadRequestError, 2),
+    (429, RateLimitError, 7),
+    (500, ServerError, 7),
+    (503, ServerError, 7),
+]
+
+
+def test_every_provider_has_a_documented_error_body() -> None:
+    assert set(ERROR_BODIES) == set(PROVIDERS)
+
+
+@pytest.mark.parametrize("provider_id", PROVIDERS)
+@pytest.mark.parametrize(("status", "cls", "exit_code"), STATUS_LADDER)
+def test_http_errors_take_the_status_ladder(
+    provider_id: str, status: int, cls: type[ApiError], exit_code: int
+) -> None:
+    error = get_provider(provider_id).error_for(status, ERROR_BODIES[provider_id], "")
+    assert type(error) is cls
+    assert error.exit_code == exit_code
+    assert provider_id in error.message and "nope" in error.message

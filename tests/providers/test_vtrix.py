@@ -7,12 +7,8 @@ import json
 import pytest
 
 from flux2_cli.errors import (
-    ApiError,
     AuthError,
-    BadRequestError,
     CreditsError,
-    RateLimitError,
-    ServerError,
     UsageError,
 )
 from flux2_cli.providers import vtrix
@@ -221,24 +217,6 @@ def test_insufficient_permissions_403_is_a_refused_key_not_credits() -> None:
     error = PROVIDER.error_for(403, {"message": "insufficient permissions for this model"}, "")
     assert isinstance(error, AuthError)
     assert error.exit_code == 3
-
-
-@pytest.mark.parametrize(
-    ("status", "cls", "exit_code"),
-    [
-        (400, BadRequestError, 2),
-        (401, AuthError, 3),
-        (402, CreditsError, 4),
-        (422, BadRequestError, 2),
-        (429, RateLimitError, 7),
-        (500, ServerError, 7),
-    ],
-)
-def test_http_errors(status: int, cls: type[ApiError], exit_code: int) -> None:
-    error = PROVIDER.error_for(status, {"error": {"code": "x", "message": "nope"}}, "")
-    assert type(error) is cls
-    assert error.exit_code == exit_code
-    assert "vtrix" in error.message
 
 
 def test_no_published_price() -> None:
