@@ -129,6 +129,22 @@ class GenerationRequest:
         return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 
 
+@dataclass(frozen=True)
+class RequestFlags:
+    """What one ``gen`` call or batch entry asks for beyond the settings (ratio, res, mode,
+    format, safety and model come from the settings, where flags and config already met)."""
+
+    prompt: str
+    ratio_given: bool = False
+    res_given: bool = False
+    refs: tuple[str, ...] = ()
+    seed: int | None = None
+    width: int | None = None
+    height: int | None = None
+    callback_url: str | None = None
+    params: tuple[str, ...] = ()
+
+
 def snap(value: int, multiple: int) -> int:
     """Round to the nearest multiple, halves rounding up (1080 -> 1088 for 32 and for 16)."""
     if multiple <= 1:

@@ -13,7 +13,6 @@ from flux2_cli.batch.lock import LockFile, file_sha256, lock_path
 from flux2_cli.batch.manifest import ManifestError, parse_manifest, read_manifest, sniff_kind
 from flux2_cli.batch.plan import parse_shard, plan_entries, select_shard
 from flux2_cli.batch.runner import RateGate
-from flux2_cli.commands.batch import build_entry_request
 from flux2_cli.context import Context
 from flux2_cli.errors import UsageError
 from tests.helpers import FakeTime
@@ -30,7 +29,7 @@ def make_ctx(**values: object) -> Context:
 def plan(manifest: Path, ctx: Context | None = None) -> list:  # type: ignore[type-arg]
     ctx = ctx or make_ctx()
     entries = read_manifest(manifest)
-    return plan_entries(ctx, ctx.provider(), manifest, entries, build_entry_request)
+    return plan_entries(ctx, ctx.provider(), manifest, entries)
 
 
 # --------------------------------------------------------------------------- parsing

@@ -13,16 +13,14 @@ No module here imports Typer; ``commands/batch.py`` parses the flags and calls `
 """
 
 from flux2_cli.batch.flow import BatchError, run_batch
-from flux2_cli.batch.manifest import EntryRequest, ManifestError, RequestBuilder
+from flux2_cli.batch.manifest import ManifestError
 from flux2_cli.batch.plan import parse_shard
 from flux2_cli.batch.runner import BatchOptions
 
 __all__ = [
     "BatchError",
     "BatchOptions",
-    "EntryRequest",
     "ManifestError",
-    "RequestBuilder",
     "parse_shard",
     "run_batch",
 ]

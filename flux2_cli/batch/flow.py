@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING
 
 from flux2_cli.batch.decide import Action, Decision, decide
 from flux2_cli.batch.lock import LOCK_SUFFIX, LockFile, lock_path, lock_record
-from flux2_cli.batch.manifest import RequestBuilder, read_manifest
+from flux2_cli.batch.manifest import read_manifest
 from flux2_cli.batch.plan import PlannedEntry, plan_entries, select_shard
 from flux2_cli.batch.runner import (
     OUTCOME_UNKNOWN,
@@ -40,11 +40,11 @@ class BatchError(Flux2Error):
     exit_code = EXIT_TASK_FAILED
 
 
-def run_batch(ctx: Context, options: BatchOptions, build: RequestBuilder) -> Summary | None:
+def run_batch(ctx: Context, options: BatchOptions) -> Summary | None:
     """``flux2 batch``: validate everything, then check, plan, or run. Raises BatchError (5)."""
     provider = ctx.provider()
     entries = read_manifest(options.manifest)
-    planned = plan_entries(ctx, provider, options.manifest, entries, build)
+    planned = plan_entries(ctx, provider, options.manifest, entries)
     if options.shard is not None:
         planned = select_shard(planned, *options.shard)
     lock = LockFile.load(lock_path(options.manifest), warn=ctx.output.warn)

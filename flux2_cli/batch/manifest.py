@@ -6,7 +6,6 @@ import csv
 import difflib
 import io
 import json
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -14,11 +13,9 @@ from typing import TYPE_CHECKING, Any
 from flux2_cli.errors import (
     UsageError,
 )
-from flux2_cli.request import GenerationRequest
 
 if TYPE_CHECKING:
-    from flux2_cli.context import Context
-    from flux2_cli.providers.base import Provider
+    pass
 
 MAX_LINE_BYTES = 1_000_000
 BOM = b"\xef\xbb\xbf"
@@ -53,24 +50,6 @@ class ManifestEntry:
     number: int
     line: int
     values: dict[str, Any]
-
-
-@dataclass(frozen=True)
-class EntryRequest:
-    """The gen flags of one entry that are not settings (what ``GenOptions`` carries)."""
-
-    prompt: str
-    ratio_given: bool = False
-    res_given: bool = False
-    refs: tuple[str, ...] = ()
-    seed: int | None = None
-    width: int | None = None
-    height: int | None = None
-    callback_url: str | None = None
-    params: tuple[str, ...] = ()
-
-
-RequestBuilder = Callable[["Context", "Provider", EntryRequest], GenerationRequest]
 
 
 def manifest_kind(path: Path) -> str | None:

@@ -10,12 +10,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from flux2_cli import jobs
 from flux2_cli.batch.lock import file_sha256
-from flux2_cli.batch.manifest import EntryRequest, ManifestEntry, RequestBuilder, line_error
+from flux2_cli.batch.manifest import ManifestEntry, line_error
 from flux2_cli.errors import (
     UsageError,
 )
-from flux2_cli.request import GenerationRequest, is_url
+from flux2_cli.request import GenerationRequest, RequestFlags, is_url
 from flux2_cli.task import Cost
 
 if TYPE_CHECKING:
@@ -50,7 +51,6 @@ def plan_entries(
     provider: Provider,
     manifest: Path,
     entries: Iterable[ManifestEntry],
-    build: RequestBuilder,
 ) -> list[PlannedEntry]:
     """Validate every entry (command-line options are the defaults); errors name the line."""
     from flux2_cli.download import validate_template
@@ -75,7 +75,7 @@ def plan_entries(
             safety=values.get("safety", settings.safety),
             model=values.get("model", settings.model),
         )
-        fields = EntryRequest(
+        flags = RequestFlags(
             prompt=values["prompt"],
             ratio_given="ratio" in values,
             res_given="res" in values,
@@ -88,7 +88,9 @@ def plan_entries(
         )
         name = values.get("name") or None
         try:
-            request = build(dataclasses.replace(ctx, settings=entry_settings), provider, fields)
+            request = jobs.build_request(
+                dataclasses.replace(ctx, settings=entry_settings), provider, flags
+            )
             template = name or settings.name
             validate_template(template)
         except UsageError as exc:

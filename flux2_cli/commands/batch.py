@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import Annotated
 
 import typer
 
@@ -27,12 +27,6 @@ from flux2_cli.commands._options import (
     TimeoutOpt,
     VerboseOpt,
 )
-
-if TYPE_CHECKING:
-    from flux2_cli.batch import EntryRequest
-    from flux2_cli.context import Context
-    from flux2_cli.providers.base import Provider
-    from flux2_cli.request import GenerationRequest
 
 BATCH_PANEL = "Batch"
 REQUEST_PANEL = "Request"
@@ -194,30 +188,6 @@ def batch(
                 sidecar=not no_sidecar,
                 embed_metadata=embed_metadata,
             ),
-            build_entry_request,
         )
     finally:
         ctx.close()
-
-
-def build_entry_request(
-    ctx: Context, provider: Provider, fields: EntryRequest
-) -> GenerationRequest:
-    """One entry's request, validated exactly as ``gen`` validates its flags."""
-    from flux2_cli.commands.gen import GenOptions, build_request
-
-    return build_request(
-        ctx,
-        provider,
-        GenOptions(
-            prompt=fields.prompt,
-            ratio_given=fields.ratio_given,
-            res_given=fields.res_given,
-            refs=fields.refs,
-            seed=fields.seed,
-            width=fields.width,
-            height=fields.height,
-            callback_url=fields.callback_url,
-            params=fields.params,
-        ),
-    )

@@ -29,6 +29,7 @@ from flux2_cli.commands._options import (
     TimeoutOpt,
     VerboseOpt,
 )
+from flux2_cli.request import RequestFlags
 
 if TYPE_CHECKING:
     from flux2_cli.context import Context
@@ -189,16 +190,17 @@ def gen(
         _run(
             ctx,
             GenOptions(
-                prompt=read_prompt(prompt),
-                ratio_given=ratio is not None,
-                res_given=res is not None,
-                refs=tuple(ref or ()),
-                seed=seed,
-                width=width,
-                height=height,
-                callback_url=callback_url,
-                params=tuple(param or ()),
-                model=model,
+                request=RequestFlags(
+                    prompt=read_prompt(prompt),
+                    ratio_given=ratio is not None,
+                    res_given=res is not None,
+                    refs=tuple(ref or ()),
+                    seed=seed,
+                    width=width,
+                    height=height,
+                    callback_url=callback_url,
+                    params=tuple(param or ()),
+                ),
                 output=output_path,
                 overwrite=overwrite,
                 sidecar=not no_sidecar,
@@ -214,18 +216,9 @@ def gen(
 
 @dataclass(frozen=True)
 class GenOptions:
-    """The gen flags that are not settings."""
+    """The gen flags that are not settings: the request's own, then output and flow."""
 
-    prompt: str
-    ratio_given: bool = False
-    res_given: bool = False
-    refs: tuple[str, ...] = ()
-    seed: int | None = None
-    width: int | None = None
-    height: int | None = None
-    callback_url: str | None = None
-    params: tuple[str, ...] = ()
-    model: str | None = None
+    request: RequestFlags
     output: str | None = None
     overwrite: bool = False
     sidecar: bool = True
@@ -233,36 +226,6 @@ class GenOptions:
     no_wait: bool = False
     no_download: bool = False
     dry_run: bool = False
-
-
-def build_request(ctx: Context, provider: Provider, opts: GenOptions) -> GenerationRequest:
-    """The validated neutral request: flags over settings, then the provider's own rules."""
-    from flux2_cli.errors import UsageError
-    from flux2_cli.request import GenerationRequest, parse_param, validate_request
-
-    if (opts.width is not None or opts.height is not None) and (opts.ratio_given or opts.res_given):
-        raise UsageError("Give --width/--height or --ratio/--res, not both.")
-    params = dict(parse_param(text) for text in opts.params)
-    settings = ctx.settings
-    request = validate_request(
-        GenerationRequest(
-            prompt=opts.prompt,
-            ratio=settings.ratio,
-            res=settings.res,
-            mode=settings.mode,
-            refs=opts.refs,
-            seed=opts.seed,
-            width=opts.width,
-            height=opts.height,
-            format=settings.format,
-            safety=settings.safety,
-            callback_url=opts.callback_url,
-            params=params,
-            model=settings.model,
-        )
-    )
-    provider.validate(request)
-    return request
 
 
 def _run(ctx: Context, opts: GenOptions) -> None:
@@ -273,7 +236,7 @@ def _run(ctx: Context, opts: GenOptions) -> None:
     from flux2_cli.task import Task
 
     provider = ctx.provider()
-    request = build_request(ctx, provider, opts)
+    request = jobs.build_request(ctx, provider, opts.request)
     if opts.output == "-" and (opts.no_wait or opts.no_download or ctx.output.json_mode):
         from flux2_cli.errors import UsageError
 
