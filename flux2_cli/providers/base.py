@@ -277,6 +277,38 @@ class BaseProvider:
         return None
 
 
+def reference_key(index: int) -> str:
+    """``input_image`` for the first reference, ``input_image_2`` … ``_8`` after it."""
+    return "input_image" if index == 0 else f"input_image_{index + 1}"
+
+
+def flux_params(
+    request: GenerationRequest, *, multiple: int, safety_as_string: bool = False
+) -> dict[str, Any]:
+    """BFL's own parameter names, as BFL and Vtrix (which serves BFL's models) both take them.
+
+    Width and height always (from ratio/res, snapped to ``multiple``, when not given); the rest
+    only when set, so no null is ever sent. ``--param`` values are the caller's to add.
+    """
+    width, height = request.pixel_size(multiple)
+    params: dict[str, Any] = {"prompt": request.prompt, "width": width, "height": height}
+    for index, ref in enumerate(request.refs):
+        params[reference_key(index)] = ref
+    optional: dict[str, Any] = {
+        "seed": request.seed,
+        "safety_tolerance": (
+            str(request.safety)
+            if safety_as_string and request.safety is not None
+            else request.safety
+        ),
+        "output_format": request.format,
+        "webhook_url": request.callback_url,
+        "webhook_secret": request.webhook_secret,
+    }
+    params.update({key: value for key, value in optional.items() if value is not None})
+    return params
+
+
 def validate_against(request: GenerationRequest, caps: Capabilities) -> None:
     """Refuse, naming the provider and the option, whatever ``caps`` does not take."""
     name = caps.id

@@ -16,6 +16,7 @@ from flux2_cli.providers.base import (
     Capabilities,
     HttpCall,
     SizeRule,
+    flux_params,
     require_callback_for_secret,
 )
 from flux2_cli.request import GenerationRequest, is_url
@@ -83,11 +84,6 @@ CAPABILITIES = Capabilities(
 )
 
 
-def reference_key(index: int) -> str:
-    """``input_image`` for the first reference, ``input_image_2`` … ``_8`` after it."""
-    return "input_image" if index == 0 else f"input_image_{index + 1}"
-
-
 def estimate_credits(model: str, width: int, height: int) -> float | None:
     """Credits (cents) for one output image at the published rates, or None for other models.
 
@@ -146,20 +142,7 @@ class BflProvider(BaseProvider):
 
     def build_create(self, request: GenerationRequest) -> HttpCall:
         """``POST /v1/{model}``; refs must already be URLs or raw base64 (see refs.resolve_refs)."""
-        width, height = request.pixel_size(SIZE_MULTIPLE)
-        body: dict[str, Any] = {"prompt": request.prompt, "width": width, "height": height}
-        for index, ref in enumerate(request.refs):
-            body[reference_key(index)] = ref
-        if request.seed is not None:
-            body["seed"] = request.seed
-        if request.safety is not None:
-            body["safety_tolerance"] = request.safety
-        if request.format is not None:
-            body["output_format"] = request.format
-        if request.callback_url is not None:
-            body["webhook_url"] = request.callback_url
-        if request.webhook_secret is not None:
-            body["webhook_secret"] = request.webhook_secret
+        body = flux_params(request, multiple=SIZE_MULTIPLE)
         body.update(request.params)
         return HttpCall("POST", f"/v1/{self.model_for(request)}", json=body, paid=True)
 

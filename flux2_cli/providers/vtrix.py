@@ -14,6 +14,7 @@ from flux2_cli.providers.base import (
     Capabilities,
     HttpCall,
     SizeRule,
+    flux_params,
     require_callback_for_secret,
     validate_against,
 )
@@ -77,11 +78,6 @@ def wire_body(model: str, params: dict[str, Any]) -> dict[str, Any]:
     return {"model": model, **params}
 
 
-def reference_key(index: int) -> str:
-    """``input_image`` for the first reference, ``input_image_2`` … ``_8`` after it."""
-    return "input_image" if index == 0 else f"input_image_{index + 1}"
-
-
 class VtrixProvider(BaseProvider):
     """Translator for Vtrix's ``/model/v1/generation`` and ``/model/v1/generation/task/{id}``."""
 
@@ -113,20 +109,7 @@ class VtrixProvider(BaseProvider):
 
     def build_create(self, request: GenerationRequest) -> HttpCall:
         """Width/height always (from ratio/res when not given); the rest only when set."""
-        width, height = request.pixel_size(SIZE_MULTIPLE)
-        params: dict[str, Any] = {"prompt": request.prompt, "width": width, "height": height}
-        for index, ref in enumerate(request.refs):
-            params[reference_key(index)] = ref
-        if request.seed is not None:
-            params["seed"] = request.seed
-        if request.safety is not None:
-            params["safety_tolerance"] = str(request.safety) if SAFETY_AS_STRING else request.safety
-        if request.format is not None:
-            params["output_format"] = request.format
-        if request.callback_url is not None:
-            params["webhook_url"] = request.callback_url
-        if request.webhook_secret is not None:
-            params["webhook_secret"] = request.webhook_secret
+        params = flux_params(request, multiple=SIZE_MULTIPLE, safety_as_string=SAFETY_AS_STRING)
         params.update(request.params)
         body = wire_body(self.model_for(request), params)
         return HttpCall("POST", self.create_path, json=body, paid=True)
