@@ -59,7 +59,6 @@ _URL_IN_TEXT_RE = re.compile(r"https?://[^\s\"'<>\\]+")
 LOG_BODY_CHARS = 500
 
 Sleep = Callable[[float], None]
-Clock = Callable[[], float]
 Logger = Callable[[str], None]
 
 
@@ -109,7 +108,6 @@ class HttpClient:
         api_key: str | None,
         transport: httpx.BaseTransport | None = None,
         sleep: Sleep = time.sleep,
-        clock: Clock = time.monotonic,
         log: Logger | None = None,
         policy: RetryPolicy | None = None,
         rng: random.Random | None = None,
@@ -122,7 +120,6 @@ class HttpClient:
         self.base_url = base_url.rstrip("/")
         self._api_key = api_key
         self._sleep = sleep
-        self._clock = clock
         self._log = log
         self._policy = policy or RetryPolicy()
         self._rng = rng or random.Random()

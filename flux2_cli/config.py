@@ -40,7 +40,7 @@ from typing import Any
 
 from flux2_cli import env as envvars
 from flux2_cli.errors import ConfigError, UsageError
-from flux2_cli.providers import provider_ids
+from flux2_cli.providers import DEFAULT_PROVIDER, provider_ids
 from flux2_cli.request import FORMATS, MODES, RATIOS, RESOLUTIONS, is_url
 
 if sys.version_info >= (3, 11):
@@ -70,7 +70,7 @@ SECRET_KEYS: tuple[str, ...] = ("api_key",)
 ALL_KEYS: tuple[str, ...] = (*KEYS, PROFILE_KEY)
 
 DEFAULTS: dict[str, Any] = {
-    "provider": "apiinone",
+    "provider": DEFAULT_PROVIDER,
     "api_key": None,
     "base_url": None,
     "model": None,

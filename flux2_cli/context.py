@@ -1,7 +1,7 @@
 """The context object: settings, output, and lazily built provider, client and ledger.
 
 Everything that touches the outside world comes through one ``Context`` so that tests can
-swap it (a transport, the sleep, the clock) and commands stay thin.
+swap it (the sleep, the clock) and commands stay thin.
 """
 
 from __future__ import annotations
@@ -47,7 +47,6 @@ class Context:
     # Looked up when a Context is built, so tests can swap the module's clock.
     sleep: Callable[[float], None] = field(default_factory=lambda: time.sleep)
     clock: Callable[[], float] = field(default_factory=lambda: time.monotonic)
-    transport_override: httpx.BaseTransport | None = None
     # --base-url as given on the command line: it outranks the base URL a task was saved with.
     cli_base_url: str | None = None
     # The command line as given: the key for another provider's task is resolved from it.
@@ -134,8 +133,6 @@ class Context:
 
     def transport(self, url: str | None) -> httpx.BaseTransport | None:
         """The embedded sandbox's in-process transport for sandbox URLs; None otherwise."""
-        if self.transport_override is not None:
-            return self.transport_override
         if is_sandbox_url(url):
             from flux2_cli.sandbox.embedded import transport
 
@@ -154,7 +151,6 @@ class Context:
                 api_key=self.api_key(provider, base_url),
                 transport=self.transport(base_url),
                 sleep=self.sleep,
-                clock=self.clock,
                 log=self.output.debug if self.output.verbose else None,
                 max_connections=max(10, self.settings.concurrency * 2),
                 key_source=self._key_for(provider.capabilities.id)[1],
