@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from flux2_cli import jobs
-from flux2_cli.batch.lock import file_sha256
+from flux2_cli.atomic import file_sha256
 from flux2_cli.batch.manifest import ManifestEntry, line_error
 from flux2_cli.errors import (
     UsageError,
