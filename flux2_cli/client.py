@@ -457,12 +457,17 @@ class HttpClient:
                         "`flux2 history` and the provider's dashboard before re-running."
                     )
                 raise error
+            retry_after = response_headers.get("Retry-After")
+            if isinstance(error, RateLimitError):
+                error.retry_after = retry_after
             if attempt >= core.policy.attempts:
                 raise error
             try:
-                wait = core.policy.wait(attempt, response_headers.get("Retry-After"), core.rng)
+                wait = core.policy.wait(attempt, retry_after, core.rng)
             except TooLongToWait as exc:
-                raise self._too_long(exc.seconds, status) from None
+                too_long = self._too_long(exc.seconds, status)
+                too_long.retry_after = retry_after
+                raise too_long from None
             if deadline is not None and wait >= core.remaining(deadline):
                 raise error  # the server's own answer says more than "deadline passed"
             self._pause(wait, deadline, call, host)

@@ -107,9 +107,13 @@ class NotFoundError(ApiError):
 
 
 class RateLimitError(ApiError):
-    """429 that outlasted the retries, or asked for a wait too long to honour."""
+    """429 that outlasted the retries, or asked for a wait too long to honour.
+
+    ``retry_after``: the server's ``Retry-After`` header, as given (batch's shared pause).
+    """
 
     exit_code = EXIT_SERVICE
+    retry_after: str | None = None
 
 
 class ServerError(ApiError):
