@@ -33,6 +33,7 @@ import random
 import re
 import threading
 import time
+import zlib
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -70,6 +71,15 @@ ATTEMPT_BUDGET_S = 120.0
 KEEPALIVE_EXPIRY_S = 2.0
 # What an API answer may weigh once decompressed (a status answer is a few kB).
 MAX_API_BODY_BYTES = 8 * 1024 * 1024
+# What API calls accept: the encodings read_capped inflates within its cap.
+ACCEPT_ENCODING = "gzip, deflate"
+# Inflating a compressed answer, at most this many bytes per step.
+INFLATE_STEP = 256 * 1024
+_ZLIB_WBITS = {
+    "gzip": 16 + zlib.MAX_WBITS,
+    "x-gzip": 16 + zlib.MAX_WBITS,
+    "deflate": 32 + zlib.MAX_WBITS,
+}
 # Deeper JSON is not an API answer; it would also exhaust the recursion of json and of callers.
 MAX_JSON_DEPTH = 64
 USER_AGENT = f"flux2-cli/{__version__}"
@@ -173,7 +183,7 @@ class HttpCore:
 
     ``transport`` replaces the network (tests); ``mounts`` route some origins elsewhere (the
     embedded sandbox). Paid POSTs use a second client over the same TLS context that keeps
-    no connection alive (see the module docstring).
+    no connection alive (see the module docstring); an injected transport is shared by both.
     """
 
     def __init__(
@@ -269,9 +279,11 @@ class HttpCore:
             raise DeadlinePassed()
         self.sleep(seconds)
 
-    def chunks(self, response: httpx.Response, deadline: float) -> Iterator[bytes]:
-        """The decoded body, chunk by chunk; DeadlinePassed once the deadline has gone by."""
-        for chunk in response.iter_bytes():
+    def chunks(
+        self, response: httpx.Response, deadline: float, *, raw: bool = False
+    ) -> Iterator[bytes]:
+        """The body chunk by chunk (decoded unless ``raw``); DeadlinePassed past the deadline."""
+        for chunk in response.iter_raw() if raw else response.iter_bytes():
             if self.clock() > deadline:
                 raise DeadlinePassed()
             yield chunk
@@ -279,14 +291,36 @@ class HttpCore:
             raise DeadlinePassed()
 
     def read_capped(self, response: httpx.Response, deadline: float, limit: int) -> bytes:
-        """The whole decoded body; BodyTooLarge past ``limit`` bytes, DeadlinePassed."""
+        """The whole decoded body; BodyTooLarge past ``limit`` bytes, DeadlinePassed.
+
+        gzip and deflate are inflated here, a bounded piece at a time: a 4 MB answer that
+        expands to gigabytes stops at the cap without ever being held in memory.
+        """
+        encoding = response.headers.get("content-encoding", "").strip().lower()
         parts: list[bytes] = []
         size = 0
-        for chunk in self.chunks(response, deadline):
-            size += len(chunk)
+
+        def keep(data: bytes) -> None:
+            nonlocal size
+            size += len(data)
             if size > limit:
                 raise BodyTooLarge(limit)
-            parts.append(chunk)
+            parts.append(data)
+
+        if encoding not in _ZLIB_WBITS:
+            for chunk in self.chunks(response, deadline):
+                keep(chunk)
+            return b"".join(parts)
+        inflater = zlib.decompressobj(_ZLIB_WBITS[encoding])
+        try:
+            for chunk in self.chunks(response, deadline, raw=True):
+                pending = chunk
+                while pending:
+                    keep(inflater.decompress(pending, INFLATE_STEP))
+                    pending = inflater.unconsumed_tail
+            keep(inflater.flush())
+        except zlib.error as exc:
+            raise httpx.DecodingError(f"the {encoding} body does not decode ({exc})") from None
         return b"".join(parts)
 
 
@@ -377,7 +411,11 @@ class HttpClient:
         """
         core = self.core
         url = self.url_for(call)
-        headers = {"Accept": "application/json", **self._auth_headers(call)}
+        headers = {
+            "Accept": "application/json",
+            "Accept-Encoding": ACCEPT_ENCODING,
+            **self._auth_headers(call),
+        }
         host = urlsplit(url).netloc or url
         # The paid POST never reuses a kept-alive connection (see the module docstring).
         http = core.fresh if call.paid else core.http

@@ -130,9 +130,9 @@ def render_name(template: str, task: Task, index: int, count: int, ext: str, now
     values = template_values(task, index, ext, now)
     try:
         rendered = template.format_map(values)
-        # What the template made, the extension aside: empty, dots or spaces only?
-        stem = rendered.removesuffix(f".{ext}") if "ext" not in fields else rendered
-        if not stem.strip(" .-_"):
+        # What the template says besides the extension and the number: nothing at all?
+        meaning = template.format_map({**values, "ext": "", "n": ""})
+        if not meaning.strip(" .-_"):
             fallback = FALLBACK_STEM + ("-{n}" if count > 1 else "") + ".{ext}"
             rendered = fallback.format_map(values)
     except (ValueError, TypeError, KeyError, IndexError) as exc:

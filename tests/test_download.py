@@ -1225,3 +1225,11 @@ def test_streamed_image_whose_content_encoding_does_not_decode_is_retried(
     done = run(make_task(), tmp_path)
     assert Path(str(done.images[0].path)).read_bytes() == PNG
     assert no_temp_files(tmp_path)
+
+
+def test_row64_a_template_rendering_empty_falls_back_to_image_id8() -> None:
+    task = make_task(request={"prompt": "a fox"})  # no seed anywhere
+    assert render_name("{seed}", task, 0, 1, "png", NOW) == "image-3f9a1c2e.png"
+    assert render_name("{seed}.{ext}", task, 0, 1, "png", NOW) == "image-3f9a1c2e.png"
+    assert render_name("{seed}", task, 1, 2, "jpg", NOW) == "image-3f9a1c2e-2.jpg"
+    assert render_name("x{seed}", task, 0, 1, "png", NOW) == "x.png"
