@@ -465,7 +465,7 @@ def test_row46_a_bad_manifest_is_exit2_with_the_line_and_nothing_is_sent(
     )
     result = batch(str(manifest))
     assert result.exit_code == 2
-    assert "m.jsonl: line 3: --ratio '5:4' is not supported" in result.stderr
+    assert "m.jsonl line 3: ratio: '5:4' is not supported" in result.stderr
     manifest.write_bytes(b'{"prompt": "a red fox"}\n{"prompt": "caf\xe9"}\n')
     result = batch(str(manifest))
     assert result.exit_code == 2 and "line 2: not valid UTF-8" in result.stderr
