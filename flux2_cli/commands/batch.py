@@ -85,8 +85,9 @@ def batch(
         str | None,
         typer.Option(
             "--shard",
-            help="Take the stable K-th of N shares (by request fingerprint), e.g. 2/4.",
-            metavar="K/N",
+            help="Take the K-th of N even, stable shares (e.g. 2/4); auto reads the CI's "
+            "variables (GitLab, CircleCI, Buildkite, Kubernetes Indexed Jobs).",
+            metavar="K/N|auto",
             rich_help_panel=BATCH_PANEL,
             show_default=False,
         ),

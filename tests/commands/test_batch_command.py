@@ -439,10 +439,10 @@ def test_dry_run_prints_the_plan_with_per_entry_and_total_cost_and_sends_nothing
     assert httpx_mock.get_requests() == []
 
 
-def test_shards_split_the_manifest_stably_and_completely(
-    httpx_mock: HTTPXMock, tmp_path: Path, clock: ThreadClock
+def test_shards_split_the_manifest_evenly_stably_and_completely(
+    httpx_mock: HTTPXMock, tmp_path: Path, clock: ThreadClock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    manifest = write_manifest(tmp_path / "m.txt", [f"prompt number {n}" for n in range(20)])
+    manifest = tmp_path / "m.txt"
     manifest.write_text("\n".join(f"prompt number {n}" for n in range(20)) + "\n")
 
     def keys(shard: str) -> list[str]:
@@ -450,10 +450,26 @@ def test_shards_split_the_manifest_stably_and_completely(
         assert result.exit_code == 0, result.stderr
         return [line["key"] for line in json_lines(result.stdout)[:-1]]
 
-    shares = [keys(f"{k}/3") for k in (1, 2, 3)]
+    shares = [keys(f"{k}/4") for k in (1, 2, 3, 4)]
     assert sorted(key for share in shares for key in share) == sorted(f"#{n}" for n in range(1, 21))
-    assert keys("2/3") == shares[1]
-    assert batch(str(manifest), "--shard", "4/3").exit_code == 2
+    assert [len(share) for share in shares] == [5, 5, 5, 5]  # was 8/5/3/4
+    assert keys("2/4") == shares[1]
+    assert batch(str(manifest), "--shard", "5/4").exit_code == 2
+    # --shard auto: GitLab's CI_NODE_INDEX counts from 1.
+    monkeypatch.setenv("CI_NODE_INDEX", "2")
+    monkeypatch.setenv("CI_NODE_TOTAL", "4")
+    assert keys("auto") == shares[1]
+
+
+def test_shard_auto_outside_a_parallel_ci_job_is_exit2_naming_the_variables(
+    httpx_mock: HTTPXMock, tmp_path: Path
+) -> None:
+    manifest = write_manifest(tmp_path / "m.jsonl", ["a red fox"])
+    result = batch(str(manifest), "--shard", "auto")
+    assert result.exit_code == 2
+    assert "CI_NODE_INDEX/CI_NODE_TOTAL" in result.stderr
+    assert "JOB_COMPLETION_INDEX/FLUX2_SHARD_TOTAL" in result.stderr
+    assert httpx_mock.get_requests() == []
 
 
 def test_row46_a_bad_manifest_is_exit2_with_the_line_and_nothing_is_sent(
