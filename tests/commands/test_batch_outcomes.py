@@ -180,3 +180,53 @@ def test_one_entry_is_one_entry_not_1_entries(httpx_mock: HTTPXMock, tmp_path: P
     for result in (plan, ok):
         assert "1 entries" not in result.stderr
     assert json.loads((tmp_path / "m.jsonl.lock.json").read_text())["entries"]
+
+
+def test_junit_and_github_actions_reports_through_the_command(
+    httpx_mock: HTTPXMock, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from junitparser import JUnitXml
+
+    serve(httpx_mock, FakeApi())
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("GITHUB_ACTIONS", "true")
+    monkeypatch.setenv("GITHUB_WORKSPACE", str(tmp_path))
+    summary_file = tmp_path / "step-summary.md"
+    monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(summary_file))
+    (tmp_path / "assets").mkdir()
+    manifest = write_manifest(
+        tmp_path / "assets" / "m.jsonl", ["a red fox", "please reject it", "runs forever"]
+    )
+
+    result = batch(
+        str(manifest), "-o", "out", "--timeout", "20", "--junit", "reports/batch.xml", "-q"
+    )
+
+    assert result.exit_code == 5
+    commands = [line for line in result.stderr.splitlines() if line.startswith("::")]
+    assert commands == [
+        "::error file=assets/m.jsonl,line=2,title=flux2 batch%3A failed::#2: failed: "
+        + commands[0].split("#2: failed: ", 1)[1],
+        "::warning file=assets/m.jsonl,line=3,title=flux2 batch%3A timed out::#3: timed out: "
+        + commands[1].split("#3: timed out: ", 1)[1],
+    ]
+    assert "prompt refused" in commands[0]
+    assert "::" not in result.stdout  # stdout keeps only the saved paths
+    suite = next(iter(JUnitXml.fromfile(str(tmp_path / "reports" / "batch.xml"))))
+    assert (suite.tests, suite.failures, suite.errors) == (3, 1, 1)
+    text = summary_file.read_text()
+    assert (
+        "| done | reused | skipped | failed | timed out | unknown | credits | wall time |" in text
+    )
+    assert "| 1 | 0 | 0 | 1 | 1 | 0 | 5 |" in text
+    assert "| 2 | #2 | failed |" in text and "| 3 | #3 | timed out |" in text
+
+    # --check reports stale entries the same way.
+    (tmp_path / "out").joinpath(next(p.name for p in (tmp_path / "out").glob("*.png"))).write_bytes(
+        b"edited"
+    )
+    check = batch(str(manifest), "--check", "--junit", "reports/check.xml")
+    assert check.exit_code == 5
+    assert "::error file=assets/m.jsonl,line=1,title=flux2 batch%3A stale::" in check.stderr
+    suite = next(iter(JUnitXml.fromfile(str(tmp_path / "reports" / "check.xml"))))
+    assert (suite.tests, suite.failures, suite.errors) == (3, 3, 0)
