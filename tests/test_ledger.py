@@ -58,7 +58,7 @@ def full_task(task_id: str = "task-1", **changes: object) -> Task:
         images=(
             ImageResult(
                 url="https://cdn.example/a.png?sig=1",
-                path="out/red-fox-3f9a1c2e.png",
+                path="/data/out/red-fox-3f9a1c2e.png",
                 bytes=123456,
                 sha256="ab" * 32,
                 width=1920,
