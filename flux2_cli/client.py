@@ -162,6 +162,16 @@ def parse_retry_after(value: str | None, now: datetime | None = None) -> float |
     return float(text)
 
 
+@dataclass(frozen=True)
+class PreparedCall:
+    """A request as :meth:`HttpClient.send` would put it on the wire, credentials redacted."""
+
+    method: str
+    url: str
+    headers: dict[str, str]
+    body: bytes
+
+
 class LazyTransport(httpx.BaseTransport):
     """A transport built on the first request that needs it (the embedded sandbox)."""
 
@@ -391,17 +401,36 @@ class HttpClient:
             return call.url
         return urljoin(self.base_url + "/", call.url.lstrip("/"))
 
-    def prepare(self, call: HttpCall) -> httpx.Request:
-        """The request ``send`` would make for ``call``, headers included (``--dry-run``)."""
-        headers = {"Accept": "application/json", **self._auth_headers(call)}
-        return self.core.http.build_request(
-            call.method, self.url_for(call), json=call.json, params=call.params, headers=headers
+    def prepare(self, call: HttpCall) -> PreparedCall:
+        """The first request ``send(call)`` would send, built by the same httpx client (URL,
+        headers, body bytes), with the key and signed query values redacted; nothing is sent.
+        ``--dry-run`` prints this."""
+        http = self.core.fresh if call.paid else self.core.http
+        request = http.build_request(
+            call.method,
+            self.url_for(call),
+            json=call.json,
+            params=call.params,
+            headers=self._headers(call),
+        )
+        return PreparedCall(
+            method=request.method,
+            url=redact_url(str(request.url)),
+            headers=redact_headers(
+                {
+                    name.decode("latin-1"): value.decode("latin-1")
+                    for name, value in request.headers.raw
+                }
+            ),
+            body=request.content,
         )
 
-    def _auth_headers(self, call: HttpCall) -> dict[str, str]:
+    def _headers(self, call: HttpCall) -> dict[str, str]:
+        """The per-call headers: what the answer may be, and the key where the call needs it."""
+        headers = {"Accept": "application/json", "Accept-Encoding": ACCEPT_ENCODING}
         if call.authenticated and self._api_key:
-            return dict(self.provider.auth_headers(self._api_key))
-        return {}
+            headers.update(self.provider.auth_headers(self._api_key))
+        return headers
 
     def send(self, call: HttpCall, *, deadline: float | None = None) -> Any:
         """Send ``call`` under the retry rules; the parsed JSON answer, or an error of the tree.
@@ -411,11 +440,7 @@ class HttpClient:
         """
         core = self.core
         url = self.url_for(call)
-        headers = {
-            "Accept": "application/json",
-            "Accept-Encoding": ACCEPT_ENCODING,
-            **self._auth_headers(call),
-        }
+        headers = self._headers(call)
         host = urlsplit(url).netloc or url
         # The paid POST never reuses a kept-alive connection (see the module docstring).
         http = core.fresh if call.paid else core.http

@@ -76,6 +76,8 @@ class _Target:
     stdout: bool
     folder: Path
     file_name: str | None  # the user's own file name, when -o named one
+    # Folders made for this download, deepest first: removed again if no file lands.
+    created: tuple[Path, ...] = ()
 
 
 def download_images(
@@ -124,9 +126,22 @@ def download_images(
             log=log,
         )
         return downloader.run()
+    except BaseException:
+        _remove_empty_folders(target.created)
+        raise
     finally:
         if own:
             http.close()
+
+
+def _remove_empty_folders(folders: tuple[Path, ...]) -> None:
+    """Undo the folders a failed download made (``-o new/`` for an expired task); a folder
+    that received a file, or someone else's, is not empty and stays."""
+    for folder in folders:
+        try:
+            folder.rmdir()
+        except OSError:
+            return
 
 
 def _resolve_target(output: str | None, task: Task) -> _Target:
@@ -137,11 +152,16 @@ def _resolve_target(output: str | None, task: Task) -> _Target:
     separators = tuple(sep for sep in (os.sep, os.altsep, "/") if sep)
     path = Path(output).expanduser()
     if output.endswith(separators) or path.is_dir():
+        missing: list[Path] = []
+        probe = path
+        while not probe.exists() and probe != probe.parent:
+            missing.append(probe)
+            probe = probe.parent
         try:
             path.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise _cannot_write(path, exc, task) from None
-        return _Target(stdout=False, folder=path, file_name=None)
+        return _Target(stdout=False, folder=path, file_name=None, created=tuple(missing))
     parent = path.parent
     if not parent.is_dir():
         raise DownloadError(

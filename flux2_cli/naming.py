@@ -16,7 +16,7 @@ from typing import Any
 
 from flux2_cli.atomic import cap_bytes
 from flux2_cli.errors import UsageError
-from flux2_cli.task import Task
+from flux2_cli.task import Task, short_id
 
 # Leaves room under the usual 255-byte limit for a "-NN" clash suffix and the ".part-" temp name.
 MAX_NAME_BYTES = 200
@@ -141,8 +141,8 @@ def render_name(template: str, task: Task, index: int, count: int, ext: str, now
 
 
 def id8(task_id: str) -> str:
-    """The first eight letters and digits of a task id, lower-cased (``task`` if none)."""
-    return re.sub(r"[^A-Za-z0-9]", "", task_id)[:8].lower() or "task"
+    """The short form of a task id that ``{id8}`` stands for (see ``task.short_id``)."""
+    return short_id(task_id)
 
 
 def with_extension(name: str, ext: str) -> tuple[str, bool]:
