@@ -720,7 +720,7 @@ def save_config(data: dict[str, Any], path: Path) -> None:
     text = tomli_w.dumps(_strip_none(data))
     _prepare_folder(path.parent)
     try:
-        write_atomic(path, text, mode=FILE_MODE)
+        write_atomic(path, text, mode=FILE_MODE, sync_folder=True)
     except OSError as exc:
         raise ConfigError(
             f"Cannot write config file {path}: {exc.strerror or exc}; the old file is intact."
