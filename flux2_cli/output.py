@@ -343,8 +343,14 @@ def tab_separated(rows: Sequence[Sequence[Any]]) -> str:
     lines = []
     for row in rows:
         cells = ("" if cell is None else str(cell) for cell in row)
-        lines.append("\t".join(" ".join(cell.split()) if cell else cell for cell in cells))
+        lines.append("\t".join(_one_line(cell) for cell in cells))
     return "".join(line + "\n" for line in lines)
+
+
+def _one_line(cell: str) -> str:
+    if "\t" in cell or "\n" in cell or "\r" in cell:
+        return " ".join(cell.split())
+    return cell
 
 
 def status_lines(task: Any, now: datetime | None = None) -> list[str]:
