@@ -14,6 +14,7 @@ import typer
 from flux2_cli import __version__
 from flux2_cli.commands import batch, download, gen, history, providers, sandbox, status
 from flux2_cli.commands import config as config_command
+from flux2_cli.commands import lock as lock_command
 from flux2_cli.errors import (
     EXIT_INTERRUPTED,
     EXIT_TERMINATED,
@@ -65,6 +66,7 @@ app.add_typer(config_command.app, name="config")
 app.command("history")(history.history)
 app.command("providers")(providers.providers)
 app.command("batch")(batch.batch)
+app.add_typer(lock_command.app, name="lock")
 app.add_typer(sandbox.app, name="sandbox")
 
 
@@ -174,7 +176,12 @@ def _lighten_completion() -> None:
                     return () if (param.multiple or param.nargs == -1) else None
                 return build(self._parameter).coerce(value, param=param, ctx=ctx)
 
-        parameter_class.get_runtime_param = _NoneFirst
+        def get_runtime_param(self: Any) -> _NoneFirst:
+            # A method, so that each parameter gets its own wrapper (a class assigned here
+            # would be called without the parameter, and every value would parse as None).
+            return _NoneFirst(self)
+
+        parameter_class.get_runtime_param = get_runtime_param
     if hasattr(_completion_classes, "_sanitize_help_text"):
         _completion_classes._sanitize_help_text = _plain_help
 

@@ -161,6 +161,10 @@ class Output:
         for hint in hints:
             self._write_err(hint if hint.startswith(" ") else f"  {hint}")
 
+    def command(self, line: str) -> None:
+        """A CI workflow command (``::error …``) on stderr as is, even with ``--quiet``."""
+        self._write_err(line)
+
     def debug(self, text: str) -> None:
         """A ``--verbose`` line (already redacted by the caller, scrubbed again here)."""
         if self.verbose:

@@ -235,3 +235,35 @@ def test_profile_names_complete_for_profile(isolated_environment: Path) -> None:
             **{COMPLETE_VAR: "complete_bash", "COMP_WORDS": words, "COMP_CWORD": cword}
         )
         assert lines == ["home", "work"], words
+
+
+def test_the_lightened_completion_still_parses_values(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Completers of ids and profiles read the other parameters: they must not be None."""
+    import typer
+    from typer import _completion_classes, core
+
+    from flux2_cli import cli
+
+    monkeypatch.setattr(
+        core._TyperParameter, "get_runtime_param", core._TyperParameter.get_runtime_param
+    )
+    monkeypatch.setattr(
+        _completion_classes, "_sanitize_help_text", _completion_classes._sanitize_help_text
+    )
+    cli._lighten_completion()
+    command = typer.main.get_command(cli.app)
+    gen = command.commands["gen"]  # type: ignore[attr-defined]
+    params = {param.name: param for param in gen.params}
+    ctx = gen.make_context("gen", ["a red fox"], resilient_parsing=True)
+    assert params["provider"].process_value(ctx, "bfl") == "bfl"
+    assert params["seed"].process_value(ctx, "7") == 7
+    assert params["ref"].process_value(ctx, ("a.png", "b.png")) == ["a.png", "b.png"]
+    assert params["provider"].process_value(ctx, None) is None
+    assert params["ref"].process_value(ctx, None) == ()
+
+
+def test_config_set_completes_the_values_of_a_key_with_a_fixed_set() -> None:
+    lines = complete(
+        **{COMPLETE_VAR: "complete_bash", "COMP_WORDS": "flux2 config set mode ", "COMP_CWORD": "4"}
+    )
+    assert lines == ["pro", "flex"]

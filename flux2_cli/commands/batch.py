@@ -11,7 +11,6 @@ from flux2_cli.commands._options import (
     ApiKeyOpt,
     BaseUrlOpt,
     EmbedOpt,
-    FormatOpt,
     JsonOpt,
     ModeOpt,
     NameOpt,
@@ -36,8 +35,10 @@ def batch(
     manifest: Annotated[
         Path,
         typer.Argument(
-            help="JSON Lines (.jsonl), CSV with a header row (.csv) or plain text (one prompt "
-            "a line); entries take gen's long option names, plus name and output.",
+            help="JSON Lines (.jsonl), a JSON array (.json), CSV or TSV with a header row "
+            "(.csv, .tsv) or plain text (one prompt a line); - reads stdin (give --format). "
+            "Entries take gen's long option names, plus name and output; relative paths are "
+            "taken from the manifest's folder.",
             metavar="FILE",
             show_default=False,
         ),
@@ -85,8 +86,9 @@ def batch(
         str | None,
         typer.Option(
             "--shard",
-            help="Take the stable K-th of N shares (by request fingerprint), e.g. 2/4.",
-            metavar="K/N",
+            help="Take the K-th of N even, stable shares (e.g. 2/4); auto reads the CI's "
+            "variables (GitLab, CircleCI, Buildkite, Kubernetes Indexed Jobs).",
+            metavar="K/N|auto",
             rich_help_panel=BATCH_PANEL,
             show_default=False,
         ),
@@ -99,10 +101,40 @@ def batch(
             rich_help_panel=BATCH_PANEL,
         ),
     ] = False,
+    fresh: Annotated[
+        bool,
+        typer.Option(
+            "--fresh",
+            help="Generate anew instead of reusing a task the ledger holds for the same request "
+            "from another manifest (or from gen).",
+            rich_help_panel=BATCH_PANEL,
+        ),
+    ] = False,
+    junit: Annotated[
+        Path | None,
+        typer.Option(
+            "--junit",
+            help="Write a JUnit XML report, one test case per entry (GitLab, Jenkins, CircleCI, "
+            "Buildkite and GitHub test reports read it).",
+            metavar="PATH",
+            rich_help_panel=BATCH_PANEL,
+            show_default=False,
+        ),
+    ] = None,
     ratio: RatioOpt = None,
     res: ResOpt = None,
     mode: ModeOpt = None,
-    image_format: FormatOpt = None,
+    formats: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--format",
+            metavar="FORMAT",
+            help="The images' format (png, jpeg, webp, as the provider allows) and/or the "
+            "manifest's (jsonl, json, csv, tsv, txt: needed for -); repeatable.",
+            rich_help_panel=REQUEST_PANEL,
+            show_default=False,
+        ),
+    ] = None,
     safety: Annotated[
         int | None,
         typer.Option(
@@ -148,10 +180,20 @@ def batch(
     sandbox: SandboxOpt = False,
 ) -> None:
     """Run a manifest of prompts concurrently; re-runs resume and skip finished entries."""
+    import shlex
+
     from flux2_cli.batch import BatchOptions, parse_shard, run_batch
+    from flux2_cli.batch.manifest import KIND_ALIASES, KINDS, check_kind
+    from flux2_cli.build import FLAG, Layer
     from flux2_cli.commands._common import make_context
+    from flux2_cli.errors import UsageError
 
     shard_range = parse_shard(shard) if shard is not None else None
+    manifest_kinds = {*KINDS, *KIND_ALIASES}
+    kinds = [check_kind(f) for f in formats or () if f.strip().lower() in manifest_kinds]
+    images = [f for f in formats or () if f.strip().lower() not in manifest_kinds]
+    if len(kinds) > 1 or len(images) > 1:
+        raise UsageError("--format: give at most one manifest format and one image format.")
     ctx = make_context(
         provider=provider,
         base_url=base_url,
@@ -162,12 +204,6 @@ def batch(
         json_mode=json_output,
         quiet=quiet,
         verbose=verbose,
-        model=model,
-        mode=mode,
-        ratio=ratio,
-        res=res,
-        format=image_format,
-        safety=safety,
         output_dir=output_path,
         name=name,
         timeout=timeout,
@@ -187,7 +223,61 @@ def batch(
                 overwrite=overwrite,
                 sidecar=not no_sidecar,
                 embed_metadata=embed_metadata,
+                flags=Layer(
+                    FLAG,
+                    {
+                        "model": model,
+                        "mode": mode,
+                        "ratio": ratio,
+                        "res": res,
+                        "format": images[0] if images else None,
+                        "safety": safety,
+                    },
+                ),
+                manifest_kind=kinds[0] if kinds else None,
+                fresh=fresh,
+                junit=junit,
+                rerun=shlex.join(
+                    _rerun_argv(
+                        manifest,
+                        sandbox=sandbox,
+                        provider=provider,
+                        base_url=base_url,
+                        profile=profile,
+                        region=region,
+                        output=output_path,
+                        shard=shard,
+                    )
+                ),
             ),
         )
     finally:
         ctx.close()
+
+
+def _rerun_argv(
+    manifest: Path,
+    *,
+    sandbox: bool,
+    provider: str | None,
+    base_url: str | None,
+    profile: str | None,
+    region: str | None,
+    output: str | None,
+    shard: str | None,
+) -> list[str]:
+    """``flux2 batch FILE`` with the flags that decide where and what a resume runs."""
+    argv = ["flux2", "batch", str(manifest)]
+    if sandbox:
+        argv.append("--sandbox")
+    for flag, value in (
+        ("--provider", provider),
+        ("--base-url", base_url),
+        ("--profile", profile),
+        ("--region", region),
+        ("-o", output),
+        ("--shard", shard),
+    ):
+        if value is not None:
+            argv += [flag, value]
+    return argv

@@ -14,6 +14,7 @@ if TYPE_CHECKING:
     from flux2_cli.ledger import LedgerEntry
     from flux2_cli.task import Task
 
+DEFAULT_LIMIT = 20
 STATUSES = ("queued", "running", "succeeded", "failed", "expired")
 COLUMNS = ("task", "provider", "status", "submitted", "expires", "saved", "prompt")
 _UNITS = {"m": 60, "min": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
@@ -30,7 +31,17 @@ def _complete_provider(incomplete: str) -> list[str]:
 
 
 def history(
-    limit: Annotated[int, typer.Option("--limit", help="How many tasks to show.", min=1)] = 20,
+    # None, not 20, as the default: a Tab press then coerces nothing (no pydantic import).
+    limit: Annotated[
+        int | None,
+        typer.Option(
+            "--limit",
+            metavar="N",
+            help=f"How many tasks to show [default: {DEFAULT_LIMIT}].",
+            min=1,
+            show_default=False,
+        ),
+    ] = None,
     pending: Annotated[
         bool,
         typer.Option(
@@ -89,7 +100,7 @@ def history(
     output = Output(json_mode=json_output, quiet=quiet)
     with Ledger() as ledger:
         entries = ledger.filtered_history(
-            limit=limit,
+            limit=limit if limit is not None else DEFAULT_LIMIT,
             pending_only=pending,
             provider=provider_id,
             statuses=statuses,
