@@ -293,12 +293,14 @@ def relative_time(moment: datetime, now: datetime) -> str:
 
 class LiveLines:
     """Several tasks waited on at once: one Rich live display on a terminal, else one plain
-    line per status change. ``update(key, text)`` sets a task's line."""
+    line per status change. ``update(key, text, final=…)`` sets a task's line; a final one
+    stops its clock."""
 
     def __init__(self, output: Output, keys: Sequence[str]) -> None:
         self._output = output
         self._keys = list(keys)
         self._text = dict.fromkeys(self._keys, "waiting")
+        self._ended: dict[str, float] = {}
         self._started = time.monotonic()
         self._live: Any = None
 
@@ -307,38 +309,39 @@ class LiveLines:
         if output.live and not output.quiet:
             from rich.live import Live
 
-            self._live = Live(
-                self._renderable(), console=output.console(), refresh_per_second=4, transient=False
-            )
+            # Live redraws this object 4 times a second, so the clocks tick between polls.
+            self._live = Live(self, console=output.console(), refresh_per_second=4)
             self._live.__enter__()
         return self
 
     def __exit__(self, *exc: object) -> None:
         if self._live is not None:
-            self._live.update(self._renderable(), refresh=True)
+            self._live.refresh()
             self._live.__exit__(None, None, None)
 
-    def update(self, key: str, text: str) -> None:
+    def update(self, key: str, text: str, *, final: bool = False) -> None:
         """A new status for one task: redrawn live, or printed when it changed."""
+        if final and key not in self._ended:
+            self._ended[key] = time.monotonic()
         if self._text.get(key) == text:
             return
         self._text[key] = text
         if self._live is not None:
-            self._live.update(self._renderable())
+            self._live.refresh()
         elif not self._output.quiet and not (self._output.json_mode and not self._output.live):
-            elapsed = time.monotonic() - self._started
-            self._output.info(f"task {key}: {text} ({elapsed:.0f}s)")
+            self._output.info(f"task {key}: {text} ({self._elapsed(key):.0f}s)")
 
-    def _renderable(self) -> Any:
+    def _elapsed(self, key: str) -> float:
+        return self._ended.get(key, time.monotonic()) - self._started
+
+    def __rich__(self) -> Any:
         from rich.table import Table
         from rich.text import Text
 
-        elapsed = time.monotonic() - self._started
         grid = Table.grid(padding=(0, 1))
         for key in self._keys:
-            grid.add_row(
-                Text(f"task {key}:"), Text(self._text[key]), Text(f"{elapsed:.0f}s", "dim")
-            )
+            elapsed = Text(f"{self._elapsed(key):.0f}s", "dim")
+            grid.add_row(Text(f"task {key}:"), Text(self._text[key]), elapsed)
         return grid
 
 
