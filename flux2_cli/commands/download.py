@@ -84,8 +84,9 @@ def download(
     several = pending or len(task_ids or []) > 1
     if several and output_path is not None and _names_a_file(output_path):
         what = "--pending" if pending else f"{len(task_ids or [])} task ids"
+        target = "sends one image to stdout" if output_path == "-" else "names one file"
         raise UsageError(
-            f"-o {output_path} names one file, but {what} can save many images.",
+            f"-o {output_path} {target}, but {what} can save many images.",
             hints=[f"Give a folder instead: -o {output_path.rstrip('/')}-dir/ (ending in /)."]
             if output_path != "-"
             else [],
