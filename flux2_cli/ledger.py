@@ -599,13 +599,19 @@ class Ledger:
             clauses.append("provider = ?")
             params.append(provider)
         if statuses:
+            gone = f"json_extract(extra, '$.{IMAGES_GONE}')"
             parts: list[str] = []
             for status in statuses:
                 if status == TaskStatus.EXPIRED.value:
-                    parts.append("status = ? OR (status = ? AND expires_at <= ?)")
+                    parts.append(
+                        f"status = ? OR (status = ? AND (expires_at <= ? OR {gone} IS NOT NULL))"
+                    )
                     params += [status, TaskStatus.SUCCEEDED.value, moment]
                 elif status == TaskStatus.SUCCEEDED.value:
-                    parts.append("(status = ? AND (expires_at IS NULL OR expires_at > ?))")
+                    parts.append(
+                        "(status = ? AND (expires_at IS NULL OR expires_at > ?)"
+                        f" AND {gone} IS NULL)"
+                    )
                     params += [status, moment]
                 else:
                     parts.append("status = ?")
