@@ -37,7 +37,7 @@ def history(
         typer.Option(
             "--limit",
             metavar="N",
-            help=f"How many tasks to show [default: {DEFAULT_LIMIT}].",
+            help=f"How many tasks to show (default {DEFAULT_LIMIT}).",
             min=1,
             show_default=False,
         ),
