@@ -161,7 +161,8 @@ def _pending(ctx: Context, options: DownloadOptions, *, explicit_output: bool, e
     if running:
         ids = " ".join(task.task_id for task in running)
         ctx.output.info(
-            f"{len(running)} task(s) still running, not downloaded yet: {ids}"
+            f"{len(running)} {'task' if len(running) == 1 else 'tasks'} still running, "
+            f"not downloaded yet: {ids}"
             " (run `flux2 download --pending` again later)"
         )
     if not ready:

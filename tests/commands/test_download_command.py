@@ -99,7 +99,7 @@ def test_pending_lists_tasks_still_running(
     )
     result = run_cli(["download", "--pending", "-o", f"{tmp_path}/"])
     assert result.exit_code == 0, result.output
-    assert "1 task(s) still running, not downloaded yet: run1" in result.stderr
+    assert "1 task still running, not downloaded yet: run1" in result.stderr
 
 
 def test_pending_takes_no_download_tasks_only_when_asked(tmp_path: Path) -> None:
