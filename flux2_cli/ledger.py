@@ -559,7 +559,10 @@ class Ledger:
         ids = self.task_ids()
         by_form: dict[str, str] = {}
         for task_id in ids:
+            # The whole id, and prefixes as long as what was typed (of the id and its short
+            # form), so a mistyped prefix finds its task too.
             by_form.setdefault(task_id.lower(), task_id)
+            by_form.setdefault(task_id.lower()[: len(wanted)], task_id)
             by_form.setdefault(id_core(task_id)[: max(len(wanted), SHORT_ID_LENGTH)], task_id)
         close = difflib.get_close_matches(wanted, list(by_form), n=count * 2, cutoff=0.6)
         found: list[str] = []
