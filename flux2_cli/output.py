@@ -393,13 +393,15 @@ def print_rows(
     *,
     shrink: Sequence[int] = (),
     shrink_left: Sequence[int] = (),
+    droppable: Sequence[int] = (),
 ) -> None:
     """Result rows on stdout: aligned columns that fit the terminal, else tab-separated.
 
     On a terminal the columns in ``shrink`` (then ``shrink_left``, cut at their start, as for
-    paths) give up width first, with an ellipsis; the others (ids, times) are never cut or
-    split. Piped, every row is printed whole, tab-separated, with no header, so ``cut`` and
-    ``awk`` see one record a line. Plain string work, no Rich: 10,000 rows stay fast.
+    paths) give up width first, with an ellipsis; if that is not enough the ``droppable``
+    columns are left out, in that order; the others (ids, times) are never cut or split.
+    Piped, every row is printed whole, tab-separated, with no header, so ``cut`` and ``awk``
+    see one record a line. Plain string work, no Rich: 10,000 rows stay fast.
     """
     if output.json_mode:
         return
@@ -426,6 +428,18 @@ def print_rows(
         give = min(excess, max(0, widths[index] - least))
         widths[index] -= give
         excess -= give
+    kept = list(range(len(header)))
+    for index in droppable:
+        if excess <= 0:
+            break
+        kept.remove(index)
+        excess -= widths[index] + gap
+    if len(kept) < len(header):
+        header = [header[index] for index in kept]
+        rows = [[row[index] for index in kept] for row in rows]
+        shrink = [kept.index(index) for index in shrink if index in kept]
+        shrink_left = [kept.index(index) for index in shrink_left if index in kept]
+        widths = [widths[index] for index in kept]
     bold = not os.environ.get(NO_COLOR)
     lines = [_aligned(header, widths, gap, (), ())]
     if bold:

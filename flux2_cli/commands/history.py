@@ -140,26 +140,29 @@ def _render(output: object, entries: list[LedgerEntry], tasks: list[Task], now: 
     rows: list[list[str]] = []
     for entry, task in zip(entries, tasks, strict=True):
         paths = [image.path for image in task.images if image.path and image.path != "-"]
-        if tty:
+        if tty:  # relative times, as gh shows them: short, and what a person wants to know
             saved = paths[0] + (f" (+{len(paths) - 1})" if len(paths) > 1 else "") if paths else "-"
             expires = relative_time(task.expires_at, now) if task.expires_at else "-"
+            submitted = relative_time(entry.submitted_at, now)
         else:
             saved = ", ".join(paths) or "-"
             expires = format_time(task.expires_at) or "-"
+            submitted = format_time(entry.submitted_at) or "-"
         prompt = " ".join(str((task.request or {}).get("prompt", "")).split())
         rows.append(
             [
                 task.task_id,
                 task.provider,
                 task.status.value,
-                format_time(entry.submitted_at) or "-",
+                submitted,
                 expires,
                 saved,
                 prompt or "-",
             ]
         )
-    # Prompts give way first, then paths (cut at their start: the file name stays).
-    print_rows(output, COLUMNS, rows, shrink=(6,), shrink_left=(5,))
+    # Prompts give way first, then paths (cut at their start: the file name stays); on a narrow
+    # terminal the saved paths, then the provider, are left out rather than wrap every line.
+    print_rows(output, COLUMNS, rows, shrink=(6,), shrink_left=(5,), droppable=(5, 1))
 
 
 def _statuses(values: list[str]) -> tuple[str, ...]:
