@@ -20,6 +20,7 @@ silently dropped.
 from __future__ import annotations
 
 import dataclasses
+import os
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -222,3 +223,101 @@ def _config_hints(key: str, layer: Layer) -> list[str]:
     profile = layer.where.removeprefix("profile ")
     scope = f" --profile {profile}" if layer.where else ""
     return [f"Change it with: flux2 config set {key} VALUE{scope} (or config unset {key}{scope})."]
+
+
+# --------------------------------------------------------------------------- the output intent
+
+OUTPUT_INTENT = "output_intent"  # Task.extra key: where a task's images go, kept in the ledger
+_IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")
+_SEPARATORS = tuple(sep for sep in ("/", os.sep, os.altsep) if sep)
+
+
+@dataclass(frozen=True)
+class OutputIntent:
+    """Where a task's images go: ``output`` as DownloadOptions takes it (a folder ending in
+    ``/``, a file path, or ``-``) and the file name template."""
+
+    output: str
+    name: str
+
+    def to_json(self) -> dict[str, str]:
+        """The form kept in the ledger (``Task.extra['output_intent']``): absolute paths, so a
+        later ``flux2 download`` from another folder saves in the same place."""
+        if self.output == "-":
+            return {"name": self.name}
+        folder = self.output.endswith(_SEPARATORS)
+        absolute = os.path.abspath(os.path.expanduser(self.output))
+        return {"output": absolute + ("/" if folder else ""), "name": self.name}
+
+
+def output_intent(
+    output: str | None,
+    name: str | None,
+    settings: Settings,
+    stored: Mapping[str, Any] | None = None,
+) -> OutputIntent:
+    """Where images go: ``-o``/``--name`` as given, else what the task was submitted with
+    (``stored``), else config ``output_dir`` (always a folder) and ``name``.
+
+    A template in ``-o`` (``-o 'out/{slug}.png'``) is a folder and a name template; a ``/`` in
+    ``--name`` (``--name 'heroes/{slug}'``) adds folders under the output folder. Folders are
+    created when the first file lands. Template fields in a folder part are refused with a hint.
+    """
+    stored = stored or {}
+    template = name
+    if output is not None and output != "-" and "{" in output:
+        if name is not None:
+            raise UsageError(
+                f"-o {output}: a template in -o and --name {name} both name the file; give one.",
+                hints=["E.g. -o out/ --name '{slug}-{seed}'"],
+            )
+        folder, template = _split_template(output, "-o")
+        output = folder
+    if template is not None and template.endswith(_IMAGE_SUFFIXES):
+        # The format comes from the image itself: ".png" in a template becomes ".{ext}".
+        template = template.rsplit(".", 1)[0] + ".{ext}"
+    if template is not None and any(sep in template for sep in _SEPARATORS):
+        if os.path.isabs(template) or template.startswith("~"):
+            raise UsageError(
+                f"--name {template}: the name template is relative to the output folder.",
+                hints=["Give the folder with -o FOLDER/ and the file name with --name."],
+            )
+        folder, template = _split_template(template, "--name")
+        base = output if output is not None else stored.get("output")
+        if base is None:
+            base = _as_folder(settings.output_dir)
+        if base == "-" or not _is_folder(base):
+            raise UsageError(
+                f"--name with a folder ({folder}) needs -o to name a folder, not the file {base}.",
+                hints=["End -o with / to name a folder."],
+            )
+        output = os.path.join(base, folder) + "/"
+    if output is None:
+        output = stored.get("output") or _as_folder(settings.output_dir)
+    if template is None:
+        template = stored.get("name") or settings.name
+    return OutputIntent(output=output, name=template)
+
+
+def _split_template(text: str, flag: str) -> tuple[str, str]:
+    """(folder ending in /, file name template) of a path whose last part is a template."""
+    head, tail = os.path.split(text.replace(os.sep, "/") if os.sep != "/" else text)
+    if "{" in head:
+        raise UsageError(
+            f"{flag} {text}: template fields go in the file name only, not in a folder.",
+            hints=["E.g. -o out/ --name '{slug}-{id8}'"],
+        )
+    if not tail:
+        raise UsageError(f"{flag} {text}: ends with a folder; give a file name template too.")
+    return (head + "/" if head else "./"), tail
+
+
+def _as_folder(path: str) -> str:
+    """Config ``output_dir`` is always a folder (``~/images`` is never a file ``images.png``)."""
+    if path in ("", "."):
+        return "."
+    return path if path.endswith(_SEPARATORS) else path + "/"
+
+
+def _is_folder(path: str) -> bool:
+    return path in ("", ".") or path.endswith(_SEPARATORS) or os.path.isdir(path)
