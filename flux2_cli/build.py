@@ -23,6 +23,7 @@ import dataclasses
 import os
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from flux2_cli.errors import UsageError
@@ -230,6 +231,9 @@ def _config_hints(key: str, layer: Layer) -> list[str]:
 OUTPUT_INTENT = "output_intent"  # Task.extra key: where a task's images go, kept in the ledger
 _IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")
 _SEPARATORS = tuple(sep for sep in ("/", os.sep, os.altsep) if sep)
+SHOWN_PATH_CHARS = 60
+DEFAULT_NAME_MAX = 255
+DEFAULT_PATH_MAX = 4096
 
 
 @dataclass(frozen=True)
@@ -296,7 +300,40 @@ def output_intent(
         output = stored.get("output") or _as_folder(settings.output_dir)
     if template is None:
         template = stored.get("name") or settings.name
+    check_path_length(output, "-o")
     return OutputIntent(output=output, name=template)
+
+
+def check_path_length(path: str, flag: str) -> None:
+    """UsageError (exit 2) when ``path``, or one of its parts, is longer than the file system
+    takes: it could never be written, and the task would be paid for first."""
+    if path in ("", "-"):
+        return
+    if "\x00" in path:
+        raise UsageError(f"{flag}: the path contains a NUL character.")
+    full = os.path.abspath(os.path.expanduser(path))
+    name_max, path_max = _limits(full)
+    longest = max(len(part.encode("utf-8", "surrogateescape")) for part in Path(full).parts)
+    size = len(full.encode("utf-8", "surrogateescape"))
+    if longest <= name_max and size < path_max:
+        return
+    shown = path if len(path) <= SHOWN_PATH_CHARS else path[:SHOWN_PATH_CHARS] + "…"
+    raise UsageError(
+        f"{flag} {shown}: the path is longer than the file system allows ({size:,} bytes, at "
+        f"most {path_max - 1:,}; its longest part {longest:,} bytes, at most {name_max:,}).",
+        hints=["Use a shorter folder or file name."],
+    )
+
+
+def _limits(path: str) -> tuple[int, int]:
+    """NAME_MAX and PATH_MAX where ``path`` would be written (its nearest existing folder)."""
+    folder = path
+    while not os.path.isdir(folder) and os.path.dirname(folder) != folder:
+        folder = os.path.dirname(folder)
+    try:
+        return os.pathconf(folder, "PC_NAME_MAX"), os.pathconf(folder, "PC_PATH_MAX")
+    except (OSError, ValueError, AttributeError):  # Windows has no pathconf
+        return DEFAULT_NAME_MAX, DEFAULT_PATH_MAX
 
 
 def _split_template(text: str, flag: str) -> tuple[str, str]:
