@@ -576,3 +576,9 @@ def test_relative_refs_and_outputs_are_taken_from_the_manifests_folder(tmp_path:
         str(tmp_path / "c.png"),
     )
     assert entry.values["output"] == str(folder / "out") + "/"
+
+
+def test_a_json_file_of_one_object_a_line_is_read_as_json_lines(tmp_path: Path) -> None:
+    manifest = tmp_path / "m.json"
+    manifest.write_text('{"prompt": "a red fox"}\n{"prompt": "a blue whale"}\n')
+    assert [e.values["prompt"] for e in read_manifest(manifest)] == ["a red fox", "a blue whale"]
