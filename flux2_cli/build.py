@@ -268,7 +268,7 @@ def output_intent(
     created when the first file lands. Template fields in a folder part are refused with a hint.
     """
     stored = stored or {}
-    template = name
+    template, label = name, "--name"
     if output is not None and output != "-" and "{" in output:
         if name is not None:
             raise UsageError(
@@ -276,30 +276,32 @@ def output_intent(
                 hints=["E.g. -o out/ --name '{slug}-{seed}'"],
             )
         folder, template = _split_template(output, "-o")
-        output = folder
-    if template is not None and template.endswith(_IMAGE_SUFFIXES):
+        output, label = folder, "-o"
+    if template is None:
+        template = stored.get("name")
+    if template is None:
+        template, label = settings.name, "config key name"
+    if template.endswith(_IMAGE_SUFFIXES):
         # The format comes from the image itself: ".png" in a template becomes ".{ext}".
         template = template.rsplit(".", 1)[0] + ".{ext}"
-    if template is not None and any(sep in template for sep in _SEPARATORS):
+    if any(sep in template for sep in _SEPARATORS):
         if os.path.isabs(template) or template.startswith("~"):
             raise UsageError(
-                f"--name {template}: the name template is relative to the output folder.",
+                f"{label} {template}: the name template is relative to the output folder.",
                 hints=["Give the folder with -o FOLDER/ and the file name with --name."],
             )
-        folder, template = _split_template(template, "--name")
+        folder, template = _split_template(template, label)
         base = output if output is not None else stored.get("output")
         if base is None:
             base = _as_folder(settings.output_dir)
         if base == "-" or not _is_folder(base):
             raise UsageError(
-                f"--name with a folder ({folder}) needs -o to name a folder, not the file {base}.",
+                f"{label} with a folder ({folder}) needs -o to name a folder, not the file {base}.",
                 hints=["End -o with / to name a folder."],
             )
         output = os.path.join(base, folder) + "/"
     if output is None:
         output = stored.get("output") or _as_folder(settings.output_dir)
-    if template is None:
-        template = stored.get("name") or settings.name
     check_path_length(output, "-o")
     return OutputIntent(output=output, name=template)
 

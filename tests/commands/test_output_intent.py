@@ -111,3 +111,11 @@ def test_the_intent_is_kept_with_absolute_paths(tmp_path: Path) -> None:
     assert kept.output == str(tmp_path / "out") + "/"
     with pytest.raises(UsageError):
         output_intent("x/{a}/{slug}", None, settings)
+
+
+def test_a_config_name_with_a_folder_makes_the_folder_too(tmp_path: Path) -> None:
+    assert run_cli(["config", "set", "name", "renders/{slug}"]).exit_code == 0
+    result = run_cli(["gen", "a grey owl", *SANDBOX, "-o", "art/"])
+    assert result.exit_code == 0, result.output
+    saved = Path(result.stdout.split()[0]).resolve()
+    assert saved == tmp_path / "art" / "renders" / "a-grey-owl.png"
