@@ -582,3 +582,10 @@ def test_a_json_file_of_one_object_a_line_is_read_as_json_lines(tmp_path: Path) 
     manifest = tmp_path / "m.json"
     manifest.write_text('{"prompt": "a red fox"}\n{"prompt": "a blue whale"}\n')
     assert [e.values["prompt"] for e in read_manifest(manifest)] == ["a red fox", "a blue whale"]
+
+
+def test_an_entry_output_too_long_for_the_file_system_is_a_line_problem(tmp_path: Path) -> None:
+    manifest = tmp_path / "m.jsonl"
+    manifest.write_bytes(jsonl({"prompt": "a red fox", "output": "o" * 300 + ".png"}))
+    with pytest.raises(ManifestError, match=r"m\.jsonl line 1: output: .* longer than the file"):
+        plan(manifest)

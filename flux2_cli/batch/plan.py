@@ -11,7 +11,14 @@ from typing import TYPE_CHECKING
 
 from flux2_cli.batch.lock import file_sha256
 from flux2_cli.batch.manifest import ManifestEntry, Problems
-from flux2_cli.build import ENTRY, Layer, RequestError, build_request, config_layers
+from flux2_cli.build import (
+    ENTRY,
+    Layer,
+    RequestError,
+    build_request,
+    check_path_length,
+    config_layers,
+)
 from flux2_cli.errors import UsageError
 from flux2_cli.request import GenerationRequest, is_url
 from flux2_cli.task import Cost
@@ -63,6 +70,7 @@ def plan_entries(
     if settings.output_dir == "-":
         raise UsageError("-o - (image bytes on stdout) does not go with batch; give a folder.")
     default_output = _as_folder(settings.output_dir)
+    check_path_length(default_output, "-o")
     source = "stdin" if str(manifest) == "-" else manifest.name
     problems = problems if problems is not None else Problems(source)
     notices: list[str] = []
@@ -100,6 +108,12 @@ def plan_entries(
         if output == "-":
             problems.add(entry.line, "output: cannot be - in a batch; give a path.")
             continue
+        if output:
+            try:
+                check_path_length(output, "output:")
+            except UsageError as exc:
+                problems.add(entry.line, exc.message)
+                continue
         planned.append(
             PlannedEntry(
                 number=entry.number,
