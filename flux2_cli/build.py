@@ -145,7 +145,16 @@ def build_request(provider: Provider, layers: Sequence[Layer]) -> Built:
     for name, default in REQUEST_DEFAULTS.items():
         values.setdefault(name, default)
     request = GenerationRequest(**values)
-    request, notices = _provider_check(provider, request, sources, origin)
+    entry = next((layer.where for layer in layers if layer.kind == ENTRY), "")
+    try:
+        request, notices = _provider_check(provider, request, sources, origin)
+    except RequestError:
+        raise
+    except UsageError as exc:
+        # A rule of the provider's own that names no option: say at least which entry.
+        raise RequestError(
+            [f"{entry}: {exc.message}" if entry else exc.message], exc.hints
+        ) from None
     return Built(request=request, sources=sources, notices=tuple(notices))
 
 
