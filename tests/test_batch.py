@@ -589,3 +589,23 @@ def test_an_entry_output_too_long_for_the_file_system_is_a_line_problem(tmp_path
     manifest.write_bytes(jsonl({"prompt": "a red fox", "output": "o" * 300 + ".png"}))
     with pytest.raises(ManifestError, match=r"m\.jsonl line 1: output: .* longer than the file"):
         plan(manifest)
+
+
+def test_a_missing_local_ref_is_found_before_anything_is_sent(tmp_path: Path) -> None:
+    from tests.helpers import png_bytes
+
+    (tmp_path / "refs").mkdir()
+    (tmp_path / "refs" / "ok.png").write_bytes(png_bytes())
+    manifest = tmp_path / "m.jsonl"
+    manifest.write_bytes(
+        jsonl(
+            {"prompt": "a red fox", "refs": ["refs/ok.png"]},
+            {"prompt": "a blue whale", "refs": ["refs/gone.png"]},
+        )
+    )
+    ctx = make_ctx(provider="bfl")
+    with pytest.raises(ManifestError) as caught:
+        plan(manifest, ctx)
+    (problem,) = caught.value.problems
+    assert problem.startswith("m.jsonl line 2: refs: ") and "gone.png" in problem
+    assert "no such file" in problem

@@ -92,6 +92,11 @@ def plan_entries(
             continue
         notices.extend(notice for notice in built.notices if notice not in notices)
         request = built.request
+        missing = _unreadable_refs(request)
+        if missing:
+            for problem in missing:
+                problems.add(entry.line, problem)
+            continue
         model = provider.model_for(request)
         fingerprint = request_fingerprint(request, provider.capabilities.id, model)
         # Identical entries are distinct images: each repeat gets its own fingerprint.
@@ -133,6 +138,21 @@ def plan_entries(
     for notice in notices:
         ctx.output.info(notice)
     return planned
+
+
+def _unreadable_refs(request: GenerationRequest) -> list[str]:
+    """Local references that cannot be sent, found before the first POST of the run."""
+    from flux2_cli.refs import read_ref_file
+
+    found: list[str] = []
+    for ref in request.refs:
+        if is_url(ref):
+            continue
+        try:
+            read_ref_file(ref)
+        except UsageError as exc:
+            found.append("refs: " + exc.message.removeprefix("--ref "))
+    return found
 
 
 def request_fingerprint(request: GenerationRequest, provider: str, model: str) -> str:
