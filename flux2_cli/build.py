@@ -15,6 +15,9 @@ take at all (``safety``, ``format``, ``seed`` …) is not sent and is reported o
 ``config set safety 3`` is for the providers that have a safety setting. The same option given
 on the command line or in a manifest is an error (exit 2): nothing that was asked for is
 silently dropped.
+
+The output intent (where a task's images go: ``-o``, ``--name``, what the task was submitted
+with, config ``output_dir`` and ``name``) is settled here too, by :func:`output_intent`.
 """
 
 from __future__ import annotations
