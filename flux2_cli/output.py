@@ -15,7 +15,7 @@ from contextlib import contextmanager
 from typing import IO, TYPE_CHECKING, Any
 
 from flux2_cli.env import NO_COLOR, is_ci
-from flux2_cli.redact import scrub_all
+from flux2_cli.redact import Secrets, scrub_all
 
 if TYPE_CHECKING:
     from datetime import datetime
@@ -44,6 +44,9 @@ class Output:
         self._live = live
         self.stdout_closed = False
         self._console: Console | None = None
+        # The keys of this command: scrubbed from every line for people (belt and braces;
+        # server text is scrubbed where it enters, in the client).
+        self.secrets = Secrets()
 
     # streams are looked up late so that test runners that swap sys.stdout are honoured
     @property
@@ -134,6 +137,16 @@ class Output:
             self.out.flush()
         except BrokenPipeError:
             self._stdout_gone()
+        except OSError as exc:
+            # Not a reader that left (a full disk behind a redirect, a file-size limit): say
+            # so, and stop writing there; files already saved stay where they are.
+            from flux2_cli.errors import DownloadError
+
+            self.stdout_closed = True
+            raise DownloadError(
+                f"cannot write to stdout: {exc.strerror or exc}",
+                hints=["Files already saved are kept; see `flux2 history` for the tasks."],
+            ) from None
 
     def _stdout_gone(self) -> None:
         # `flux2 gen … | head -1`: the reader left. Keep working (downloads complete) quietly.
@@ -172,7 +185,7 @@ class Output:
 
     def _write_err(self, text: str) -> None:
         try:
-            self.err.write(scrub_all(text) + "\n")
+            self.err.write(scrub_all(text, self.secrets) + "\n")
             self.err.flush()
         except (BrokenPipeError, ValueError):
             pass

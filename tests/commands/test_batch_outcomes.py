@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from pytest_httpx import HTTPXMock
 
-from flux2_cli.batch.lock import file_sha256
+from flux2_cli.atomic import file_sha256
 
 # The fake API and its fixtures (the per-thread clock, the autouse key) are shared.
 from tests.commands.test_batch_command import (  # noqa: F401
