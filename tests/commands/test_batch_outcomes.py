@@ -36,7 +36,11 @@ def test_a_task_of_another_manifest_is_reused_reported_and_fresh_generates_anew(
         return write_manifest(tmp_path / folder / "m.jsonl", prompts)
 
     first = manifest_in("a", ["a red fox", "a blue whale"])
-    assert batch(str(first), "-o", str(tmp_path / "a" / "out")).exit_code == 0
+    made = batch(str(first), "-o", str(tmp_path / "a" / "out"), "--json")
+    assert made.exit_code == 0, made.stderr
+    fox_task = next(
+        line["task"]["task_id"] for line in json_lines(made.stdout)[:-1] if line["entry"] == 1
+    )
     second = manifest_in("b", ["a red fox", "a blue whale"])
 
     result = batch(str(second), "-o", str(tmp_path / "b" / "out"), "--json")
@@ -52,7 +56,7 @@ def test_a_task_of_another_manifest_is_reused_reported_and_fresh_generates_anew(
     third = manifest_in("c", ["a red fox"])
     human = run_cli(["batch", str(third), "--provider", "apiinone", "-o", str(tmp_path / "c")])
     assert human.exit_code == 0, human.stderr
-    assert "reused task task0001_flux2 from an earlier run" in human.stderr
+    assert f"reused task {fox_task} from an earlier run" in human.stderr
     header = next(line for line in human.stderr.splitlines() if "wall time" in line)
     assert "reused" in header.split()
 
