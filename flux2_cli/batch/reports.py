@@ -30,10 +30,10 @@ from pathlib import Path
 
 # Statuses that pass, fail (a <failure>) or error (an <error>) in JUnit terms.
 PASSED = frozenset({"done", "reused", "skipped", "ok"})
-ERRORS = frozenset({"timed_out", "unknown"})
+ERRORS = frozenset({"timed_out", "unknown", "interrupted"})
 # Under GitHub Actions: which statuses become ::error, which ::warning.
 ANNOTATED_ERRORS = frozenset({"failed", "unknown", "stale", "changed", "missing", "new"})
-ANNOTATED_WARNINGS = frozenset({"timed_out"})
+ANNOTATED_WARNINGS = frozenset({"timed_out", "interrupted"})
 STATUS_TEXT = {
     "done": "done",
     "reused": "reused",
@@ -42,6 +42,7 @@ STATUS_TEXT = {
     "failed": "failed",
     "timed_out": "timed out",
     "unknown": "outcome unknown",
+    "interrupted": "not finished",
 }
 SUMMARY_MAX_ROWS = 50
 # Characters XML 1.0 cannot hold (server text may carry them): dropped from the report.

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import threading
 from pathlib import Path
 
+import httpx
 import pytest
 from pytest_httpx import HTTPXMock
 
@@ -234,3 +236,52 @@ def test_junit_and_github_actions_reports_through_the_command(
     assert "::error file=assets/m.jsonl,line=1,title=flux2 batch%3A stale::" in check.stderr
     suite = next(iter(JUnitXml.fromfile(str(tmp_path / "reports" / "check.xml"))))
     assert (suite.tests, suite.failures, suite.errors) == (3, 3, 0)
+
+
+def test_a_terminated_run_still_writes_its_junit_report_with_the_unfinished_entries(
+    httpx_mock: HTTPXMock, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from junitparser import Error, JUnitXml
+
+    from flux2_cli.errors import TerminatedSignal
+
+    api = FakeApi()
+
+    def terminate_on_the_third_create(request: httpx.Request) -> httpx.Response:
+        # What a CI time limit does: SIGTERM lands while the run is under way.
+        if request.method == "POST" and api.creates == 2:
+            raise TerminatedSignal()
+        return api(request)
+
+    httpx_mock.add_callback(terminate_on_the_third_create, is_reusable=True, is_optional=True)
+    monkeypatch.setenv("GITHUB_ACTIONS", "true")
+    summary_file = tmp_path / "summary.md"
+    monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(summary_file))
+    manifest = write_manifest(tmp_path / "m.jsonl", ["a red fox", "a blue whale", "a frog", "owl"])
+    report = tmp_path / "junit.xml"
+
+    result = batch(str(manifest), "-o", str(tmp_path / "out"), "-c", "1", "--junit", str(report))
+    # A download already started completes after the stop (by design): let it end while the
+    # fake API still answers, not after the test, on the real network.
+    for thread in threading.enumerate():
+        if thread.name.startswith(("task-", "fetch-")):
+            thread.join(timeout=10)
+
+    assert result.exit_code == 143
+    suite = next(iter(JUnitXml.fromfile(str(report))))
+    cases = {case.name: case for case in suite}
+    assert len(cases) == 4
+
+    def unfinished(name: str) -> bool:
+        results = cases[name].result
+        return (
+            len(results) == 1
+            and isinstance(results[0], Error)
+            and ("a re-run resumes it" in (results[0].message or ""))
+        )
+
+    assert unfinished("#3 (line 3)") and unfinished("#4 (line 4)")
+    # The first two may have ended before the signal (their downloads overlap the next task).
+    assert all(cases[name].is_passed or unfinished(name) for name in ("#1 (line 1)", "#2 (line 2)"))
+    assert "interrupted" in summary_file.read_text().split("\n")[2]
+    assert "::warning file=" in result.stderr and "not finished" in result.stderr
