@@ -83,7 +83,8 @@ def write_junit(path: Path, manifest: Path, entries: Sequence[EntryReport], titl
 
     suite = TestSuite(f"{title} {manifest.name}")
     for entry in sorted(entries, key=lambda item: (item.line, item.key)):
-        case = TestCase(name=entry.label, classname=manifest.name, time=entry.seconds or 0.0)
+        seconds = round(entry.seconds or 0.0, 3)
+        case = TestCase(name=entry.label, classname=manifest.name, time=seconds)
         message = _xml_text(entry.message or STATUS_TEXT.get(entry.status, entry.status))
         if entry.status in ERRORS:
             case.result = [Error(message, entry.code or entry.status)]
