@@ -8,19 +8,23 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import IO, TYPE_CHECKING, Any
 
-from flux2_cli.env import NO_COLOR, is_ci
+from flux2_cli.env import NO_COLOR, is_ci, is_github_actions
 from flux2_cli.redact import Secrets, scrub_all
 
 if TYPE_CHECKING:
     from datetime import datetime
 
     from rich.console import Console
+
+# A line that GitHub Actions would take as a workflow command: "::" after optional blanks.
+_WORKFLOW_COMMAND = re.compile(r"(^|[\r\n])([ \t]*::)")
 
 
 class Output:
@@ -176,16 +180,21 @@ class Output:
 
     def command(self, line: str) -> None:
         """A CI workflow command (``::error …``) on stderr as is, even with ``--quiet``."""
-        self._write_err(line)
+        self._write_err(line, command=True)
 
     def debug(self, text: str) -> None:
         """A ``--verbose`` line (already redacted by the caller, scrubbed again here)."""
         if self.verbose:
             self._write_err(text)
 
-    def _write_err(self, text: str) -> None:
+    def _write_err(self, text: str, *, command: bool = False) -> None:
+        text = scrub_all(text, self.secrets)
+        if not command and is_github_actions():
+            # The Actions runner reads workflow commands on stderr too: a server's text that
+            # puts "::" at the start of a line must not become one (::add-mask::, ::error::).
+            text = _WORKFLOW_COMMAND.sub(r"\1> \2", text)
         try:
-            self.err.write(scrub_all(text, self.secrets) + "\n")
+            self.err.write(text + "\n")
             self.err.flush()
         except (BrokenPipeError, ValueError):
             pass
