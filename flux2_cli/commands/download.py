@@ -88,7 +88,7 @@ def download(
         target = "sends one image to stdout" if output_path == "-" else "names one file"
         raise UsageError(
             f"-o {output_path} {target}, but {what} can save many images.",
-            hints=[f"Give a folder instead: -o {output_path.rstrip('/')}-dir/ (ending in /)."]
+            hints=[f"Give a folder instead, e.g. -o {_folder_like(output_path)} (ending in /)."]
             if output_path != "-"
             else [],
         )
@@ -123,6 +123,14 @@ def download(
             _by_id(ctx, task_ids or [], options, asked)
     finally:
         ctx.close()
+
+
+def _folder_like(output: str) -> str:
+    """``out/one.png`` -> ``out/one/``: the folder a user probably meant."""
+    from pathlib import PurePath
+
+    path = PurePath(output)
+    return f"{path.with_suffix('').as_posix()}/"
 
 
 def _names_a_file(output: str) -> bool:

@@ -51,6 +51,7 @@ def test_several_ids_with_a_file_name_is_refused_before_anything(tmp_path: Path)
     result = run_cli(["download", first, second, "-o", str(out / "one.png")])
     assert result.exit_code == 2, result.output
     assert "names one file" in result.stderr
+    assert f"-o {(out / 'one').as_posix()}/ (ending in /)" in result.stderr
     assert list(out.iterdir()) == []
 
 
