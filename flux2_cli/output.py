@@ -16,7 +16,7 @@ from contextlib import contextmanager
 from typing import IO, TYPE_CHECKING, Any
 
 from flux2_cli.env import NO_COLOR, is_ci, is_github_actions
-from flux2_cli.redact import scrub_all
+from flux2_cli.redact import Secrets, scrub_all
 
 if TYPE_CHECKING:
     from datetime import datetime
@@ -48,6 +48,9 @@ class Output:
         self._live = live
         self.stdout_closed = False
         self._console: Console | None = None
+        # The keys of this command: scrubbed from every line for people (belt and braces;
+        # server text is scrubbed where it enters, in the client).
+        self.secrets = Secrets()
 
     # streams are looked up late so that test runners that swap sys.stdout are honoured
     @property
@@ -138,6 +141,16 @@ class Output:
             self.out.flush()
         except BrokenPipeError:
             self._stdout_gone()
+        except OSError as exc:
+            # Not a reader that left (a full disk behind a redirect, a file-size limit): say
+            # so, and stop writing there; files already saved stay where they are.
+            from flux2_cli.errors import DownloadError
+
+            self.stdout_closed = True
+            raise DownloadError(
+                f"cannot write to stdout: {exc.strerror or exc}",
+                hints=["Files already saved are kept; see `flux2 history` for the tasks."],
+            ) from None
 
     def _stdout_gone(self) -> None:
         # `flux2 gen … | head -1`: the reader left. Keep working (downloads complete) quietly.
@@ -175,7 +188,7 @@ class Output:
             self._write_err(text)
 
     def _write_err(self, text: str, *, command: bool = False) -> None:
-        text = scrub_all(text)
+        text = scrub_all(text, self.secrets)
         if not command and is_github_actions():
             # The Actions runner reads workflow commands on stderr too: a server's text that
             # puts "::" at the start of a line must not become one (::add-mask::, ::error::).

@@ -69,6 +69,24 @@ def test_live_is_off_under_ci(monkeypatch: pytest.MonkeyPatch) -> None:
     assert Output(stderr=Tty()).live
 
 
+def test_row59_stdout_that_cannot_be_written_is_a_clear_exit_8() -> None:
+    import errno
+
+    from flux2_cli.errors import DownloadError
+
+    class Full(io.StringIO):
+        def write(self, text: str) -> int:
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+    output = Output(stdout=Full(), stderr=io.StringIO())
+    with pytest.raises(DownloadError) as caught:
+        output.result("out/fox.png")
+    assert caught.value.exit_code == 8
+    assert caught.value.message == "cannot write to stdout: No space left on device"
+    assert "Files already saved are kept" in caught.value.hints[0]
+    output.result("out/whale.png")  # later results are not written again, and do not raise
+
+
 def test_under_github_actions_server_text_cannot_become_a_workflow_command(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:

@@ -19,11 +19,9 @@ files back, which the tests use), not ``junit-xml`` (no release since 2020, unty
 
 from __future__ import annotations
 
-import contextlib
 import io
 import os
 import re
-import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -207,15 +205,9 @@ def _cell(text: str) -> str:
 
 
 def _write_atomically(path: Path, data: bytes) -> None:
+    """The report, through the one atomic writer (its folder made when missing)."""
+    from flux2_cli.atomic import write_atomic
+
     folder = path.parent if str(path.parent) else Path(".")
     folder.mkdir(parents=True, exist_ok=True)
-    fd, temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-        os.chmod(temp, 0o644)
-        os.replace(temp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(temp)
-        raise
+    write_atomic(path, data)
