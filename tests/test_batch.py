@@ -9,7 +9,8 @@ from typing import Any
 
 import pytest
 
-from flux2_cli.batch.lock import LockFile, file_sha256, lock_path
+from flux2_cli.atomic import file_sha256
+from flux2_cli.batch.lock import LockFile, lock_path
 from flux2_cli.batch.manifest import (
     ManifestError,
     Problems,

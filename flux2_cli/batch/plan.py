@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from flux2_cli.batch.lock import file_sha256
+from flux2_cli.atomic import file_sha256
 from flux2_cli.batch.manifest import ManifestEntry, Problems
 from flux2_cli.build import (
     ENTRY,
