@@ -255,7 +255,7 @@ def _run(ctx: Context, opts: GenOptions) -> None:
     intent = output_intent(opts.output, opts.name, ctx.settings)
     validate_template(intent.name)
     if not (opts.no_wait or opts.no_download):
-        check_destination(intent.output)
+        check_destination(intent.output, intent.source)
     if opts.dry_run:
         _print_dry_run(ctx, provider, request)
         return
