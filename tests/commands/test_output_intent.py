@@ -128,3 +128,11 @@ def test_a_bad_config_output_dir_is_named_as_the_config_key(tmp_path: Path) -> N
     assert result.exit_code == 2, result.output
     assert result.stderr.startswith(f"error: config key output_dir {tmp_path / 'a-file'}/: ")
     assert "Submitted" not in result.stderr
+
+
+def test_a_task_kept_without_an_intent_downloads_where_the_config_says(tmp_path: Path) -> None:
+    task_id = submit()  # no -o, no --name: nothing is kept, as in ledgers written before
+    assert run_cli(["config", "set", "output_dir", "~/later"]).exit_code == 0
+    result = run_cli(["download", task_id])
+    assert result.exit_code == 0, result.output
+    assert Path(result.stdout.split()[0]).parent == tmp_path / "home" / "later"
