@@ -140,7 +140,7 @@ def build_request(provider: Provider, layers: Sequence[Layer]) -> Built:
             continue
         sources[name] = layer.label(name)
         origin[name] = layer
-    if "prompt" not in values and not any("prompt" in p for p in problems):
+    if not any(layer.given("prompt") for layer in layers):
         problems.append("no prompt given.")
     problems.extend(_pair_problems(layers))
     if problems:

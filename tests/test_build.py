@@ -232,3 +232,14 @@ def test_a_request_option_is_one_row_that_config_and_manifests_read() -> None:
     assert set(OPTIONS) <= set(manifest.KNOWN_KEYS)
     assert set(CONFIG_KEYS) <= set(config.KEYS)
     assert not set(CONFIG_KEYS) & {f.name for f in config.Settings.__dataclass_fields__.values()}
+
+
+def test_a_bad_prompt_is_one_problem_and_a_missing_one_another() -> None:
+    with pytest.raises(RequestError) as caught:
+        build(Layer(FLAG, {"prompt": "a red \udcff fox"}))
+    assert caught.value.problems == [
+        "PROMPT: is not valid UTF-8 (at character 7); save it as UTF-8."
+    ]
+    with pytest.raises(RequestError) as caught:
+        build(Layer(FLAG, {"ratio": "1:1"}))
+    assert caught.value.problems == ["no prompt given."]
