@@ -28,10 +28,10 @@ from pathlib import Path
 
 # Statuses that pass, fail (a <failure>) or error (an <error>) in JUnit terms.
 PASSED = frozenset({"done", "reused", "skipped", "ok"})
-ERRORS = frozenset({"timed_out", "unknown"})
+ERRORS = frozenset({"timed_out", "unknown", "interrupted"})
 # Under GitHub Actions: which statuses become ::error, which ::warning.
 ANNOTATED_ERRORS = frozenset({"failed", "unknown", "stale", "changed", "missing", "new"})
-ANNOTATED_WARNINGS = frozenset({"timed_out"})
+ANNOTATED_WARNINGS = frozenset({"timed_out", "interrupted"})
 STATUS_TEXT = {
     "done": "done",
     "reused": "reused",
@@ -40,6 +40,7 @@ STATUS_TEXT = {
     "failed": "failed",
     "timed_out": "timed out",
     "unknown": "outcome unknown",
+    "interrupted": "not finished",
 }
 SUMMARY_MAX_ROWS = 50
 # Characters XML 1.0 cannot hold (server text may carry them): dropped from the report.
@@ -80,7 +81,8 @@ def write_junit(path: Path, manifest: Path, entries: Sequence[EntryReport], titl
 
     suite = TestSuite(f"{title} {manifest.name}")
     for entry in sorted(entries, key=lambda item: (item.line, item.key)):
-        case = TestCase(name=entry.label, classname=manifest.name, time=entry.seconds or 0.0)
+        seconds = round(entry.seconds or 0.0, 3)
+        case = TestCase(name=entry.label, classname=manifest.name, time=seconds)
         message = _xml_text(entry.message or STATUS_TEXT.get(entry.status, entry.status))
         if entry.status in ERRORS:
             case.result = [Error(message, entry.code or entry.status)]
@@ -198,8 +200,8 @@ def _xml_text(text: str) -> str:
 
 
 def _cell(text: str) -> str:
-    """Text safe inside a Markdown table cell: one line, pipes escaped."""
-    return " ".join(text.split()).replace("|", "\\|")
+    """Text safe inside a Markdown table cell: one line, pipes escaped, no HTML tags."""
+    return " ".join(text.split()).replace("|", "\\|").replace("<", "&lt;")
 
 
 def _write_atomically(path: Path, data: bytes) -> None:
