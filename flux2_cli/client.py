@@ -219,6 +219,8 @@ class HttpCore:
         self._pooled: httpx.Client | None = None
         self._fresh: httpx.Client | None = None
         self._ssl: Any = None
+        # Batch workers reach for the clients at once: each is built exactly once.
+        self._building = threading.Lock()
 
     def _ssl_context(self) -> Any:
         # Building a TLS context costs ~20 ms of CPU: once per process, shared by both clients.
@@ -248,14 +250,18 @@ class HttpCore:
     def http(self) -> httpx.Client:
         """The pooled client (polls, downloads)."""
         if self._pooled is None:
-            self._pooled = self._client(keepalive=True)
+            with self._building:
+                if self._pooled is None:
+                    self._pooled = self._client(keepalive=True)
         return self._pooled
 
     @property
     def fresh(self) -> httpx.Client:
         """The client that opens a new connection per request (the paid POST)."""
         if self._fresh is None:
-            self._fresh = self._client(keepalive=False)
+            with self._building:
+                if self._fresh is None:
+                    self._fresh = self._client(keepalive=False)
         return self._fresh
 
     def close(self) -> None:
