@@ -5,9 +5,18 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from flux2_cli.batch.decide import Action, Decision, decide
-from flux2_cli.batch.lock import LOCK_SUFFIX, LockFile, lock_path, lock_record
+from flux2_cli.batch.lock import (
+    LOCK_SUFFIX,
+    UNKNOWN,
+    LockFile,
+    endpoint_id,
+    error_record,
+    hold_run,
+    lock_path,
+    lock_record,
+)
 from flux2_cli.batch.manifest import read_manifest
-from flux2_cli.batch.plan import PlannedEntry, plan_entries, select_shard
+from flux2_cli.batch.plan import PlannedEntry, plan_entries, preflight, select_shard
 from flux2_cli.batch.runner import (
     OUTCOME_UNKNOWN,
     BatchOptions,
@@ -47,23 +56,57 @@ def run_batch(ctx: Context, options: BatchOptions) -> Summary | None:
     planned = plan_entries(ctx, provider, options.manifest, entries)
     if options.shard is not None:
         planned = select_shard(planned, *options.shard)
-    lock = LockFile.load(lock_path(options.manifest), warn=ctx.output.warn)
-    if options.check:
-        check(ctx, planned, lock)
-        return None
-    decisions = [
-        decide(ctx, entry, lock, resubmit_unknown=options.resubmit_unknown) for entry in planned
-    ]
-    credits, usd, unpriced = estimate(decisions)
-    if options.dry_run:
+    base_url = ctx.base_url(provider)
+    endpoint = endpoint_id(provider.capabilities.id, base_url)
+    if options.check or options.dry_run:
+        # Read-only: the lock file with any journal a stopped run left, applied in memory.
+        lock = LockFile.load(lock_path(options.manifest), warn=ctx.output.warn)
+        if options.check:
+            check(ctx, planned, lock, endpoint)
+            return None
+        preflight(planned, options.manifest.name, create=False)
+        decisions = _decide_all(ctx, planned, lock, options, endpoint, base_url)
+        credits, usd, unpriced = estimate(decisions)
         print_plan(ctx, decisions, credits, usd, unpriced)
-    if options.max_cost is not None:
-        check_max_cost(provider, options.max_cost, credits, unpriced)
-    if options.dry_run:
+        if options.max_cost is not None:
+            check_max_cost(provider, options.max_cost, credits, unpriced)
         return None
-    if not options.shard:
-        lock.keep_only(entry.key for entry in planned)
-    return execute(ctx, provider, options, decisions, lock)
+    preflight(planned, options.manifest.name, create=True)
+    # One run of a manifest at a time: a second one waits here, before deciding anything.
+    with hold_run(options.manifest, notice=ctx.output.warn):
+        lock = LockFile.load(lock_path(options.manifest), warn=ctx.output.warn)
+        try:
+            lock.fold()  # what a killed run left in the journal
+            decisions = _decide_all(ctx, planned, lock, options, endpoint, base_url)
+            credits, usd, unpriced = estimate(decisions)
+            if options.max_cost is not None:
+                check_max_cost(provider, options.max_cost, credits, unpriced)
+            if not options.shard:
+                lock.keep_only(entry.key for entry in planned)
+            return execute(ctx, provider, options, decisions, lock, endpoint)
+        finally:
+            lock.fold()
+
+
+def _decide_all(
+    ctx: Context,
+    planned: list[PlannedEntry],
+    lock: LockFile,
+    options: BatchOptions,
+    endpoint: str,
+    base_url: str,
+) -> list[Decision]:
+    return [
+        decide(
+            ctx,
+            entry,
+            lock,
+            resubmit_unknown=options.resubmit_unknown,
+            endpoint=endpoint,
+            base_url=base_url,
+        )
+        for entry in planned
+    ]
 
 
 def estimate(decisions: list[Decision]) -> tuple[float, float, int]:
@@ -151,12 +194,14 @@ def print_plan(
     )
 
 
-def check(ctx: Context, planned: list[PlannedEntry], lock: LockFile) -> None:
+def check(
+    ctx: Context, planned: list[PlannedEntry], lock: LockFile, endpoint: str | None = None
+) -> None:
     """``--check``: compare the manifest with the lock file and the files; send nothing."""
     output = ctx.output
     problems: list[tuple[PlannedEntry, str]] = []
     for entry in planned:
-        problem = lock.problem(entry.key, entry.fingerprint)
+        problem = lock.problem(entry.key, entry.fingerprint, endpoint)
         state = "ok" if problem is None else problem.split(":")[0]
         if output.json_mode:
             output.json_line(
@@ -173,9 +218,10 @@ def check(ctx: Context, planned: list[PlannedEntry], lock: LockFile) -> None:
             problems.append((entry, problem))
             output.result(f"{state}\t{entry.key}\tline {entry.line}\t{problem}")
     if output.json_mode:
-        counts = {"missing": 0, "changed": 0, "stale": 0}
+        counts = {"new": 0, "missing": 0, "changed": 0, "stale": 0}
         for _, problem in problems:
-            counts[problem.split(":")[0]] += 1
+            kind = problem.split(":")[0]
+            counts[kind] = counts.get(kind, 0) + 1
         output.json_line(
             {"summary": True, "check": True, "ok": len(planned) - len(problems), **counts}
         )
@@ -198,6 +244,7 @@ def execute(
     options: BatchOptions,
     decisions: list[Decision],
     lock: LockFile,
+    endpoint: str = "",
 ) -> Summary:
     """Run the entries: skips at once, the rest on the workers; the summary, or BatchError."""
     output = ctx.output
@@ -221,13 +268,13 @@ def execute(
             else:
                 summary.failed += 1
                 summary.failures.append(outcome)
-            if outcome.status == "done" and outcome.task is not None:
-                lock.put(entry.key, lock_record(lock, entry, outcome.task))
-            elif outcome.status == "skipped":
+            # The workers record submitted, finished and failed entries as they change;
+            # a skipped one is (re)written under its key, as made here.
+            if outcome.status == "skipped":
                 if outcome.task is not None:
-                    lock.put(entry.key, lock_record(lock, entry, outcome.task))
+                    lock.put(entry.key, lock_record(lock, entry, outcome.task, endpoint))
                 elif outcome.decision.record is not None:
-                    lock.put(entry.key, {**outcome.decision.record, "line": entry.line})
+                    lock.put(entry.key, {**outcome.decision.record, "endpoint": endpoint})
             if output.json_mode:
                 output.json_line(outcome.to_json())
             elif outcome.status != "failed":
@@ -252,11 +299,23 @@ def execute(
                     "at the provider (outcome unknown).",
                     hints=["Check `flux2 history`, then re-run with --resubmit-unknown."],
                 )
+                record = decision.record
+                lock.put(
+                    decision.entry.key,
+                    error_record(
+                        decision.entry,
+                        endpoint,
+                        UNKNOWN,
+                        code=OUTCOME_UNKNOWN,
+                        message=error.message,
+                        previous=record if record and record.get("state") == UNKNOWN else None,
+                    ),
+                )
                 report(Outcome(decision, "failed", error=error))
             else:
                 work.append(decision)
         if work:
-            runner = Runner(ctx, provider, options)
+            runner = Runner(ctx, provider, options, lock=lock, endpoint=endpoint)
             runner.prepare(work)
             try:
                 for kind, payload in runner.run(work):
@@ -267,9 +326,11 @@ def execute(
                         report(payload)
             except (KeyboardInterrupt, InterruptSignal):
                 runner.stop.set()
+                runner.drain()  # POSTs already sent: their answers go to the lock first
                 raise _interrupted(options, running, EXIT_INTERRUPTED, "interrupted") from None
             except TerminatedSignal:
                 runner.stop.set()
+                runner.drain()
                 raise _interrupted(options, running, EXIT_TERMINATED, "terminated") from None
             finally:
                 runner.stop.set()
@@ -286,7 +347,7 @@ def execute(
 def _interrupted(options: BatchOptions, running: int, code: int, what: str) -> InterruptedError_:
     return InterruptedError_(
         f"{what}; {running} entr{'y was' if running == 1 else 'ies were'} in flight "
-        "(recorded in the ledger).",
+        f"(recorded in {options.manifest.name}{LOCK_SUFFIX} and the ledger).",
         exit_code=code,
         hints=[
             f"Re-run `flux2 batch {options.manifest}` to resume: submitted tasks are polled, "

@@ -4,20 +4,26 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import json
 import os
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from flux2_cli import jobs
 from flux2_cli.batch.lock import file_sha256
-from flux2_cli.batch.manifest import ManifestEntry, line_error
+from flux2_cli.batch.manifest import ManifestEntry, ManifestError, line_error
 from flux2_cli.errors import (
     UsageError,
 )
 from flux2_cli.request import GenerationRequest, RequestFlags, is_url
 from flux2_cli.task import Cost
+
+KEY_SLUG_CHARS = 40
+KEY_HASH_CHARS = 8
+PREFLIGHT_SHOWN = 20
 
 if TYPE_CHECKING:
     from flux2_cli.context import Context
@@ -102,7 +108,14 @@ def plan_entries(
         seen_fingerprints[fingerprint] = repeat
         if repeat > 1:
             fingerprint = hashlib.sha256(f"{fingerprint}#{repeat}".encode()).hexdigest()
-        key = name if name and "{" not in name else f"#{entry.number}"
+        named = name is not None and "{" not in name
+        key = name if named and name is not None else content_key(values)
+        if not named and key in seen_keys:
+            # Identical unnamed lines are distinct entries, each with its own stable key.
+            copy = 2
+            while f"{key}-{copy}" in seen_keys:
+                copy += 1
+            key = f"{key}-{copy}"
         if key in seen_keys:
             raise line_error(
                 source, entry.line, f"name {key!r} is already used on line {seen_keys[key]}."
@@ -129,6 +142,24 @@ def plan_entries(
     return planned
 
 
+def content_key(values: dict[str, Any]) -> str:
+    """An unnamed entry's lock key: a slug of its prompt and a hash of its own values.
+
+    Only what the manifest line says counts (not the command-line defaults, not the line
+    number): inserting or reordering lines, or changing ``--ratio``, keeps every key.
+    """
+    own = {name: value for name, value in values.items() if name != "name"}
+    canonical = json.dumps(own, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+    digest = hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:KEY_HASH_CHARS]
+    words = re.findall(r"[a-z0-9]+", str(values.get("prompt", "")).lower())
+    slug = ""
+    for word in words:
+        if len(slug) + len(word) + 1 > KEY_SLUG_CHARS:
+            break
+        slug = f"{slug}-{word}" if slug else word
+    return f"{slug}-{digest}" if slug else digest
+
+
 def request_fingerprint(request: GenerationRequest, provider: str, model: str) -> str:
     """The request's fingerprint, with the bytes of local reference files mixed in."""
     fingerprint = request.fingerprint(provider, model)
@@ -139,6 +170,68 @@ def request_fingerprint(request: GenerationRequest, provider: str, model: str) -
     for ref in local:
         digest.update(b"\0" + (file_sha256(Path(ref).expanduser()) or "missing").encode())
     return digest.hexdigest()
+
+
+def preflight(planned: list[PlannedEntry], source: str, *, create: bool) -> None:
+    """Before the first POST: every output folder exists (or is created) and is writable,
+    every local reference exists and is readable. One ManifestError lists every problem."""
+    problems: list[str] = []
+    folders: dict[Path, int] = {}
+    for entry in planned:
+        folders.setdefault(output_folder(entry.output), entry.line)
+    for folder, line in folders.items():
+        problem = _folder_problem(folder, create=create)
+        if problem is not None:
+            problems.append(f"line {line}: {problem}")
+    for entry in planned:
+        for ref in entry.request.refs:
+            if is_url(ref):
+                continue
+            path = Path(ref).expanduser()
+            try:
+                with path.open("rb") as handle:
+                    handle.read(1)
+            except FileNotFoundError:
+                problems.append(f"line {entry.line}: the reference {ref} does not exist.")
+            except IsADirectoryError:
+                problems.append(f"line {entry.line}: the reference {ref} is a folder.")
+            except OSError as exc:
+                problems.append(
+                    f"line {entry.line}: the reference {ref} cannot be read "
+                    f"({exc.strerror or exc})."
+                )
+    if not problems:
+        return
+    shown = problems[:PREFLIGHT_SHOWN]
+    more = len(problems) - len(shown)
+    text = "; ".join(shown) + (f" (and {more} more)" if more else "")
+    raise ManifestError(f"{source}: {text} Nothing was sent.")
+
+
+def output_folder(output: str) -> Path:
+    """The folder an entry's images go to (an ``output`` without a final / is a file path)."""
+    path = Path(output).expanduser()
+    if output.endswith(("/", os.sep)) or path.is_dir():
+        return path
+    return path.parent
+
+
+def _folder_problem(folder: Path, *, create: bool) -> str | None:
+    if create:
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except FileExistsError:
+            return f"the output {folder} is a file, not a folder."
+        except OSError as exc:
+            return f"the output folder {folder} cannot be created ({exc.strerror or exc})."
+    existing = folder
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent  # a dry run: created on the real run, below this one
+    if not existing.is_dir():
+        return f"the output {existing} is a file, not a folder."
+    if not os.access(existing, os.W_OK | os.X_OK):
+        return f"the output folder {existing} is not writable."
+    return None
 
 
 def _as_folder(output: str) -> str:
