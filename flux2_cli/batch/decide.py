@@ -100,7 +100,7 @@ def decide(
         return Decision(
             entry,
             Action.POLL,
-            task=task_from_record(record, base_url or ""),
+            task=task_from_record(record, base_url or "", entry.request.to_json()),
             record=record,
             source="lock",
             refetch=state == FINISHED,

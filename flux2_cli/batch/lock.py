@@ -427,8 +427,13 @@ def error_record(
     return record
 
 
-def task_from_record(record: dict[str, Any], base_url: str) -> Task:
-    """The task a record names, as a not yet finished one to look up again."""
+def task_from_record(
+    record: dict[str, Any], base_url: str, request: dict[str, Any] | None = None
+) -> Task:
+    """The task a record names, as a not yet finished one to look up again.
+
+    ``request`` (the entry's) gives the saved files the names the first run gave them.
+    """
     from flux2_cli.task import TaskStatus
 
     return Task(
@@ -436,6 +441,7 @@ def task_from_record(record: dict[str, Any], base_url: str) -> Task:
         provider=str(record.get("provider")),
         status=TaskStatus.RUNNING,
         model=record.get("model"),
+        request=request,
         poll_url=record.get("poll_url"),
         base_url=base_url,
     )

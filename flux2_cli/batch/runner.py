@@ -664,7 +664,7 @@ class Runner:
             output=entry.output,
             name_template=entry.name_template,
             # A task fetched again (a resumed run) replaces its own earlier, partial copy.
-            overwrite=self.options.overwrite or decision.source == "ledger",
+            overwrite=self.options.overwrite or decision.source in ("ledger", "lock"),
             sidecar=self.options.sidecar,
             embed_metadata=self.options.embed_metadata,
         )
