@@ -47,7 +47,7 @@ class Decision:
     action: Action
     task: Task | None = None
     record: dict[str, Any] | None = None
-    source: str = "new"  # lock | ledger | new
+    source: str = "new"  # lock | ledger (this manifest's task) | reused (another's) | new
     # A finished task whose files are gone, fetched again: if the provider no longer has it,
     # it is generated anew in the same run.
     refetch: bool = False
@@ -64,13 +64,17 @@ def decide(
     lock: LockFile,
     *,
     resubmit_unknown: bool,
+    manifest: Path | None = None,
+    fresh: bool = False,
     endpoint: str | None = None,
     base_url: str | None = None,
 ) -> Decision:
     """Skip, download, poll, submit or report unknown — from the lock file, then the ledger.
 
     ``endpoint`` is where this run makes tasks: a record or ledger task made elsewhere (the
-    sandbox, another host) is not up to date and is generated anew.
+    sandbox, another host) is not up to date and is generated anew. A task of the same request
+    made for another manifest (or by hand) is reused, brought into this entry's output and
+    reported so, unless ``fresh``; its images elsewhere are not taken.
     """
     found = lock.lookup(entry.key, entry.fingerprint)
     record = found[1] if found is not None else None
@@ -105,6 +109,17 @@ def decide(
             source="lock",
             refetch=state == FINISHED,
         )
+    if known is not None and manifest is not None and not _made_for(known.batch_key, manifest):
+        if fresh:
+            return Decision(entry, Action.SUBMIT, record=record)
+        task = known.task
+        if not task.status.is_final:
+            return Decision(entry, Action.POLL, task=task, record=record, source="reused")
+        if task.status is TaskStatus.SUCCEEDED and (
+            task.expires_at is None or task.expires_at > utc_now()
+        ):
+            return Decision(entry, Action.DOWNLOAD, task=task, record=record, source="reused")
+        known = None  # failed or expired: generate anew
     if known is not None:
         task = known.task
         if not task.status.is_final:
@@ -120,6 +135,11 @@ def decide(
     if ledger.open_intents(entry.fingerprint) and not resubmit_unknown:
         return Decision(entry, Action.UNKNOWN, record=record)
     return Decision(entry, Action.SUBMIT, record=record)  # new, changed, failed or elsewhere
+
+
+def _made_for(batch_key: str | None, manifest: Path) -> bool:
+    """True when a ledger task was submitted for an entry of this manifest (or nobody knows)."""
+    return batch_key is None or batch_key.startswith(f"{manifest.resolve()}#")
 
 
 def _saved_intact(task: Task) -> bool:

@@ -269,6 +269,13 @@ class LockFile:
             if dropped:
                 self._pending = True
 
+    def replace(self, records: dict[str, dict[str, Any]]) -> None:
+        """Make ``records`` the whole content and write the lock file now (``lock merge``)."""
+        with self._lock:
+            self.records = dict(records)
+            self._pending = True
+            self.fold()
+
     def fold(self) -> None:
         """Write the lock file once (atomically) with every change, then empty the journal."""
         with self._lock:
