@@ -66,6 +66,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
+from flux2_cli.errors import UsageError
 from flux2_cli.task import Task, format_time, utc_now
 
 if TYPE_CHECKING:
@@ -469,6 +470,12 @@ def hold_run(manifest: Path, notice: Callable[[str], None]) -> Iterator[None]:
             f"it to finish ({path.name}). Nothing is sent meanwhile."
         )
         run_lock.acquire(timeout=-1)
+    except OSError as exc:
+        raise UsageError(
+            f"cannot write beside {manifest} ({path.name}: {exc.strerror or exc}); the lock "
+            "file and the run state live there. Nothing was sent.",
+            hints=["Run from a writable copy of the manifest's folder."],
+        ) from None
     try:
         yield
     finally:
