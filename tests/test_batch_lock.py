@@ -24,8 +24,9 @@ from flux2_cli.batch.lock import (
     lock_path,
     run_lock_path,
 )
-from flux2_cli.batch.manifest import ManifestError, read_manifest
+from flux2_cli.batch.manifest import ManifestError, Problems, read_manifest
 from flux2_cli.batch.plan import plan_entries, preflight
+from flux2_cli.build import FLAG, Layer
 from flux2_cli.context import Context
 
 HERE = "apiinone https://api.example.com"
@@ -35,9 +36,11 @@ def make_ctx(**values: object) -> Context:
     return Context.create({"provider": "apiinone", **values})
 
 
-def plan(manifest: Path, ctx: Context | None = None) -> list:  # type: ignore[type-arg]
+def plan(manifest: Path, ctx: Context | None = None, **flags: object) -> list:  # type: ignore[type-arg]
     ctx = ctx or make_ctx()
-    return plan_entries(ctx, ctx.provider(), manifest, read_manifest(manifest))
+    problems = Problems(manifest.name)
+    entries = read_manifest(manifest, problems=problems)
+    return plan_entries(ctx, ctx.provider(), manifest, entries, Layer(FLAG, flags), problems)
 
 
 def finished(path: str, sha: str | None, fingerprint: str = "ab", endpoint: str = HERE) -> dict:  # type: ignore[type-arg]
@@ -237,8 +240,8 @@ def test_identical_unnamed_lines_get_distinct_stable_keys(tmp_path: Path) -> Non
 def test_a_command_line_default_changes_the_fingerprint_not_the_key(tmp_path: Path) -> None:
     manifest = tmp_path / "m.txt"
     manifest.write_text("a red fox\n")
-    (square,) = plan(manifest, make_ctx(ratio="1:1"))
-    (wide,) = plan(manifest, make_ctx(ratio="16:9"))
+    (square,) = plan(manifest, ratio="1:1")
+    (wide,) = plan(manifest, ratio="16:9")
     assert square.key == wide.key and square.fingerprint != wide.fingerprint
 
 
@@ -322,3 +325,22 @@ def test_the_run_lock_makes_a_second_run_wait_with_a_notice(tmp_path: Path) -> N
     finally:
         holder.kill()
         holder.wait()
+
+
+def test_keys_and_fingerprints_are_the_same_in_another_checkout(tmp_path: Path) -> None:
+    """A CI runner checks the workspace out elsewhere: relative refs and outputs become other
+    absolute paths, and neither the key nor the fingerprint may change with them."""
+    for where in ("one", "two"):
+        folder = tmp_path / where
+        (folder / "refs").mkdir(parents=True)
+        (folder / "refs" / "a.png").write_bytes(b"the same reference bytes")
+        (folder / "m.jsonl").write_text(
+            json.dumps({"prompt": "a red fox", "refs": ["refs/a.png"], "output": "art/"}) + "\n"
+        )
+    (one,) = plan(tmp_path / "one" / "m.jsonl", make_ctx(provider="bfl"))
+    (two,) = plan(tmp_path / "two" / "m.jsonl", make_ctx(provider="bfl"))
+    assert one.request.refs != two.request.refs  # absolute, from each manifest's folder
+    assert (one.key, one.fingerprint) == (two.key, two.fingerprint)
+    (tmp_path / "two" / "refs" / "a.png").write_bytes(b"another picture")
+    (changed,) = plan(tmp_path / "two" / "m.jsonl", make_ctx(provider="bfl"))
+    assert changed.key == one.key and changed.fingerprint != one.fingerprint

@@ -12,18 +12,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from flux2_cli import jobs
 from flux2_cli.batch.lock import file_sha256
-from flux2_cli.batch.manifest import ManifestEntry, ManifestError, line_error
-from flux2_cli.errors import (
-    UsageError,
-)
-from flux2_cli.request import GenerationRequest, RequestFlags, is_url
+from flux2_cli.batch.manifest import ManifestEntry, ManifestError, Problems
+from flux2_cli.build import ENTRY, Layer, RequestError, build_request, config_layers
+from flux2_cli.errors import UsageError
+from flux2_cli.request import GenerationRequest, is_url
 from flux2_cli.task import Cost
 
 KEY_SLUG_CHARS = 40
 KEY_HASH_CHARS = 8
 PREFLIGHT_SHOWN = 20
+PATH_KEYS = ("refs", "output")
 
 if TYPE_CHECKING:
     from flux2_cli.context import Context
@@ -57,50 +56,43 @@ def plan_entries(
     provider: Provider,
     manifest: Path,
     entries: Iterable[ManifestEntry],
+    flags: Layer | None = None,
+    problems: Problems | None = None,
 ) -> list[PlannedEntry]:
-    """Validate every entry (command-line options are the defaults); errors name the line."""
+    """Build every entry's request through the one road (its own keys, then the command-line
+    ``flags``, then the config); every problem of every entry is reported at once, with those
+    the manifest reader gathered in ``problems``."""
     from flux2_cli.download import validate_template
 
     settings = ctx.settings
-    base = manifest.parent
     planned: list[PlannedEntry] = []
     seen_fingerprints: dict[str, int] = {}
     seen_keys: dict[str, int] = {}
     if settings.output_dir == "-":
         raise UsageError("-o - (image bytes on stdout) does not go with batch; give a folder.")
     default_output = _as_folder(settings.output_dir)
+    source = "stdin" if str(manifest) == "-" else manifest.name
+    base = Path.cwd() if str(manifest) == "-" else manifest.parent  # relative paths' origin
+    problems = problems if problems is not None else Problems(source)
+    notices: list[str] = []
+    defaults = [flags] if flags is not None else []
+    defaults += config_layers(settings)
     for entry in entries:
         values = entry.values
-        source = manifest.name
-        entry_settings = dataclasses.replace(
-            settings,
-            ratio=values.get("ratio", settings.ratio),
-            res=values.get("res", settings.res),
-            mode=values.get("mode", settings.mode),
-            format=values.get("format", settings.format),
-            safety=values.get("safety", settings.safety),
-            model=values.get("model", settings.model),
-        )
-        flags = RequestFlags(
-            prompt=values["prompt"],
-            ratio_given="ratio" in values,
-            res_given="res" in values,
-            refs=values.get("refs", ()),
-            seed=values.get("seed"),
-            width=values.get("width"),
-            height=values.get("height"),
-            callback_url=values.get("callback_url"),
-            params=values.get("params", ()),
-        )
+        where = f"{source} line {entry.line}"
         name = values.get("name") or None
+        template = name or settings.name
         try:
-            request = jobs.build_request(
-                dataclasses.replace(ctx, settings=entry_settings), provider, flags
-            )
-            template = name or settings.name
             validate_template(template)
         except UsageError as exc:
-            raise line_error(source, entry.line, exc.message, exc.hints) from None
+            problems.add(entry.line, f"name: {exc.message}", exc.hints)
+        try:
+            built = build_request(provider, [Layer(ENTRY, values, where), *defaults])
+        except RequestError as exc:
+            problems.extend(entry.line, exc.problems, exc.hints)
+            continue
+        notices.extend(notice for notice in built.notices if notice not in notices)
+        request = built.request
         model = provider.model_for(request)
         fingerprint = request_fingerprint(request, provider.capabilities.id, model)
         # Identical entries are distinct images: each repeat gets its own fingerprint.
@@ -109,7 +101,7 @@ def plan_entries(
         if repeat > 1:
             fingerprint = hashlib.sha256(f"{fingerprint}#{repeat}".encode()).hexdigest()
         named = name is not None and "{" not in name
-        key = name if named and name is not None else content_key(values)
+        key = name if named and name is not None else content_key(values, base)
         if not named and key in seen_keys:
             # Identical unnamed lines are distinct entries, each with its own stable key.
             copy = 2
@@ -117,13 +109,13 @@ def plan_entries(
                 copy += 1
             key = f"{key}-{copy}"
         if key in seen_keys:
-            raise line_error(
-                source, entry.line, f"name {key!r} is already used on line {seen_keys[key]}."
-            )
+            problems.add(entry.line, f"name {key!r} is already used on line {seen_keys[key]}.")
+            continue
         seen_keys[key] = entry.line
         output = values.get("output")
         if output == "-":
-            raise line_error(source, entry.line, "'output' cannot be - in a batch; give a path.")
+            problems.add(entry.line, "output: cannot be - in a batch; give a path.")
+            continue
         planned.append(
             PlannedEntry(
                 number=entry.number,
@@ -134,21 +126,30 @@ def plan_entries(
                 provider=provider.capabilities.id,
                 model=model,
                 fingerprint=fingerprint,
-                output=_entry_output(output, base) if output else default_output,
+                output=output if output else default_output,
                 name_template=template,
                 estimate=provider.estimate_cost(request),
             )
         )
+    problems.raise_if_any()
+    for notice in notices:
+        ctx.output.info(notice)
     return planned
 
 
-def content_key(values: dict[str, Any]) -> str:
+def content_key(values: Mapping[str, Any], base: Path | None = None) -> str:
     """An unnamed entry's lock key: a slug of its prompt and a hash of its own values.
 
     Only what the manifest line says counts (not the command-line defaults, not the line
-    number): inserting or reordering lines, or changing ``--ratio``, keeps every key.
+    number): inserting or reordering lines, or changing ``--ratio``, keeps every key. Paths
+    under the manifest's folder (``base``) count as written relative to it, so the key is the
+    same in every checkout.
     """
-    own = {name: value for name, value in values.items() if name != "name"}
+    own = {
+        name: _portable(value, base) if name in PATH_KEYS else value
+        for name, value in values.items()
+        if name != "name"
+    }
     canonical = json.dumps(own, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
     digest = hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:KEY_HASH_CHARS]
     words = re.findall(r"[a-z0-9]+", str(values.get("prompt", "")).lower())
@@ -160,16 +161,32 @@ def content_key(values: dict[str, Any]) -> str:
     return f"{slug}-{digest}" if slug else digest
 
 
+def _portable(value: Any, base: Path | None) -> Any:
+    """A path inside ``base`` as relative to it (POSIX); anything else as is."""
+    if isinstance(value, (tuple, list)):
+        return [_portable(item, base) for item in value]
+    if base is None or not isinstance(value, str) or "://" in value:
+        return value
+    try:
+        relative = Path(os.path.abspath(value)).relative_to(base.resolve()).as_posix()
+    except ValueError:
+        return value
+    return relative + "/" if value.endswith(("/", os.sep)) else relative
+
+
 def request_fingerprint(request: GenerationRequest, provider: str, model: str) -> str:
-    """The request's fingerprint, with the bytes of local reference files mixed in."""
-    fingerprint = request.fingerprint(provider, model)
-    local = [ref for ref in request.refs if not is_url(ref)]
-    if not local:
-        return fingerprint
-    digest = hashlib.sha256(fingerprint.encode())
-    for ref in local:
-        digest.update(b"\0" + (file_sha256(Path(ref).expanduser()) or "missing").encode())
-    return digest.hexdigest()
+    """The request's fingerprint; a local reference counts by its bytes, not its path.
+
+    Relative references are made absolute from the manifest's folder, which differs from one
+    checkout (a CI runner) to the next: the path would change the fingerprint, the bytes do not.
+    """
+    if not any(not is_url(ref) for ref in request.refs):
+        return request.fingerprint(provider, model)
+    refs = tuple(
+        ref if is_url(ref) else "file:" + (file_sha256(Path(ref).expanduser()) or "missing")
+        for ref in request.refs
+    )
+    return dataclasses.replace(request, refs=refs).fingerprint(provider, model)
 
 
 def preflight(planned: list[PlannedEntry], source: str, *, create: bool) -> None:
@@ -238,15 +255,6 @@ def _as_folder(output: str) -> str:
     if output in ("", "."):
         return "."
     return output if output.endswith(("/", os.sep)) else output + "/"
-
-
-def _entry_output(output: str, base: Path) -> str:
-    """An entry's ``output``, relative paths taken from the manifest's folder."""
-    path = Path(output).expanduser()
-    if not path.is_absolute():
-        path = base / path
-    text = str(path)
-    return text + "/" if output.endswith(("/", os.sep)) else text
 
 
 def parse_shard(text: str, env: Mapping[str, str] | None = None) -> tuple[int, int]:
