@@ -488,7 +488,7 @@ class Runner:
 
     def _submit(self, decision: Decision) -> Task:
         from flux2_cli import jobs
-        from flux2_cli.ledger import TaskUnrecordedError
+        from flux2_cli.ledger import LedgerError, TaskUnrecordedError
 
         entry = decision.entry
         ledger = self.ctx.ledger()
@@ -524,6 +524,10 @@ class Runner:
                     raise
                 except (BadRequestError, AuthError, CreditsError) as exc:
                     self._refused(decision, error_code(exc), exc.message)
+                    raise
+                except LedgerError as exc:
+                    # The intent could not be written, so nothing was sent: not "unknown".
+                    self._refused(decision, "ledger", exc.message)
                     raise
                 except Flux2Error as exc:
                     if self.lock is not None:

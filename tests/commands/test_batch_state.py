@@ -171,3 +171,36 @@ def test_a_sandbox_lock_is_regenerated_by_a_real_run(
     assert real.exit_code == 0, real.stderr
     assert api.creates == 2
     assert batch(str(manifest), "--check").exit_code == 0
+
+
+def test_a_ledger_that_cannot_be_written_sends_nothing_and_is_not_unknown_later(
+    httpx_mock: HTTPXMock, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import sqlite3
+
+    from flux2_cli import ledger as ledger_module
+
+    api = serve(httpx_mock, FakeApi())
+    manifest = write_manifest(tmp_path / "m.jsonl", ["a red fox", "a blue whale"])
+    with ledger_module.Ledger():
+        pass
+    real_connect = sqlite3.connect
+
+    def read_only(*args: Any, **kwargs: Any) -> sqlite3.Connection:
+        conn = real_connect(*args, **kwargs)
+        conn.execute("PRAGMA query_only = 1")
+        return conn
+
+    with monkeypatch.context() as patch:
+        patch.setattr(ledger_module.sqlite3, "connect", read_only)
+        result = batch(str(manifest), "-o", str(tmp_path / "out"))
+    assert result.exit_code == 5
+    assert "Nothing was sent" in result.stderr
+    assert httpx_mock.get_requests() == []
+    states = {record["state"] for record in lock_of(manifest)["entries"].values()}
+    assert states == {"failed"}  # nothing is pending at the provider
+
+    again = batch(str(manifest), "-o", str(tmp_path / "out"))
+
+    assert again.exit_code == 0, again.stderr
+    assert api.creates == 2
