@@ -344,3 +344,43 @@ def test_keys_and_fingerprints_are_the_same_in_another_checkout(tmp_path: Path) 
     (tmp_path / "two" / "refs" / "a.png").write_bytes(b"another picture")
     (changed,) = plan(tmp_path / "two" / "m.jsonl", make_ctx(provider="bfl"))
     assert changed.key == one.key and changed.fingerprint != one.fingerprint
+
+
+# --------------------------------------------------------------------------- stopping
+
+
+def test_a_stop_waits_for_the_answer_of_a_post_in_flight_to_be_recorded(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SIGTERM leaves the files complete: a POST already sent gets its answer written down."""
+    from flux2_cli import jobs
+    from flux2_cli.batch.decide import Action, Decision
+    from flux2_cli.batch.runner import BatchOptions, Runner
+    from flux2_cli.task import Task, TaskStatus
+
+    manifest = tmp_path / "m.txt"
+    manifest.write_text("a red fox\n")
+    ctx = make_ctx()
+    (entry,) = plan(manifest, ctx)
+    lock = LockFile.load(lock_path(manifest))
+    runner = Runner(ctx, ctx.provider(), BatchOptions(manifest=manifest), lock=lock, endpoint=HERE)
+    sent, answer = threading.Event(), threading.Event()
+
+    def slow_submit(*args: object, **kwargs: object) -> Task:
+        sent.set()
+        assert answer.wait(10)
+        return Task(task_id="t42", provider="apiinone", status=TaskStatus.RUNNING)
+
+    monkeypatch.setattr(jobs, "submit", slow_submit)
+    worker = threading.Thread(target=runner._submit, args=(Decision(entry, Action.SUBMIT),))
+    worker.start()
+    assert sent.wait(10)
+    assert lock.records[entry.key]["state"] == "submitting"
+    runner.stop.set()
+    assert not runner.drain(grace=0)  # the answer is not in yet
+    answer.set()
+    assert runner.drain(grace=10)
+    worker.join(10)
+    assert lock.records[entry.key]["state"] == SUBMITTED
+    assert lock.records[entry.key]["task_id"] == "t42"
+    ctx.close()
