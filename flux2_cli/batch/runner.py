@@ -494,14 +494,17 @@ class Runner:
         ledger = self.ctx.ledger()
         stale_intents = ledger.open_intents(entry.fingerprint)
         rounds = 0
-        # Before the paid POST: a run that finds this (after a kill) knows a task may exist.
-        if self.lock is not None:
-            self._record(decision, submitting_record(entry, self.endpoint))
         while True:
             self.gate.wait()
             with self._posting_done:
+                if self.stop.is_set():
+                    raise _Stopped()  # no new paid POST once the run is stopping
                 self._posting += 1
             try:
+                # Just before the paid POST: a run that finds this (after a kill) knows a task
+                # may exist.
+                if self.lock is not None:
+                    self._record(decision, submitting_record(entry, self.endpoint))
                 try:
                     task = jobs.submit(
                         self.ctx,
@@ -512,8 +515,10 @@ class Runner:
                     )
                 except RateLimitError:
                     rounds += 1
+                    # Refused (no task): while the run pauses, a kill must not leave the entry
+                    # looking like a POST in flight.
+                    self._refused(decision, "rate_limited", "HTTP 429: not sent")
                     if rounds > RATE_MAX_ROUNDS:
-                        self._refused(decision, "rate_limited", "HTTP 429")
                         raise
                     self.gate.slow_down(self._pause(rounds))
                     continue

@@ -204,3 +204,30 @@ def test_a_ledger_that_cannot_be_written_sends_nothing_and_is_not_unknown_later(
 
     assert again.exit_code == 0, again.stderr
     assert api.creates == 2
+
+
+def test_a_refused_post_is_not_left_looking_in_flight_while_the_run_pauses(
+    httpx_mock: HTTPXMock, tmp_path: Path
+) -> None:
+    """After a 429 the entry waits for the shared pause: a kill then must not make it
+    "outcome unknown" on the next run (nothing was created)."""
+    from flux2_cli.client import MAX_ATTEMPTS
+
+    # Every attempt of the client's own retries refused: the whole run pauses, then resends.
+    api = FakeApi(refuse_first_creates=MAX_ATTEMPTS)
+    manifest = write_manifest(tmp_path / "m.jsonl", ["a red fox"])
+    journal = tmp_path / "m.jsonl.lock.journal"
+    states_at_post: list[list[str]] = []
+
+    def spy(request: httpx.Request) -> httpx.Response:
+        if request.method == "POST":
+            lines = journal.read_text().splitlines() if journal.exists() else []
+            states_at_post.append([json.loads(line)["record"]["state"] for line in lines])
+        return api(request)
+
+    httpx_mock.add_callback(spy, is_reusable=True, is_optional=True)
+    result = batch(str(manifest), "-o", str(tmp_path / "out"))
+    assert result.exit_code == 0, result.stderr
+    assert api.rejected_429 == MAX_ATTEMPTS and api.creates == 1
+    last = states_at_post[-1]
+    assert last[-1] == "submitting" and "failed" in last  # refused, paused, then sent again
