@@ -384,3 +384,18 @@ def test_a_stop_waits_for_the_answer_of_a_post_in_flight_to_be_recorded(
     assert lock.records[entry.key]["state"] == SUBMITTED
     assert lock.records[entry.key]["task_id"] == "t42"
     ctx.close()
+
+
+def test_the_lock_file_text_is_sorted_with_the_version_first(tmp_path: Path) -> None:
+    lock = LockFile.load(tmp_path / "m.txt.lock.json")
+    lock.put(
+        "b", {"state": FINISHED, "fingerprint": "cd", "outputs": [{"sha256": "x", "path": "p"}]}
+    )
+    lock.put("a", {"fingerprint": "ab", "state": FINISHED})
+    lock.fold()
+    text = lock.path.read_text()
+    assert text.splitlines()[1] == '  "version": 2,'
+    assert text.index('"a"') < text.index('"b"')
+    b = text[text.index('"b"') :]
+    assert b.index('"fingerprint": "cd"') < b.index('"outputs"') < b.index('"state"')
+    assert b.index('"path": "p"') < b.index('"sha256": "x"')

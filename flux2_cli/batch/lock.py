@@ -290,9 +290,10 @@ class LockFile:
             self._pending = False
 
     def document(self) -> str:
-        """The lock file's text: keys sorted, fields sorted, two-space indent."""
-        data = {"version": LOCK_VERSION, "entries": dict(sorted(self.records.items()))}
-        return json.dumps(data, indent=2, ensure_ascii=False, sort_keys=True) + "\n"
+        """The lock file's text: the version, then keys and fields sorted, two-space indent."""
+        entries = {key: _sorted(self.records[key]) for key in sorted(self.records)}
+        data = {"version": LOCK_VERSION, "entries": entries}
+        return json.dumps(data, indent=2, ensure_ascii=False) + "\n"
 
     def close(self) -> None:
         """Close the journal (without folding it)."""
@@ -331,6 +332,15 @@ class LockFile:
             with contextlib.suppress(OSError):
                 os.unlink(temp)
             raise
+
+
+def _sorted(value: Any) -> Any:
+    """Every mapping inside ``value`` with its keys in order (a stable file to diff)."""
+    if isinstance(value, dict):
+        return {key: _sorted(value[key]) for key in sorted(value)}
+    if isinstance(value, list):
+        return [_sorted(item) for item in value]
+    return value
 
 
 def _upgrade(record: dict[str, Any]) -> dict[str, Any]:
