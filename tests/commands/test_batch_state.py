@@ -231,3 +231,32 @@ def test_a_refused_post_is_not_left_looking_in_flight_while_the_run_pauses(
     assert api.rejected_429 == MAX_ATTEMPTS and api.creates == 1
     last = states_at_post[-1]
     assert last[-1] == "submitting" and "failed" in last  # refused, paused, then sent again
+
+
+def test_a_finished_entry_whose_files_and_task_are_gone_is_made_anew_in_the_same_run(
+    httpx_mock: HTTPXMock, tmp_path: Path
+) -> None:
+    api = serve(httpx_mock, FakeApi())
+    manifest = write_manifest(tmp_path / "m.jsonl", ["a red fox"])
+    (planned,) = json_lines(batch(str(manifest), "--dry-run", "--json").stdout)[:-1]
+    record = {
+        "state": "finished",
+        "fingerprint": planned["fingerprint"],
+        "endpoint": "apiinone https://apiin.one",
+        "provider": "apiinone",
+        "model": "flux-2",
+        "task_id": "task_expired_long_ago",
+        "outputs": [{"path": "out/fox.png", "sha256": "0" * 64}],
+    }
+    (tmp_path / "m.jsonl.lock.journal").write_text(
+        json.dumps({"key": planned["key"], "record": record}) + "\n"
+    )
+
+    result = batch(str(manifest), "-o", str(tmp_path / "out"), "--json")
+
+    assert result.exit_code == 0, result.stderr
+    assert api.creates == 1  # looked up first (404), then generated anew
+    polls = [str(r.url) for r in httpx_mock.get_requests(method="GET")]
+    assert any("task_expired_long_ago" in url for url in polls)
+    (entry,) = lock_of(manifest)["entries"].values()
+    assert entry["state"] == "finished" and entry["task_id"] == "task0001_flux2"
