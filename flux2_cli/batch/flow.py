@@ -112,7 +112,14 @@ def run_batch(ctx: Context, options: BatchOptions) -> Summary | None:
                 lock.keep_only(entry.key for entry in planned)
             return execute(ctx, provider, options, decisions, lock, endpoint)
         finally:
-            lock.fold()
+            try:
+                lock.fold()
+            except OSError as exc:
+                # The journal still holds this run's state: the next run folds it.
+                ctx.output.warn(
+                    f"{lock.path.name} could not be written ({exc.strerror or exc}); "
+                    f"{lock.journal.name} keeps this run's state for the next run."
+                )
 
 
 def _decide_all(

@@ -66,7 +66,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from flux2_cli.errors import UsageError
+from flux2_cli.errors import Flux2Error, UsageError
 from flux2_cli.task import Task, format_time, utc_now
 
 if TYPE_CHECKING:
@@ -132,6 +132,10 @@ def file_sha256(path: Path) -> str | None:
     except OSError:
         return None
     return digest.hexdigest()
+
+
+class LockWriteError(Flux2Error):
+    """The run state beside the manifest cannot be written (disk full, read-only folder)."""
 
 
 class LockFile:
@@ -253,12 +257,22 @@ class LockFile:
     # -- writing --------------------------------------------------------------------------
 
     def put(self, key: str, record: dict[str, Any]) -> None:
-        """Record an entry's new state durably (one fsynced journal line); a no-op if equal."""
+        """Record an entry's new state durably (one fsynced journal line); a no-op if equal.
+
+        LockWriteError when the journal cannot be written: the caller sends nothing more.
+        """
         with self._lock:
             if self.records.get(key) == record:
                 return
+            try:
+                self._append({"key": key, "record": record})
+            except OSError as exc:
+                raise LockWriteError(
+                    f"cannot write {self.journal} ({exc.strerror or exc}); nothing more is "
+                    "sent for this entry.",
+                    hints=["Free some space or make the manifest's folder writable, then re-run."],
+                ) from exc
             self.records[key] = record
-            self._append({"key": key, "record": record})
 
     def keep_only(self, keys: Iterable[str]) -> None:
         """Forget entries no longer in the manifest (written at the next fold)."""

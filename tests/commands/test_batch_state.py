@@ -260,3 +260,24 @@ def test_a_finished_entry_whose_files_and_task_are_gone_is_made_anew_in_the_same
     assert any("task_expired_long_ago" in url for url in polls)
     (entry,) = lock_of(manifest)["entries"].values()
     assert entry["state"] == "finished" and entry["task_id"] == "task0001_flux2"
+
+
+def test_a_journal_that_cannot_be_written_sends_nothing(
+    httpx_mock: HTTPXMock, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import errno
+    import os
+
+    from flux2_cli.batch import lock as lock_module
+
+    serve(httpx_mock, FakeApi())
+    manifest = write_manifest(tmp_path / "m.jsonl", ["a red fox"])
+
+    def disk_full(fd: int, data: bytes) -> int:
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(lock_module.os, "write", disk_full)
+    result = batch(str(manifest), "-o", str(tmp_path / "out"))
+    assert result.exit_code == 5
+    assert "cannot write" in result.stderr and "m.jsonl.lock.journal" in result.stderr
+    assert httpx_mock.get_requests(method="POST") == []
