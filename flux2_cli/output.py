@@ -8,19 +8,23 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import IO, TYPE_CHECKING, Any
 
-from flux2_cli.env import NO_COLOR, is_ci
-from flux2_cli.redact import scrub_all
+from flux2_cli.env import NO_COLOR, is_ci, is_github_actions
+from flux2_cli.redact import Secrets, scrub_all
 
 if TYPE_CHECKING:
     from datetime import datetime
 
     from rich.console import Console
+
+# A line that GitHub Actions would take as a workflow command: "::" after optional blanks.
+_WORKFLOW_COMMAND = re.compile(r"(^|[\r\n])([ \t]*::)")
 
 
 class Output:
@@ -44,6 +48,9 @@ class Output:
         self._live = live
         self.stdout_closed = False
         self._console: Console | None = None
+        # The keys of this command: scrubbed from every line for people (belt and braces;
+        # server text is scrubbed where it enters, in the client).
+        self.secrets = Secrets()
 
     # streams are looked up late so that test runners that swap sys.stdout are honoured
     @property
@@ -134,6 +141,16 @@ class Output:
             self.out.flush()
         except BrokenPipeError:
             self._stdout_gone()
+        except OSError as exc:
+            # Not a reader that left (a full disk behind a redirect, a file-size limit): say
+            # so, and stop writing there; files already saved stay where they are.
+            from flux2_cli.errors import DownloadError
+
+            self.stdout_closed = True
+            raise DownloadError(
+                f"cannot write to stdout: {exc.strerror or exc}",
+                hints=["Files already saved are kept; see `flux2 history` for the tasks."],
+            ) from None
 
     def _stdout_gone(self) -> None:
         # `flux2 gen … | head -1`: the reader left. Keep working (downloads complete) quietly.
@@ -163,16 +180,21 @@ class Output:
 
     def command(self, line: str) -> None:
         """A CI workflow command (``::error …``) on stderr as is, even with ``--quiet``."""
-        self._write_err(line)
+        self._write_err(line, command=True)
 
     def debug(self, text: str) -> None:
         """A ``--verbose`` line (already redacted by the caller, scrubbed again here)."""
         if self.verbose:
             self._write_err(text)
 
-    def _write_err(self, text: str) -> None:
+    def _write_err(self, text: str, *, command: bool = False) -> None:
+        text = scrub_all(text, self.secrets)
+        if not command and is_github_actions():
+            # The Actions runner reads workflow commands on stderr too: a server's text that
+            # puts "::" at the start of a line must not become one (::add-mask::, ::error::).
+            text = _WORKFLOW_COMMAND.sub(r"\1> \2", text)
         try:
-            self.err.write(scrub_all(text) + "\n")
+            self.err.write(text + "\n")
             self.err.flush()
         except (BrokenPipeError, ValueError):
             pass

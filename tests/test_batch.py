@@ -416,3 +416,129 @@ def test_a_waiting_worker_wakes_when_the_duration_is_learned() -> None:
     with pytest.raises(_Learned):
         runner.sleep_until_learned(30.0)
     timer.join()
+
+
+# --------------------------------------------------------------------------- manifests (issue 13)
+
+
+def test_every_problem_of_a_manifest_is_reported_in_one_pass(tmp_path: Path) -> None:
+    manifest = tmp_path / "m.jsonl"
+    manifest.write_bytes(
+        jsonl(
+            {"prompt": "a red fox", "ratio": "5:4"},
+            {"prompt": "ab"},
+            {"prompt": "a blue whale", "sede": 3},
+            {"prompt": "a green frog", "res": "8K", "seed": "x"},
+            {"prompt": "a grey owl", "mode": "turbo"},
+        )
+    )
+    with pytest.raises(ManifestError) as caught:
+        plan(manifest)
+    assert caught.value.problems == [
+        "m.jsonl line 1: ratio: '5:4' is not supported; choose one of "
+        "1:1, 4:3, 3:4, 16:9, 9:16, 3:2, 2:3.",
+        "m.jsonl line 2: prompt: the prompt is too short: at least 3 characters.",
+        "m.jsonl line 3: unknown key 'sede'; did you mean 'seed'?",
+        "m.jsonl line 4: res: '8K' is not supported; choose one of 1K, 2K.",
+        "m.jsonl line 4: seed: 'x' is not an integer.",
+        "m.jsonl line 5: mode: 'turbo' is not supported; choose one of pro, flex.",
+    ]
+    assert len(caught.value.problems) == 6
+    assert caught.value.message.startswith("6 problems in the manifest:\n")
+    assert "--" not in caught.value.message  # the manifest's keys, never the flags
+
+
+def test_manifest_problems_are_capped_at_twenty(tmp_path: Path) -> None:
+    manifest = tmp_path / "m.jsonl"
+    manifest.write_bytes(jsonl(*({"prompt": "a fox", "ratio": "0:0"} for _ in range(30))))
+    with pytest.raises(ManifestError) as caught:
+        plan(manifest)
+    assert len(caught.value.problems) == 30
+    assert caught.value.message.count("\n  m.jsonl line") == 20
+    assert caught.value.message.endswith("… and 10 more")
+
+
+def test_a_json_array_manifest_keeps_each_entrys_line() -> None:
+    data = (
+        b'[\n  {"prompt": "a red fox"},\n  "a blue whale",\n\n  {"prompt": "ab", "ratio": 1}\n]\n'
+    )
+    entries = parse_manifest(data, kind="json")
+    assert [(e.line, e.values["prompt"]) for e in entries] == [
+        (2, "a red fox"),
+        (3, "a blue whale"),
+        (5, "ab"),
+    ]
+    assert sniff_kind(['[{"prompt": "x"}]']) == "json"
+    with pytest.raises(ManifestError, match=r"m line 3: expected a JSON object"):
+        parse_manifest(b'[\n {"prompt": "a fox"},\n 5\n]', kind="json", source="m")
+    with pytest.raises(ManifestError, match=r"m line 2: not valid JSON"):
+        parse_manifest(b'[\n {"prompt": "a fox",}\n]', kind="json", source="m")
+
+
+def test_a_tsv_header_is_never_a_prompt(tmp_path: Path) -> None:
+    manifest = tmp_path / "m.tsv"
+    manifest.write_text("prompt\tratio\na red fox, at dawn\t16:9\n")
+    (entry,) = read_manifest(manifest)
+    assert entry.values == {"prompt": "a red fox, at dawn", "ratio": "16:9"}
+    sniffed = tmp_path / "m.list"
+    sniffed.write_text("prompt\tseed\na red fox\t3\n")
+    assert read_manifest(sniffed)[0].values == {"prompt": "a red fox", "seed": "3"}
+    as_text = tmp_path / "m.txt"
+    as_text.write_text("prompt\tratio\na red fox\n")
+    with pytest.raises(ManifestError, match=r"m\.txt line 1: this line is a CSV header"):
+        read_manifest(as_text)
+
+
+def test_relative_refs_and_outputs_are_taken_from_the_manifests_folder(tmp_path: Path) -> None:
+    folder = tmp_path / "assets"
+    folder.mkdir()
+    manifest = folder / "m.jsonl"
+    manifest.write_bytes(
+        jsonl(
+            {
+                "prompt": "a red fox",
+                "refs": ["refs/a.png", "https://x.test/b.png", str(tmp_path / "c.png")],
+                "output": "out/",
+            }
+        )
+    )
+    (entry,) = read_manifest(manifest)
+    assert entry.values["refs"] == (
+        str(folder / "refs" / "a.png"),
+        "https://x.test/b.png",
+        str(tmp_path / "c.png"),
+    )
+    assert entry.values["output"] == str(folder / "out") + "/"
+
+
+def test_a_json_file_of_one_object_a_line_is_read_as_json_lines(tmp_path: Path) -> None:
+    manifest = tmp_path / "m.json"
+    manifest.write_text('{"prompt": "a red fox"}\n{"prompt": "a blue whale"}\n')
+    assert [e.values["prompt"] for e in read_manifest(manifest)] == ["a red fox", "a blue whale"]
+
+
+def test_an_entry_output_too_long_for_the_file_system_is_a_line_problem(tmp_path: Path) -> None:
+    manifest = tmp_path / "m.jsonl"
+    manifest.write_bytes(jsonl({"prompt": "a red fox", "output": "o" * 300 + ".png"}))
+    with pytest.raises(ManifestError, match=r"m\.jsonl line 1: output: .* longer than the file"):
+        plan(manifest)
+
+
+def test_a_missing_local_ref_is_found_before_anything_is_sent(tmp_path: Path) -> None:
+    from tests.helpers import png_bytes
+
+    (tmp_path / "refs").mkdir()
+    (tmp_path / "refs" / "ok.png").write_bytes(png_bytes())
+    manifest = tmp_path / "m.jsonl"
+    manifest.write_bytes(
+        jsonl(
+            {"prompt": "a red fox", "refs": ["refs/ok.png"]},
+            {"prompt": "a blue whale", "refs": ["refs/gone.png"]},
+        )
+    )
+    ctx = make_ctx(provider="bfl")
+    with pytest.raises(ManifestError) as caught:
+        plan(manifest, ctx)
+    (problem,) = caught.value.problems
+    assert problem.startswith("m.jsonl line 2: refs: ") and "gone.png" in problem
+    assert "no such file" in problem

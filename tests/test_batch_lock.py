@@ -28,6 +28,7 @@ from flux2_cli.batch.manifest import ManifestError, Problems, read_manifest
 from flux2_cli.batch.plan import plan_entries, preflight
 from flux2_cli.build import FLAG, Layer
 from flux2_cli.context import Context
+from tests.helpers import png_bytes
 
 HERE = "apiinone https://api.example.com"
 
@@ -248,20 +249,29 @@ def test_a_command_line_default_changes_the_fingerprint_not_the_key(tmp_path: Pa
 # --------------------------------------------------------------------------- preflight
 
 
-def test_preflight_creates_output_folders_and_names_missing_references(tmp_path: Path) -> None:
+def test_preflight_creates_output_folders_before_anything_is_sent(tmp_path: Path) -> None:
     manifest = tmp_path / "m.jsonl"
     manifest.write_text(
         json.dumps({"prompt": "a red fox", "output": "deep/er/"})
         + "\n"
-        + json.dumps({"prompt": "a blue whale", "refs": [str(tmp_path / "nope.png")]})
+        + json.dumps({"prompt": "a blue whale", "output": "flat.png"})
         + "\n"
     )
-    planned = plan(manifest, make_ctx(provider="bfl", output_dir=str(tmp_path / "out")))
+    (tmp_path / "taken").write_text("a file where a folder should be")
+    planned = plan(manifest, make_ctx(output_dir=str(tmp_path / "taken" / "out") + "/"))
+    assert not (tmp_path / "deep").exists()
+    preflight(planned[:2], manifest.name, create=True)
+    assert (tmp_path / "deep" / "er").is_dir()
+
+
+def test_preflight_names_an_output_that_cannot_be_a_folder(tmp_path: Path) -> None:
+    (tmp_path / "taken").write_text("a file where a folder should be")
+    manifest = tmp_path / "m.txt"
+    manifest.write_text("a red fox\n")
+    planned = plan(manifest, make_ctx(output_dir=str(tmp_path / "taken" / "out") + "/"))
     with pytest.raises(ManifestError) as caught:
         preflight(planned, manifest.name, create=True)
-    assert "line 2" in caught.value.message and "nope.png does not exist" in caught.value.message
-    assert "Nothing was sent" in caught.value.message
-    assert (tmp_path / "deep" / "er").is_dir()
+    assert "line 1" in caught.value.message and "Nothing was sent" in caught.value.message
 
 
 @pytest.mark.skipif(os.name == "nt" or os.geteuid() == 0, reason="POSIX modes; root ignores them")
@@ -333,7 +343,7 @@ def test_keys_and_fingerprints_are_the_same_in_another_checkout(tmp_path: Path) 
     for where in ("one", "two"):
         folder = tmp_path / where
         (folder / "refs").mkdir(parents=True)
-        (folder / "refs" / "a.png").write_bytes(b"the same reference bytes")
+        (folder / "refs" / "a.png").write_bytes(png_bytes(color=(1, 2, 3)))
         (folder / "m.jsonl").write_text(
             json.dumps({"prompt": "a red fox", "refs": ["refs/a.png"], "output": "art/"}) + "\n"
         )
@@ -341,7 +351,7 @@ def test_keys_and_fingerprints_are_the_same_in_another_checkout(tmp_path: Path) 
     (two,) = plan(tmp_path / "two" / "m.jsonl", make_ctx(provider="bfl"))
     assert one.request.refs != two.request.refs  # absolute, from each manifest's folder
     assert (one.key, one.fingerprint) == (two.key, two.fingerprint)
-    (tmp_path / "two" / "refs" / "a.png").write_bytes(b"another picture")
+    (tmp_path / "two" / "refs" / "a.png").write_bytes(png_bytes(color=(9, 9, 9)))
     (changed,) = plan(tmp_path / "two" / "m.jsonl", make_ctx(provider="bfl"))
     assert changed.key == one.key and changed.fingerprint != one.fingerprint
 

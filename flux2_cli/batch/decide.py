@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from flux2_cli.atomic import file_sha256
 from flux2_cli.batch.lock import (
     FINISHED,
     SUBMITTED,
@@ -19,7 +20,6 @@ from flux2_cli.batch.lock import (
     UNKNOWN,
     LockFile,
     endpoint_id,
-    file_sha256,
     task_from_record,
 )
 from flux2_cli.batch.plan import PlannedEntry

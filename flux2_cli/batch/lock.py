@@ -55,17 +55,15 @@ a machine; a second one waits for the first, with a notice, before deciding anyt
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import os
-import stat
-import tempfile
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
+from flux2_cli.atomic import file_sha256, write_atomic
 from flux2_cli.errors import Flux2Error, UsageError
 from flux2_cli.task import Task, format_time, utc_now
 
@@ -120,18 +118,6 @@ def describe_endpoint(endpoint: str) -> str:
         return "the sandbox"
     provider, _, origin = endpoint.partition(" ")
     return f"{provider} at {origin}" if origin else provider
-
-
-def file_sha256(path: Path) -> str | None:
-    """The sha256 of a file, or None when it cannot be read."""
-    digest = hashlib.sha256()
-    try:
-        with path.open("rb") as handle:
-            for chunk in iter(lambda: handle.read(1 << 20), b""):
-                digest.update(chunk)
-    except OSError:
-        return None
-    return digest.hexdigest()
 
 
 class LockWriteError(Flux2Error):
@@ -332,20 +318,8 @@ class LockFile:
             self._fd = None
 
     def _write(self, text: str) -> None:
-        fd, temp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".tmp", dir=self.base)
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as handle:
-                handle.write(text)
-                handle.flush()
-                os.fsync(handle.fileno())
-            # mkstemp makes 0600; a lock file is meant to be shared and committed.
-            mode = stat.S_IMODE(self.path.stat().st_mode) if self.path.exists() else 0o644
-            os.chmod(temp, mode)
-            os.replace(temp, self.path)
-        except BaseException:
-            with contextlib.suppress(OSError):
-                os.unlink(temp)
-            raise
+        # A lock file is meant to be shared and committed: the usual mode, or the one it has.
+        write_atomic(self.path, text)
 
 
 def _sorted(value: Any) -> Any:

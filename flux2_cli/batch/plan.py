@@ -12,9 +12,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from flux2_cli.batch.lock import file_sha256
+from flux2_cli.atomic import file_sha256
 from flux2_cli.batch.manifest import ManifestEntry, ManifestError, Problems
-from flux2_cli.build import ENTRY, Layer, RequestError, build_request, config_layers
+from flux2_cli.build import (
+    ENTRY,
+    Layer,
+    RequestError,
+    build_request,
+    check_path_length,
+    config_layers,
+)
 from flux2_cli.errors import UsageError
 from flux2_cli.request import GenerationRequest, is_url
 from flux2_cli.task import Cost
@@ -71,6 +78,7 @@ def plan_entries(
     if settings.output_dir == "-":
         raise UsageError("-o - (image bytes on stdout) does not go with batch; give a folder.")
     default_output = _as_folder(settings.output_dir)
+    check_path_length(default_output, "-o")
     source = "stdin" if str(manifest) == "-" else manifest.name
     base = Path.cwd() if str(manifest) == "-" else manifest.parent  # relative paths' origin
     problems = problems if problems is not None else Problems(source)
@@ -93,6 +101,11 @@ def plan_entries(
             continue
         notices.extend(notice for notice in built.notices if notice not in notices)
         request = built.request
+        missing = _unreadable_refs(request)
+        if missing:
+            for problem in missing:
+                problems.add(entry.line, problem)
+            continue
         model = provider.model_for(request)
         fingerprint = request_fingerprint(request, provider.capabilities.id, model)
         # Identical entries are distinct images: each repeat gets its own fingerprint.
@@ -116,6 +129,12 @@ def plan_entries(
         if output == "-":
             problems.add(entry.line, "output: cannot be - in a batch; give a path.")
             continue
+        if output:
+            try:
+                check_path_length(output, "output:")
+            except UsageError as exc:
+                problems.add(entry.line, exc.message)
+                continue
         planned.append(
             PlannedEntry(
                 number=entry.number,
@@ -174,6 +193,21 @@ def _portable(value: Any, base: Path | None) -> Any:
     return relative + "/" if value.endswith(("/", os.sep)) else relative
 
 
+def _unreadable_refs(request: GenerationRequest) -> list[str]:
+    """Local references that cannot be sent, found before the first POST of the run."""
+    from flux2_cli.refs import read_ref_file
+
+    found: list[str] = []
+    for ref in request.refs:
+        if is_url(ref):
+            continue
+        try:
+            read_ref_file(ref)
+        except UsageError as exc:
+            found.append("refs: " + exc.message.removeprefix("--ref "))
+    return found
+
+
 def request_fingerprint(request: GenerationRequest, provider: str, model: str) -> str:
     """The request's fingerprint; a local reference counts by its bytes, not its path.
 
@@ -190,8 +224,11 @@ def request_fingerprint(request: GenerationRequest, provider: str, model: str) -
 
 
 def preflight(planned: list[PlannedEntry], source: str, *, create: bool) -> None:
-    """Before the first POST: every output folder exists (or is created) and is writable,
-    every local reference exists and is readable. One ManifestError lists every problem."""
+    """Before the first POST: every output folder exists (or is created) and is writable.
+
+    (Local references were read when the entries were planned.) One ManifestError lists every
+    folder that cannot work; a dry run (``create`` False) creates nothing.
+    """
     problems: list[str] = []
     folders: dict[Path, int] = {}
     for entry in planned:
@@ -200,23 +237,6 @@ def preflight(planned: list[PlannedEntry], source: str, *, create: bool) -> None
         problem = _folder_problem(folder, create=create)
         if problem is not None:
             problems.append(f"line {line}: {problem}")
-    for entry in planned:
-        for ref in entry.request.refs:
-            if is_url(ref):
-                continue
-            path = Path(ref).expanduser()
-            try:
-                with path.open("rb") as handle:
-                    handle.read(1)
-            except FileNotFoundError:
-                problems.append(f"line {entry.line}: the reference {ref} does not exist.")
-            except IsADirectoryError:
-                problems.append(f"line {entry.line}: the reference {ref} is a folder.")
-            except OSError as exc:
-                problems.append(
-                    f"line {entry.line}: the reference {ref} cannot be read "
-                    f"({exc.strerror or exc})."
-                )
     if not problems:
         return
     shown = problems[:PREFLIGHT_SHOWN]
