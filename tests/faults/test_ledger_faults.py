@@ -126,3 +126,26 @@ def test_row55_answer_not_recorded_prints_the_task_id_and_resume_commands(
     assert "flux2 status task7777_flux2 --wait --provider apiinone" in stderr
     assert "flux2 download task7777_flux2 --provider apiinone" in stderr
     assert len(httpx_mock.get_requests(method="POST")) == 1
+
+
+def test_row55_answer_not_recorded_still_gives_json_readers_the_task(
+    httpx_mock: HTTPXMock, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import json
+
+    ledger_file()
+    httpx_mock.add_response(
+        method="POST",
+        url=CREATE_URL,
+        json={"code": 200, "data": {"task_id": "task7778_flux2", "status": "IN_PROGRESS"}},
+    )
+
+    def locked(self: object, *args: object, **kwargs: object) -> None:
+        raise ledger_module.LedgerError("The ledger at X is locked by another process.")
+
+    monkeypatch.setattr(ledger_module.Ledger, "record_submit", locked)
+    result = run_cli(
+        ["gen", "a red fox", "--provider", "apiinone", "-o", str(tmp_path) + "/", "--json"]
+    )
+    assert result.exit_code == 1
+    assert json.loads(result.stdout)["task_id"] == "task7778_flux2"
