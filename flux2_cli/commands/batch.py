@@ -66,8 +66,8 @@ def batch(
         bool,
         typer.Option(
             "--check",
-            help="Send nothing; exit 5 naming each entry missing, changed or stale against "
-            "FILE.lock.json.",
+            help="Send nothing; exit 5 naming each entry new, missing, changed or stale "
+            "(including made on another endpoint, such as the sandbox) against FILE.lock.json.",
             rich_help_panel=BATCH_PANEL,
         ),
     ] = False,
