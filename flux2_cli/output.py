@@ -488,3 +488,40 @@ def _aligned(
             cell = "…" + cell[-(width - 1) :] if index in shrink_left else cell[: width - 1] + "…"
         cells.append(cell if index == last else cell.ljust(width))
     return (" " * gap).join(cells)
+
+
+def print_records(output: Output, header: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
+    """Rows with long values (``flux2 providers``): on a terminal one block per row, a label
+    and its value a line, wrapped at spaces only so URLs and ids are never split; piped,
+    tab-separated rows with no header, as :func:`print_rows`."""
+    if output.json_mode:
+        return
+    try:
+        tty = output.out.isatty()
+    except (AttributeError, ValueError):
+        tty = False
+    if not tty:
+        output._write_out(tab_separated(rows))
+        return
+    import shutil
+    import textwrap
+
+    room = shutil.get_terminal_size().columns
+    label_width = max(len(name) for name in header[1:])
+    indent = " " * (2 + label_width + 2)
+    bold = not os.environ.get(NO_COLOR)
+    lines: list[str] = []
+    for row in rows:
+        title = row[0]
+        lines.append(f"\x1b[1m{title}\x1b[0m" if bold else title)
+        for name, value in zip(header[1:], row[1:], strict=True):
+            wrapped = textwrap.wrap(
+                " ".join(value.split()) or "-",
+                width=max(room - len(indent), 20),
+                break_long_words=False,
+                break_on_hyphens=False,
+            )
+            lines.append(f"  {name.ljust(label_width)}  {wrapped[0]}")
+            lines.extend(indent + more for more in wrapped[1:])
+        lines.append("")
+    output._write_out("".join(line + "\n" for line in lines[:-1]))
