@@ -214,7 +214,7 @@ FormatOpt = Annotated[
 ]
 
 
-def _complete_task_id(incomplete: str) -> list[str]:
+def _complete_task_id(incomplete: str) -> list[tuple[str, str]]:
     from flux2_cli.completers import task_ids
 
     return task_ids(incomplete)
