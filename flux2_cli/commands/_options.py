@@ -238,3 +238,7 @@ TaskIdsOptArg = Annotated[
         show_default=False,
     ),
 ]
+
+# batch's --format takes the images' format and the manifest's (for `batch -`).
+BATCH_FORMATS: tuple[str, ...] = (*FORMATS, "jsonl", "json", "csv", "tsv", "txt")
+complete_batch_format = _complete(BATCH_FORMATS)
