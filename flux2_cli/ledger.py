@@ -575,6 +575,22 @@ class Ledger:
         with self._guard() as conn:
             return [str(row[0]) for row in conn.execute(sql, params).fetchall()]
 
+    def recent_tasks(self, limit: int) -> list[tuple[str, str, str]]:
+        """(task id, status, prompt) of the newest tasks: what Tab completion shows."""
+        sql = (
+            "SELECT task_id, status, coalesce(json_extract(request, '$.prompt'), '')"
+            " FROM tasks ORDER BY submitted_at DESC, id DESC LIMIT ?"
+        )
+        with self._guard() as conn:
+            rows = conn.execute(sql, (max(0, limit),)).fetchall()
+        seen: set[str] = set()
+        recent = []
+        for task_id, status, prompt in rows:
+            if task_id not in seen:
+                seen.add(task_id)
+                recent.append((str(task_id), str(status), str(prompt)))
+        return recent
+
     def near_ids(self, ref: str, count: int = 3) -> list[str]:
         """Ledger ids that look like a mistyped ``ref`` (by the whole id or its short form)."""
         import difflib

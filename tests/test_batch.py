@@ -385,7 +385,8 @@ def test_sentinel_polls_at_a_tenth_of_elapsed_and_teaches_the_run(
     runner = _runner(ctx)
     finish_at = 3.0
 
-    def refresh(_ctx: Any, task: Task) -> Task:
+    def refresh(_ctx: Any, task: Task, *, deadline: float | None = None) -> Task:
+        assert deadline is not None  # every look-up is bounded by the entry's timeout
         done = ctx.now >= finish_at
         return task.evolve(status=TaskStatus.SUCCEEDED if done else TaskStatus.RUNNING)
 

@@ -31,6 +31,7 @@ from flux2_cli.errors import (
     AuthError,
     BadRequestError,
     CreditsError,
+    DeadlineError,
     DownloadError,
     Flux2Error,
     RateLimitError,
@@ -38,6 +39,7 @@ from flux2_cli.errors import (
     TaskFailedError,
     UrlExpiredError,
     WaitTimeoutError,
+    resume_hints,
 )
 from flux2_cli.task import Task, TaskStatus
 
@@ -619,6 +621,14 @@ class Runner:
                 )
                 error.task = getattr(exc, "task", None)  # type: ignore[attr-defined,unused-ignore]
                 raise error from None
+            except DeadlineError:
+                # A look-up that dripped or never ended ran into the entry's timeout.
+                raise WaitTimeoutError(
+                    f"timed out after {timeout:g} s waiting for task {task.task_id}",
+                    task_id=task.task_id,
+                    hints=resume_hints(task.task_id),
+                    task=latest[0],
+                ) from None
             except RateLimitError as exc:
                 rounds += 1
                 if rounds > RATE_MAX_ROUNDS:
@@ -646,7 +656,7 @@ class Runner:
             if clock() + step >= deadline:
                 break  # the usual schedule reports the timeout
             self.ctx.sleep(step)
-            task = jobs.refresh(self.ctx, task)
+            task = jobs.refresh(self.ctx, task, deadline=deadline)
             seen(task)
         return task
 
@@ -677,7 +687,7 @@ class Runner:
             delay = moment - clock()
             if delay > 0:
                 self.ctx.sleep(delay)
-            task = jobs.refresh(self.ctx, task)
+            task = jobs.refresh(self.ctx, task, deadline=deadline)
             seen(task)
             moment = max(moment, clock()) + step
         return task
