@@ -8,6 +8,8 @@ Retry rules (wire-contracts.md, "Retries: what is safe"):
 - ``GET`` retries connection errors, timeouts, 429, 500, 502, 503 and 504 with exponential
   backoff and full jitter, honouring ``Retry-After`` in seconds or as an HTTP date.
 - 400, 401, 403, 404 and 422 are never retried.
+- A paid call marked ``idempotent`` (it carries a key the provider replays instead of billing
+  twice: APIMart's ``Idempotency-Key``) is retried as a ``GET`` is: no "outcome unknown".
 
 What counts as "nothing was sent": a refused or timed-out connection (``ConnectError``,
 ``ConnectTimeout``), no free pooled connection (``PoolTimeout``), and a request httpx refused
@@ -156,6 +158,11 @@ class HttpClient:
         headers: dict[str, str] = {}
         if call.authenticated and self._api_key:
             headers.update(self.provider.auth_headers(self._api_key))
+        if call.headers:
+            headers.update(call.headers)
+        # A paid call with an idempotency key the provider replays may be sent again when its
+        # answer is lost, as a GET is (reliability row 66): a duplicate is not billed.
+        blind = call.paid and not call.idempotent
         host = urlsplit(url).netloc or url
         attempt = 0
         while True:
@@ -182,7 +189,7 @@ class HttpClient:
                     hints=["Check --base-url (an http:// or https:// URL)."],
                 ) from None
             except httpx.TimeoutException as exc:
-                if call.paid:
+                if blind:
                     raise self._unknown_outcome(call, host, "no answer in time") from None
                 self._log_line(f"<- timed out: {type(exc).__name__}")
                 if attempt >= self._policy.attempts:
@@ -194,7 +201,7 @@ class HttpClient:
             except (httpx.TransportError, httpx.DecodingError) as exc:
                 # DecodingError: an answer came (so a paid POST did reach the server) whose
                 # body does not decode (a proxy's bad Content-Encoding): not a crash.
-                if call.paid:
+                if blind:
                     raise self._unknown_outcome(call, host, _reason(exc)) from None
                 self._log_line(f"<- transport error: {type(exc).__name__}")
                 if attempt >= self._policy.attempts:
@@ -207,28 +214,35 @@ class HttpClient:
             self._log_response(response)
             if 300 <= response.status_code < 400:
                 raise self._redirect_error(response, host)
-            if response.status_code < 400:
+            if response.status_code < 400 or response.status_code in call.answer_statuses:
                 return self._parse_body(response)
 
             error = self._error_for(response)
             retryable = response.status_code == 429 or (
-                not call.paid and response.status_code in RETRYABLE_GET_STATUSES
+                not blind and response.status_code in RETRYABLE_GET_STATUSES
             )
             if not retryable:
-                if call.paid and response.status_code >= 500:
+                if blind and response.status_code >= 500:
                     error.hints.append(
                         "The submission was not repeated, to avoid paying twice; check "
                         "`flux2 history` and the provider's dashboard before re-running."
                     )
                 raise error
-            wait = self._wait_before_retry(response, attempt)
+            wait = self._wait_before_retry(response, attempt, error.retry_after)
             if wait is None or attempt >= self._policy.attempts:
                 raise error
             self._sleep(wait)
 
-    def _wait_before_retry(self, response: httpx.Response, attempt: int) -> float | None:
-        """Seconds before the next try; raises when Retry-After asks for too long a wait."""
+    def _wait_before_retry(
+        self, response: httpx.Response, attempt: int, body_wait: float | None = None
+    ) -> float | None:
+        """Seconds before the next try; raises when Retry-After asks for too long a wait.
+
+        The header wins; without one, a wait stated in the body (BFL's ``retry_after``) counts.
+        """
         stated = parse_retry_after(response.headers.get("Retry-After"))
+        if stated is None:
+            stated = body_wait
         if stated is None:
             return self._policy.backoff(attempt, self._rng)
         if stated > self._policy.retry_after_cap:

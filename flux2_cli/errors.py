@@ -80,6 +80,9 @@ class ApiError(Flux2Error):
         super().__init__(message, hints=hints)
         self.status_code = status_code
         self.code = code
+        # Seconds the answer's body asks to wait (BFL's 429 ``retry_after``); the client
+        # honours it when no Retry-After header is given.
+        self.retry_after: float | None = None
 
 
 class BadRequestError(ApiError):

@@ -29,7 +29,16 @@ from flux2_cli.errors import (
     WaitTimeoutError,
     resume_hints,
 )
-from flux2_cli.request import GenerationRequest, RequestFlags, parse_param, validate_request
+from flux2_cli.providers.base import idempotency_key
+from flux2_cli.providers.parsing import NOT_FOUND_CODE
+from flux2_cli.request import (
+    DEFAULT_RATIO,
+    DEFAULT_RES,
+    GenerationRequest,
+    RequestFlags,
+    parse_param,
+    validate_request,
+)
 from flux2_cli.task import Task, TaskError, TaskStatus, utc_now
 
 if TYPE_CHECKING:
@@ -42,7 +51,6 @@ if TYPE_CHECKING:
 POLL_GROWTH = 1.5
 POLL_CAP_S = 10.0
 POLL_JITTER = 0.1
-NOT_FOUND_CODE = "not_found"
 
 OnUpdate = Callable[[Task], None]
 
@@ -66,6 +74,15 @@ def build_request(ctx: Context, provider: Provider, flags: RequestFlags) -> Gene
     ):
         raise UsageError("Give --width/--height or --ratio/--res, not both.")
     settings = ctx.settings
+    # A size counts as asked for when a flag or the config gave one; only then is it sent to a
+    # provider whose model can choose it (BFL). Settings keep no source, so a config value
+    # equal to the built-in default is taken as unset.
+    size_asked = (
+        flags.width is not None
+        or flags.ratio_given
+        or flags.res_given
+        or (settings.ratio, settings.res) != (DEFAULT_RATIO, DEFAULT_RES)
+    )
     request = validate_request(
         GenerationRequest(
             prompt=flags.prompt,
@@ -81,6 +98,8 @@ def build_request(ctx: Context, provider: Provider, flags: RequestFlags) -> Gene
             callback_url=flags.callback_url,
             params=dict(parse_param(text) for text in flags.params),
             model=settings.model,
+            upsample=flags.upsample,
+            default_size=provider.capabilities.size_optional and not size_asked,
         )
     )
     provider.validate(request)
@@ -110,6 +129,18 @@ def submit(
     call = provider.build_create(prepare_request(provider, request))
     client = ctx.client(provider, base_url)
     ledger = ctx.ledger()
+    if provider.capabilities.idempotent_create:
+        # The same entry and attempt give the same key: a batch re-run after a lost answer
+        # replays it. A lone `gen` is a new attempt each time (two runs, two images).
+        if fingerprint is not None:
+            attempt: int | str = ledger.attempts(fingerprint)
+            keyed = fingerprint
+        else:
+            import uuid
+
+            attempt = uuid.uuid4().hex
+            keyed = request.fingerprint(provider.capabilities.id, provider.model_for(request))
+        call = provider.with_idempotency_key(call, idempotency_key(keyed, attempt))
     intent = None
     if fingerprint is not None:
         intent = ledger.record_intent(
@@ -120,7 +151,12 @@ def submit(
             batch_key=batch_key,
         )
     try:
-        body = client.send(call)
+        try:
+            body = client.send(call)
+        except NotFoundError:
+            # A 404 on the create is an endpoint (BFL: a model) that does not exist, not a
+            # task that expired.
+            raise provider.create_not_found(request, call) from None
     except (BadRequestError, AuthError, CreditsError, RateLimitError):
         if intent is not None:
             ledger.close_intent(intent)  # refused outright: no task was created
@@ -138,8 +174,12 @@ def submit(
     return task
 
 
-def refresh(ctx: Context, task: Task) -> Task:
-    """One status look-up; a 404 marks the task failed ("not found or expired")."""
+def refresh(ctx: Context, task: Task, *, grace: bool = False) -> Task:
+    """One status look-up; a 404 marks the task failed ("not found or expired").
+
+    With ``grace`` (a young task, see :func:`not_found_grace`) a "not found" answer leaves the
+    task as it was: the provider may not have it everywhere yet.
+    """
     provider = ctx.provider(task.provider)
     base_url = task.base_url or ctx.base_url(provider)
     client = ctx.client(provider, base_url)
@@ -152,8 +192,12 @@ def refresh(ctx: Context, task: Task) -> Task:
             raw_status="not found",
             error=TaskError(code=NOT_FOUND_CODE, message=exc.message),
         )
+        if grace:
+            return task
         if ctx.ledger().get(task.task_id) is None:
             return updated  # a mistyped id is not a task: keep it out of `flux2 history`
+    if grace and updated.error is not None and updated.error.code == NOT_FOUND_CODE:
+        return task
     if updated.cost is None and task.request:
         updated = updated.evolve(
             cost=provider.estimate_cost(GenerationRequest.from_json(task.request))
@@ -178,9 +222,10 @@ def wait(
     pause = sleep or ctx.sleep
     deadline = ctx.clock() + timeout
     intervals = poll_intervals(ctx.settings.poll_interval)
+    grace_until = not_found_grace(ctx, task)
     try:
         if poll_first and not task.status.is_final:
-            task = refresh(ctx, task)
+            task = refresh(ctx, task, grace=ctx.clock() < grace_until)
             if on_update:
                 on_update(task)
         while not task.status.is_final:
@@ -188,7 +233,7 @@ def wait(
             if remaining <= 0:
                 raise _timed_out(task, timeout)
             pause(min(next(intervals), remaining))
-            task = refresh(ctx, task)
+            task = refresh(ctx, task, grace=ctx.clock() < grace_until)
             if on_update:
                 on_update(task)
     except (TaskFailedError, WaitTimeoutError):
@@ -201,6 +246,23 @@ def wait(
         raise
     raise_if_failed(task)
     return task
+
+
+def not_found_grace(ctx: Context, task: Task) -> float:
+    """Until when (on ``ctx.clock``) a "not found" answer about ``task`` is polled through.
+
+    Right after a submit a task may not have reached every host yet (BFL's "Task not found",
+    especially with a webhook and no polling_url; wire-contracts.md, "Updates"): the
+    provider's grace period counts from the task's creation. An old task, or one made
+    elsewhere with no known creation time, gets none.
+    """
+    grace = ctx.provider(task.provider).capabilities.not_found_grace_s
+    if grace <= 0 or task.created_at is None:
+        return float("-inf")
+    age = (utc_now() - task.created_at).total_seconds()
+    if not 0 <= age < grace:
+        return float("-inf")
+    return ctx.clock() + (grace - age)
 
 
 def as_seen_now(task: Task, now: datetime | None = None) -> Task:

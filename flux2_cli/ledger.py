@@ -473,6 +473,15 @@ class Ledger:
             ).fetchall()
         return [int(row[0]) for row in rows]
 
+    def attempts(self, fingerprint: str) -> int:
+        """How many tasks were made for this fingerprint (answered submissions): the attempt
+        number of the next one, from which an idempotency key is derived."""
+        with self._guard() as conn:
+            row = conn.execute(
+                "SELECT COUNT(*) FROM tasks WHERE fingerprint = ?", (fingerprint,)
+            ).fetchone()
+        return int(row[0]) if row else 0
+
     def _one(self, where: str, params: tuple[Any, ...]) -> LedgerEntry | None:
         found = self._many(where, list(params), 1)
         return found[0] if found else None

@@ -66,6 +66,11 @@ class GenerationRequest:
     webhook_secret: str | None = None
     params: dict[str, Any] = field(default_factory=dict)
     model: str | None = None
+    # False: --no-upsample (generate from the prompt as written); None: the provider's default.
+    upsample: bool | None = None
+    # True: nobody asked for a size (no --width/--height, no --ratio/--res from a flag or the
+    # config), and the provider lets the model choose it: ratio/res are then not sent.
+    default_size: bool = False
 
     @property
     def has_explicit_size(self) -> bool:
@@ -97,6 +102,8 @@ class GenerationRequest:
             "callback_url": self.callback_url,
             "params": dict(self.params) if self.params else None,
             "model": self.model,
+            "upsample": self.upsample,
+            "default_size": True if self.default_size else None,
         }
         data.update({key: value for key, value in optional.items() if value is not None})
         return data
@@ -118,6 +125,8 @@ class GenerationRequest:
             callback_url=data.get("callback_url"),
             params=dict(data.get("params") or {}),
             model=data.get("model"),
+            upsample=data.get("upsample") if isinstance(data.get("upsample"), bool) else None,
+            default_size=data.get("default_size") is True,
         )
 
     def fingerprint(self, provider: str, model: str) -> str:
@@ -143,6 +152,7 @@ class RequestFlags:
     height: int | None = None
     callback_url: str | None = None
     params: tuple[str, ...] = ()
+    upsample: bool | None = None  # False: --no-upsample
 
 
 def snap(value: int, multiple: int) -> int:
@@ -185,8 +195,12 @@ def normalise_format(value: str) -> str:
     return text
 
 
-def validate_prompt(prompt: str) -> str:
-    """The prompt, checked: 3 to 5,000 characters, not blank, no NUL or control bytes."""
+def validate_prompt(prompt: str, max_chars: int | None = None) -> str:
+    """The prompt, checked: at least 3 characters, not blank, no NUL or control bytes.
+
+    The maximum is each provider's (``Capabilities.prompt_max``: 5,000 for API in One, none
+    documented for BFL), checked with the provider's rules; ``max_chars`` applies one here.
+    """
     if "\x00" in prompt:
         raise UsageError("The prompt contains a NUL character.")
     stripped = prompt.strip()
@@ -196,9 +210,9 @@ def validate_prompt(prompt: str) -> str:
         raise UsageError("The prompt contains control characters.")
     if len(stripped) < PROMPT_MIN_CHARS:
         raise UsageError(f"The prompt is too short: at least {PROMPT_MIN_CHARS} characters.")
-    if len(stripped) > PROMPT_MAX_CHARS:
+    if max_chars is not None and len(stripped) > max_chars:
         raise UsageError(
-            f"The prompt is too long: {len(stripped)} characters, at most {PROMPT_MAX_CHARS}."
+            f"The prompt is too long: {len(stripped)} characters, at most {max_chars}."
         )
     return stripped
 
@@ -270,4 +284,6 @@ def validate_request(request: GenerationRequest) -> GenerationRequest:
         webhook_secret=request.webhook_secret,
         params=dict(request.params),
         model=request.model.strip() if request.model else None,
+        upsample=request.upsample,
+        default_size=request.default_size,
     )

@@ -226,9 +226,10 @@ def test_every_documented_status_word(word: str, status: TaskStatus) -> None:
     assert task.unknown_status is None
 
 
-def test_task_not_found_code() -> None:
+def test_task_not_found_is_the_not_found_code() -> None:
+    # jobs reads this code: "task not found or expired" (after the grace period, row 67).
     task = PROVIDER.parse_poll({"id": TASK_ID, "status": "Task not found"}, submitted())
-    assert task.error is not None and task.error.code == "Task not found"
+    assert task.error is not None and task.error.code == "not_found"
 
 
 @pytest.mark.parametrize("word", ["Request Moderated", "Content Moderated"])
@@ -260,26 +261,38 @@ def test_fastapi_422_is_a_bad_request_with_the_detail() -> None:
 
 
 @pytest.mark.parametrize(
-    ("model", "width", "height", "credits"),
+    ("model", "width", "height", "inputs", "credits"),
     [
-        ("flux-2-pro", 1024, 1024, 3.0),
-        ("flux-2-pro", 1440, 1440, 4.5),
-        ("flux-2-pro", 2048, 2048, 7.5),
-        ("flux-2-flex", 1024, 1024, 5.0),
-        ("flux-2-flex", 1440, 1440, 10.0),
-        ("flux-2-max", 1024, 1024, 7.0),
-        ("flux-2-max", 2048, 2048, 16.0),
-        ("flux-2-pro", 64, 64, 3.0),
-        ("something-else", 1024, 1024, None),
+        # BFL's formula: first MP + (output MP - 1) x rate + input MP x rate, MP = 10^6 pixels
+        # (black-forest-labs/skills, model-selection-guide.md; flex 6 c/MP per the updates).
+        ("flux-2-pro", 1000, 1000, 0.0, 3.0),
+        ("flux-2-pro", 1024, 1024, 0.0, 3.073),
+        ("flux-2-pro", 2000, 2000, 0.0, 7.5),
+        ("flux-2-pro", 1000, 1000, 1.0, 4.5),  # the table's "1MP I2I $0.045"
+        ("flux-2-flex", 1000, 1000, 0.0, 6.0),
+        ("flux-2-flex", 2048, 1152, 0.0, 14.156),  # was 15 with whole 2^20 steps at 5 c
+        ("flux-2-max", 2000, 2000, 0.0, 16.0),
+        ("flux-2-max", 1000, 1000, 1.0, 10.0),  # "1MP I2I $0.10"
+        ("flux-2-klein-4b", 1000, 1000, 0.0, 1.4),
+        ("flux-2-klein-4b", 1000, 1000, 1.0, 1.5),  # "$0.015"
+        ("flux-2-klein-9b", 1000, 1000, 1.0, 1.7),  # "$0.017"
+        ("flux-2-klein-9b-preview", 2000, 2000, 0.0, 2.1),
+        ("flux-2-pro-preview", 1000, 1000, 0.0, 3.0),
+        ("flux-2-pro", 64, 64, 0.0, 3.0),  # the first megapixel is charged whole
+        ("something-else", 1024, 1024, 0.0, None),
     ],
 )
-def test_estimate_credits(model: str, width: int, height: int, credits: float | None) -> None:
-    assert estimate_credits(model, width, height) == credits
+def test_estimate_credits(
+    model: str, width: int, height: int, inputs: float, credits: float | None
+) -> None:
+    assert estimate_credits(model, width, height, inputs) == credits
 
 
-def test_estimate_cost_in_credits_and_usd() -> None:
-    cost = PROVIDER.estimate_cost(GenerationRequest("a red fox", width=1024, height=1024))
+def test_estimate_cost_counts_each_reference_as_one_megapixel() -> None:
+    cost = PROVIDER.estimate_cost(GenerationRequest("a red fox", width=1000, height=1000))
     assert cost == Cost(credits=3.0, usd=0.03)
+    with_ref = GenerationRequest("a fox", width=1000, height=1000, refs=("https://e.x/a.png",))
+    assert PROVIDER.estimate_cost(with_ref) == Cost(credits=4.5, usd=0.045)
 
 
 def test_regions() -> None:
