@@ -14,6 +14,7 @@ import typer
 from flux2_cli import __version__
 from flux2_cli.commands import batch, download, gen, history, providers, sandbox, status
 from flux2_cli.commands import config as config_command
+from flux2_cli.commands import lock as lock_command
 from flux2_cli.errors import (
     EXIT_INTERRUPTED,
     EXIT_TERMINATED,
@@ -65,6 +66,7 @@ app.add_typer(config_command.app, name="config")
 app.command("history")(history.history)
 app.command("providers")(providers.providers)
 app.command("batch")(batch.batch)
+app.add_typer(lock_command.app, name="lock")
 app.add_typer(sandbox.app, name="sandbox")
 
 
