@@ -301,6 +301,10 @@ async def _create(
         sandbox.prerender(record)
     if spec.webhook_url:
         store.mark_webhook_pending(record["id"])
+    if "lose_answer" in markers and store.first_time(f"lose:{token}", now):
+        if idempotency is not None:
+            store.bind_idempotent(idempotency, record["id"], _request_hash(raw))
+        return DroppedResponse({FAULT_HEADER: "lose_answer"})
     headers = _version_headers(dialect, request)
     if idempotency is not None:
         task_id, _ = store.bind_idempotent(idempotency, record["id"], _request_hash(raw))

@@ -49,6 +49,9 @@ marker                    outcome
 ``[sandbox:fail422]``     the task ends failed and its poll answers HTTP 422 with the task body
                           (``"status": "Error"``), as BFL's can
 ``[sandbox:bare_poll]``   bfl: the submit answer's ``polling_url`` has no ``?id=``
+``[sandbox:lose_answer]`` the first create of this request makes (and charges) the task, then
+                          the connection drops before the answer: a lost answer (APIMart
+                          replays it for the same ``Idempotency-Key``)
 ========================  ==================================================================
 
 Markers are deterministic; the "first …" ones are remembered in the state folder, so they hold
@@ -97,6 +100,7 @@ MARKERS: tuple[str, ...] = (
     "lost",
     "fail422",
     "bare_poll",
+    "lose_answer",
 )
 _MARKER_RE = re.compile(r"\[sandbox:([a-z0-9_]+)\]", re.IGNORECASE)
 
