@@ -82,8 +82,18 @@ def decide(
                 return Decision(entry, Action.DOWNLOAD, task=task, source="ledger")
         return Decision(entry, Action.SUBMIT)  # failed or expired: generate again
     if ledger.open_intents(entry.fingerprint) and not resubmit_unknown:
+        if _replays_duplicates(entry.provider):
+            # The same entry and attempt send the same Idempotency-Key: the provider replays
+            # the lost answer instead of billing a second task (reliability row 66).
+            return Decision(entry, Action.SUBMIT)
         return Decision(entry, Action.UNKNOWN)
     return Decision(entry, Action.SUBMIT)
+
+
+def _replays_duplicates(provider_id: str) -> bool:
+    from flux2_cli.providers import get_provider
+
+    return get_provider(provider_id).capabilities.idempotent_create
 
 
 def _made_for(batch_key: str | None, manifest: Path) -> bool:
