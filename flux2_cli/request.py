@@ -88,8 +88,9 @@ class GenerationRequest:
         """The ``request`` object of the JSON contract: the four basics, then what was set."""
         data: dict[str, Any] = {
             "prompt": self.prompt,
-            "ratio": self.ratio,
-            "res": self.res,
+            # No size was sent when the model chose it (default_size): none is recorded.
+            "ratio": None if self.default_size else self.ratio,
+            "res": None if self.default_size else self.res,
             "mode": self.mode,
         }
         optional: dict[str, Any] = {

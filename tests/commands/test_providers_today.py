@@ -126,7 +126,10 @@ def test_no_upsample_is_recorded_in_the_sidecar_and_the_ledger(
     sent = json.loads(httpx_mock.get_requests(method="POST")[0].content)
     assert sent["disable_pup"] is True
     (sidecar,) = out.glob("*.json")
-    assert json.loads(sidecar.read_text())["request"]["upsample"] is False
+    recorded = json.loads(sidecar.read_text())["request"]
+    assert recorded["upsample"] is False
+    # No size was sent (BFL's model chose it), so none is recorded.
+    assert (recorded["ratio"], recorded["res"], recorded["default_size"]) == (None, None, True)
     history = json.loads(run_cli(["history", "--json"]).stdout)
     assert history[0]["request"]["upsample"] is False
 
