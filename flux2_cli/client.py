@@ -99,6 +99,16 @@ def parse_retry_after(value: str | None, now: datetime | None = None) -> float |
     return float(text)
 
 
+@dataclass(frozen=True)
+class PreparedCall:
+    """A request as :meth:`HttpClient.send` would put it on the wire, credentials redacted."""
+
+    method: str
+    url: str
+    headers: dict[str, str]
+    body: bytes
+
+
 class HttpClient:
     """Sends a provider's HttpCalls with auth, timeouts and the safe-retry rules."""
 
@@ -152,14 +162,39 @@ class HttpClient:
             return call.url
         return urljoin(self.base_url + "/", call.url.lstrip("/"))
 
-    def send(self, call: HttpCall) -> Any:
-        """Send ``call`` under the retry rules; the parsed JSON answer, or an error of the tree."""
-        url = self.url_for(call)
+    def _headers_for(self, call: HttpCall) -> dict[str, str]:
+        """The key's headers and the call's own (an idempotency key, a response version)."""
         headers: dict[str, str] = {}
         if call.authenticated and self._api_key:
             headers.update(self.provider.auth_headers(self._api_key))
         if call.headers:
             headers.update(call.headers)
+        return headers
+
+    def prepare(self, call: HttpCall) -> PreparedCall:
+        """The first request ``send(call)`` would send, built by the same httpx client (URL,
+        headers, body bytes), with the key and signed query values redacted; nothing is sent.
+        ``--dry-run`` prints this."""
+        headers = self._headers_for(call)
+        request = self._http.build_request(
+            call.method, self.url_for(call), json=call.json, params=call.params, headers=headers
+        )
+        return PreparedCall(
+            method=request.method,
+            url=redact_url(str(request.url)),
+            headers=redact_headers(
+                {
+                    name.decode("latin-1"): value.decode("latin-1")
+                    for name, value in request.headers.raw
+                }
+            ),
+            body=request.content,
+        )
+
+    def send(self, call: HttpCall) -> Any:
+        """Send ``call`` under the retry rules; the parsed JSON answer, or an error of the tree."""
+        url = self.url_for(call)
+        headers = self._headers_for(call)
         # A paid call with an idempotency key the provider replays may be sent again when its
         # answer is lost, as a GET is (reliability row 66): a duplicate is not billed.
         blind = call.paid and not call.idempotent

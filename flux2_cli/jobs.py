@@ -25,20 +25,12 @@ from flux2_cli.errors import (
     TaskFailedError,
     TerminatedSignal,
     UrlExpiredError,
-    UsageError,
     WaitTimeoutError,
     resume_hints,
 )
 from flux2_cli.providers import parsing
 from flux2_cli.providers.base import idempotency_key
-from flux2_cli.request import (
-    DEFAULT_RATIO,
-    DEFAULT_RES,
-    GenerationRequest,
-    RequestFlags,
-    parse_param,
-    validate_request,
-)
+from flux2_cli.request import GenerationRequest
 from flux2_cli.task import Task, TaskError, TaskStatus, utc_now
 
 if TYPE_CHECKING:
@@ -46,7 +38,7 @@ if TYPE_CHECKING:
 
     from flux2_cli.context import Context
     from flux2_cli.download import DownloadOptions
-    from flux2_cli.providers.base import Provider
+    from flux2_cli.providers.base import HttpCall, Provider
 
 POLL_GROWTH = 1.5
 POLL_CAP_S = 10.0
@@ -67,48 +59,6 @@ def poll_intervals(first: float, rng: random.Random | None = None) -> Iterator[f
         interval = min(POLL_CAP_S, interval * POLL_GROWTH)
 
 
-def build_request(ctx: Context, provider: Provider, flags: RequestFlags) -> GenerationRequest:
-    """The validated neutral request: flags over settings, then the provider's own rules.
-
-    ``gen`` and every batch entry come through here, so both refuse exactly the same inputs.
-    """
-    if (flags.width is not None or flags.height is not None) and (
-        flags.ratio_given or flags.res_given
-    ):
-        raise UsageError("Give --width/--height or --ratio/--res, not both.")
-    settings = ctx.settings
-    # A size counts as asked for when a flag or the config gave one; only then is it sent to a
-    # provider whose model can choose it (BFL). Settings keep no source, so a config value
-    # equal to the built-in default is taken as unset.
-    size_asked = (
-        flags.width is not None
-        or flags.ratio_given
-        or flags.res_given
-        or (settings.ratio, settings.res) != (DEFAULT_RATIO, DEFAULT_RES)
-    )
-    request = validate_request(
-        GenerationRequest(
-            prompt=flags.prompt,
-            ratio=settings.ratio,
-            res=settings.res,
-            mode=settings.mode,
-            refs=flags.refs,
-            seed=flags.seed,
-            width=flags.width,
-            height=flags.height,
-            format=settings.format,
-            safety=settings.safety,
-            callback_url=flags.callback_url,
-            params=dict(parse_param(text) for text in flags.params),
-            model=settings.model,
-            upsample=flags.upsample,
-            default_size=provider.capabilities.size_optional and not size_asked,
-        )
-    )
-    provider.validate(request)
-    return request
-
-
 def prepare_request(provider: Provider, request: GenerationRequest) -> GenerationRequest:
     """The request as sent: local reference files inlined where the provider takes them."""
     if not request.refs:
@@ -116,6 +66,29 @@ def prepare_request(provider: Provider, request: GenerationRequest) -> Generatio
     from flux2_cli.refs import resolve_refs
 
     return resolve_refs(request, provider.capabilities)
+
+
+def create_call(
+    ctx: Context, provider: Provider, request: GenerationRequest, *, fingerprint: str | None
+) -> HttpCall:
+    """The paid create call as sent (``--dry-run`` shows this one too): local references
+    inlined, and an idempotency key where the provider replays duplicates (APIMart).
+
+    The same batch entry and attempt give the same key, so a re-run after a lost answer is a
+    replay; a lone ``gen`` is a new attempt each time (two runs, two images).
+    """
+    call = provider.build_create(prepare_request(provider, request))
+    if not provider.capabilities.idempotent_create:
+        return call
+    if fingerprint is not None:
+        attempt: int | str = ctx.ledger().attempts(fingerprint)
+        keyed = fingerprint
+    else:
+        import uuid
+
+        attempt = uuid.uuid4().hex
+        keyed = request.fingerprint(provider.capabilities.id, provider.model_for(request))
+    return provider.with_idempotency_key(call, idempotency_key(keyed, attempt))
 
 
 def submit(
@@ -129,21 +102,9 @@ def submit(
     """Send the one paid create call and record the task before any polling."""
     base_url = ctx.base_url(provider)
     # Local references are read (and refused, exit 2) before the key is needed (exit 3).
-    call = provider.build_create(prepare_request(provider, request))
+    call = create_call(ctx, provider, request, fingerprint=fingerprint)
     client = ctx.client(provider, base_url)
     ledger = ctx.ledger()
-    if provider.capabilities.idempotent_create:
-        # The same entry and attempt give the same key: a batch re-run after a lost answer
-        # replays it. A lone `gen` is a new attempt each time (two runs, two images).
-        if fingerprint is not None:
-            attempt: int | str = ledger.attempts(fingerprint)
-            keyed = fingerprint
-        else:
-            import uuid
-
-            attempt = uuid.uuid4().hex
-            keyed = request.fingerprint(provider.capabilities.id, provider.model_for(request))
-        call = provider.with_idempotency_key(call, idempotency_key(keyed, attempt))
     intent = None
     if fingerprint is not None:
         intent = ledger.record_intent(

@@ -413,6 +413,32 @@ def flux_params(request: GenerationRequest, *, multiple: int) -> dict[str, Any]:
     return params
 
 
+class OptionRefused(UsageError):
+    """A request option this provider does not take, or not with that value.
+
+    ``field`` is the GenerationRequest field (``ratio``, ``width/height``); ``not_taken`` says
+    the provider takes no value at all for it, so a config default for it can be skipped. The
+    message names the flag; the request builder renames it after the value's real source.
+    """
+
+    def __init__(self, field: str, why: str, provider: str, *, not_taken: bool = False) -> None:
+        flags = "/".join(_FLAGS.get(part, "--" + part) for part in field.split("/"))
+        super().__init__(f"{flags}: {why} (provider {provider}).")
+        self.field = field
+        self.why = why
+        self.provider = provider
+        self.not_taken = not_taken
+
+
+_FLAGS = {
+    "prompt": "PROMPT",
+    "refs": "--ref",
+    "params": "--param",
+    "callback_url": "--callback-url",
+    "upsample": "--no-upsample",
+}
+
+
 def validate_against(
     request: GenerationRequest, caps: Capabilities, *, model: str | None = None
 ) -> None:
@@ -421,73 +447,72 @@ def validate_against(
     name = caps.id
     spec = caps.spec_for(model) if model else None
 
-    def refuse(option: str, why: str) -> UsageError:
-        return UsageError(f"{option}: {why} (provider {name}).")
+    def refuse(option: str, why: str, *, not_taken: bool = False) -> OptionRefused:
+        return OptionRefused(option, why, name, not_taken=not_taken)
 
     length = len(request.prompt.strip())
     if length < caps.prompt_min:
-        raise UsageError(
-            f"The prompt is too short: {length} characters, at least {caps.prompt_min} "
-            f"(provider {name})."
+        raise refuse(
+            "prompt", f"the prompt is too short: {length} characters, at least {caps.prompt_min}"
         )
     if caps.prompt_max is not None and length > caps.prompt_max:
-        raise UsageError(
-            f"The prompt is too long: {length} characters, at most {caps.prompt_max} "
-            f"(provider {name})."
+        raise refuse(
+            "prompt", f"the prompt is too long: {length} characters, at most {caps.prompt_max}"
         )
 
     if request.mode not in caps.modes:
-        raise refuse("--mode", f"{request.mode!r} is not offered; choose {', '.join(caps.modes)}")
+        raise refuse("mode", f"{request.mode!r} is not offered; choose {', '.join(caps.modes)}")
     if request.has_explicit_size:
         if caps.size_rule is None:
             raise refuse(
-                "--width/--height",
+                "width/height",
                 "not taken; this provider sizes images by --ratio and --res only",
+                not_taken=True,
             )
         assert request.width is not None and request.height is not None
         problem = caps.size_rule.violation(request.width, request.height)
         if problem:
-            raise refuse("--width/--height", problem)
+            raise refuse("width/height", problem)
     else:
         if request.ratio not in caps.ratios:
-            raise refuse("--ratio", f"{request.ratio!r} is not offered")
+            raise refuse("ratio", f"{request.ratio!r} is not offered")
         if request.res not in caps.resolutions:
-            raise refuse("--res", f"{request.res!r} is not offered")
+            raise refuse("res", f"{request.res!r} is not offered")
     max_refs = spec.max_refs if spec and spec.max_refs is not None else caps.max_refs
     if len(request.refs) > max_refs:
         whose = f"model {spec.id} takes" if spec and spec.max_refs is not None else "takes"
-        raise refuse("--ref", f"{len(request.refs)} given; {whose} at most {max_refs} references")
+        raise refuse("refs", f"{len(request.refs)} given; {whose} at most {max_refs} references")
     for ref in request.refs:
         if not is_url(ref) and not caps.inline_refs:
             raise refuse(
-                "--ref",
+                "refs",
                 f"{ref!r} is a local path, but this provider only takes public http(s) URLs",
             )
     if request.seed is not None and not caps.takes_seed:
-        raise refuse("--seed", "not documented; send it anyway with --param seed=N")
+        raise refuse("seed", "not documented; send it anyway with --param seed=N", not_taken=True)
     if request.format is not None:
         formats = spec.formats if spec and spec.formats is not None else caps.formats
         if not formats:
-            raise refuse("--format", "not taken; the provider chooses the format")
+            raise refuse("format", "not taken; the provider chooses the format", not_taken=True)
         if request.format not in formats:
             whose = f" by model {spec.id}" if spec and spec.formats is not None else ""
             raise refuse(
-                "--format", f"{request.format!r} not offered{whose}; choose {'/'.join(formats)}"
+                "format", f"{request.format!r} not offered{whose}; choose {'/'.join(formats)}"
             )
     if request.safety is not None:
         if caps.safety_range is None:
-            raise refuse("--safety", "not taken")
+            raise refuse("safety", "not taken", not_taken=True)
         low, high = caps.safety_range
         if not low <= request.safety <= high:
-            raise refuse("--safety", f"{request.safety} is outside {low}–{high}")
+            raise refuse("safety", f"{request.safety} is outside {low}–{high}")
     if request.callback_url is not None and not caps.takes_callback:
-        raise refuse("--callback-url", "webhooks are not documented")
+        raise refuse("callback_url", "webhooks are not documented", not_taken=True)
     if request.webhook_secret is not None and not caps.takes_webhook_secret:
-        raise refuse("webhook secret", "not taken")
+        raise UsageError(f"webhook secret: not taken (provider {name}).")
     if request.upsample is False and not (spec and spec.upsample_param):
         what = f"model {model}" if model else "this provider"
         raise refuse(
-            "--no-upsample",
+            "upsample",
             f"{what} documents no switch for prompt upsampling, so flux2 cannot turn it off",
         )
 
