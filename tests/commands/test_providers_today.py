@@ -242,3 +242,19 @@ def test_vtrix_callback_url_is_refused() -> None:
     )
     assert result.exit_code == 2
     assert "--callback-url" in result.stderr and "vtrix" in result.stderr
+
+
+def test_a_manifest_entry_takes_upsample_false_and_it_changes_the_fingerprint(
+    tmp_path: Path,
+) -> None:
+    manifest = tmp_path / "m.jsonl"
+    manifest.write_text('{"prompt": "a red fox", "upsample": false}\n{"prompt": "a red fox"}\n')
+    result = run_cli(["batch", str(manifest), "--provider", "bfl", "--dry-run", "--json"])
+    assert result.exit_code == 0, result.output
+    exact, plain = [json.loads(line) for line in result.stdout.splitlines()][:2]
+    assert exact["request"]["upsample"] is False and "upsample" not in plain["request"]
+    assert exact["fingerprint"] != plain["fingerprint"]
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"prompt": "a red fox", "upsample": "no"}\n')
+    refused = run_cli(["batch", str(bad), "--provider", "bfl", "--dry-run"])
+    assert refused.exit_code == 2 and "bad.jsonl line 1: upsample" in refused.stderr
