@@ -258,3 +258,127 @@ def test_a_manifest_entry_takes_upsample_false_and_it_changes_the_fingerprint(
     bad.write_text('{"prompt": "a red fox", "upsample": "no"}\n')
     refused = run_cli(["batch", str(bad), "--provider", "bfl", "--dry-run"])
     assert refused.exit_code == 2 and "bad.jsonl line 1: upsample" in refused.stderr
+
+
+# --- each provider's dry-run body, as its source shows it -----------------------------------
+
+
+@pytest.mark.parametrize(
+    ("provider", "args", "url", "body"),
+    [
+        # API in One's flux-2 page (apiin.one; shared/seeds): model flux-2, type, aspect_ratio,
+        # resolution, input_urls.
+        (
+            "apiinone",
+            ["--ratio", "16:9", "--ref", "https://r.example/a.png"],
+            "https://apiin.one/api/v1/images/generations",
+            {
+                "model": "flux-2",
+                "prompt": "a red fox",
+                "aspect_ratio": "16:9",
+                "resolution": "1K",
+                "type": "pro",
+                "input_urls": ["https://r.example/a.png"],
+            },
+        ),
+        # APIMart's FLUX.2 page: size is the ratio, resolution upper case, image_urls.
+        (
+            "apimart",
+            ["--ratio", "3:2", "--res", "2k", "--mode", "flex"],
+            "https://api.apimart.ai/v1/images/generations",
+            {"model": "flux-2-flex", "prompt": "a red fox", "size": "3:2", "resolution": "2K"},
+        ),
+        # Vtrix's official CLI (VtrixAI/vtrix-cli client.go): wrapped params; the flux-2-pro
+        # page's names; safety_tolerance an integer.
+        (
+            "vtrix",
+            ["--width", "1024", "--height", "768", "--seed", "7", "--safety", "2"],
+            "https://cloud.vtrix.ai/model/v1/generation",
+            {
+                "model": "flux_2_pro",
+                "input": [
+                    {
+                        "params": {
+                            "prompt": "a red fox",
+                            "width": 1024,
+                            "height": 768,
+                            "seed": 7,
+                            "safety_tolerance": 2,
+                        }
+                    }
+                ],
+            },
+        ),
+        # BFL's schema (black-forest-labs/skills endpoints.md): the model in the path, width and
+        # height optional, disable_pup for pro.
+        (
+            "bfl",
+            ["--no-upsample", "--seed", "7", "--format", "png"],
+            "https://api.bfl.ai/v1/flux-2-pro",
+            {"prompt": "a red fox", "seed": 7, "output_format": "png", "disable_pup": True},
+        ),
+        (
+            "bfl",
+            ["--model", "flux-2-klein-9b", "--width", "1024", "--height", "1024"],
+            "https://api.bfl.ai/v1/flux-2-klein-9b",
+            {"prompt": "a red fox", "width": 1024, "height": 1024},
+        ),
+    ],
+    ids=["apiinone", "apimart", "vtrix", "bfl-pro", "bfl-klein"],
+)
+def test_dry_run_bodies_match_the_sources(
+    provider: str, args: list[str], url: str, body: dict[str, Any]
+) -> None:
+    plan = dry_run("--provider", provider, *args)
+    assert (plan["method"], plan["url"]) == ("POST", url)
+    assert plan["body"] == body
+
+
+# --- polling through the command (pytest-httpx) ---------------------------------------------
+
+
+def test_without_polling_url_the_regional_host_that_made_the_task_is_polled(
+    httpx_mock: HTTPXMock, clock: FakeTime
+) -> None:
+    eu = "https://api.eu.bfl.ai"
+    httpx_mock.add_response(method="POST", url=f"{eu}/v1/flux-2-pro", json={"id": "eu1"})
+    sample = "https://delivery-eu1.bfl.ai/eu1/sample.png"
+    httpx_mock.add_response(
+        method="GET",
+        url=f"{eu}/v1/get_result?id=eu1",
+        json={"id": "eu1", "status": "Ready", "result": {"sample": sample}},
+    )
+    result = run_cli(["gen", "a red fox", "--provider", "bfl", "--region", "eu", "--no-download"])
+    assert result.exit_code == 0, result.output
+    assert result.stdout.strip() == sample
+
+
+def test_a_polling_url_without_an_id_is_polled_with_it(
+    httpx_mock: HTTPXMock, clock: FakeTime
+) -> None:
+    httpx_mock.add_response(
+        method="POST",
+        url=f"{BFL}/v1/flux-2-pro",
+        json={"id": "b9", "polling_url": "https://api.us2.bfl.ai/v1/get_result"},
+    )
+    sample = "https://delivery-us1.bfl.ai/b9/sample.png"
+    httpx_mock.add_response(
+        method="GET",
+        url="https://api.us2.bfl.ai/v1/get_result?id=b9",
+        json={"id": "b9", "status": "Ready", "result": {"sample": sample}},
+    )
+    result = run_cli(["gen", "a red fox", "--provider", "bfl", "--no-download"])
+    assert result.exit_code == 0, result.output
+
+
+def test_the_signed_se_expiry_is_the_tasks_expiry(httpx_mock: HTTPXMock, clock: FakeTime) -> None:
+    httpx_mock.add_response(method="POST", url=f"{BFL}/v1/flux-2-pro", json={"id": "se1"})
+    sample = "https://delivery-eu1.bfl.ai/se1/sample.png?se=2099-01-02T03%3A04%3A05Z&sig=x"
+    httpx_mock.add_response(
+        method="GET",
+        url=f"{BFL}/v1/get_result?id=se1",
+        json={"id": "se1", "status": "Ready", "result": {"sample": sample}},
+    )
+    result = run_cli(["gen", "a red fox", "--provider", "bfl", "--no-download", "--json"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["expires_at"] == "2099-01-02T03:04:05Z"
