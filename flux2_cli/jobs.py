@@ -138,12 +138,15 @@ def submit(
     return task
 
 
-def refresh(ctx: Context, task: Task, *, grace: bool = False) -> Task:
+def refresh(ctx: Context, task: Task, *, grace: bool | None = None) -> Task:
     """One status look-up; a 404 marks the task failed ("not found or expired").
 
     With ``grace`` (a young task, see :func:`not_found_grace`) a "not found" answer leaves the
-    task as it was: the provider may not have it everywhere yet.
+    task as it was: the provider may not have it everywhere yet. ``None``: decided from the
+    task's age (batch's own polling loops); ``wait`` passes it on its own clock.
     """
+    if grace is None:
+        grace = _grace_left(ctx, task) > 0
     provider = ctx.provider(task.provider)
     base_url = task.base_url or ctx.base_url(provider)
     client = ctx.client(provider, base_url)
@@ -220,13 +223,17 @@ def not_found_grace(ctx: Context, task: Task) -> float:
     provider's grace period counts from the task's creation. An old task, or one made
     elsewhere with no known creation time, gets none.
     """
+    left = _grace_left(ctx, task)
+    return ctx.clock() + left if left > 0 else float("-inf")
+
+
+def _grace_left(ctx: Context, task: Task) -> float:
+    """Seconds of the provider's "not found" grace period left in the task's life."""
     grace = ctx.provider(task.provider).capabilities.not_found_grace_s
     if grace <= 0 or task.created_at is None:
-        return float("-inf")
+        return 0.0
     age = (utc_now() - task.created_at).total_seconds()
-    if not 0 <= age < grace:
-        return float("-inf")
-    return ctx.clock() + (grace - age)
+    return grace - age if 0 <= age < grace else 0.0
 
 
 def as_seen_now(task: Task, now: datetime | None = None) -> Task:

@@ -170,3 +170,15 @@ def test_vtrix_wrapped_body_and_integer_safety(sandbox_server: Server, run_flux2
     result, task = gen_json(run_flux2, server, "vtrix", "a fox", "--safety", "3", "--seed", "7")
     assert result.returncode == 0, result.stderr
     assert task["status"] == "succeeded"
+
+
+def test_row67_batch_polls_a_transient_task_not_found_through(
+    sandbox_server: Server, run_flux2: Run, tmp_path: Path
+) -> None:
+    server = sandbox_server(latency=0.3)
+    manifest = tmp_path / "m.jsonl"
+    manifest.write_text('{"prompt": "[sandbox:lost] a fox"}\n{"prompt": "a plain fox"}\n')
+    result = run_flux2("batch", str(manifest), *account("bfl", server), "-o", "out/")
+    assert result.returncode == 0, result.stderr
+    assert len(list((tmp_path / "out").glob("*.jpg"))) == 2
+    assert server.tasks_created() == 2
