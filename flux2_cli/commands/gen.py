@@ -179,8 +179,6 @@ def gen(
         json_mode=json_output,
         quiet=quiet,
         verbose=verbose,
-        output_dir=output_path,
-        name=name,
         timeout=timeout,
     )
     try:
@@ -209,6 +207,7 @@ def gen(
             GenOptions(
                 flags=flags,
                 output=output_path,
+                name=name,
                 overwrite=overwrite,
                 sidecar=not no_sidecar,
                 embed_metadata=embed_metadata,
@@ -227,6 +226,7 @@ class GenOptions:
 
     flags: Layer
     output: str | None = None
+    name: str | None = None
     overwrite: bool = False
     sidecar: bool = True
     embed_metadata: bool = False
@@ -237,7 +237,7 @@ class GenOptions:
 
 def _run(ctx: Context, opts: GenOptions) -> None:
     from flux2_cli import jobs
-    from flux2_cli.build import build_request, config_layers
+    from flux2_cli.build import OUTPUT_INTENT, build_request, config_layers, output_intent
     from flux2_cli.commands._common import status_text
     from flux2_cli.download import DownloadOptions, check_destination, validate_template
     from flux2_cli.errors import InterruptedError_, TaskFailedError, WaitTimeoutError
@@ -245,8 +245,6 @@ def _run(ctx: Context, opts: GenOptions) -> None:
 
     provider = ctx.provider()
     built = build_request(provider, [opts.flags, *config_layers(ctx.settings)])
-    for notice in built.notices:
-        ctx.output.info(notice)
     request = built.request
     if opts.output == "-" and (opts.no_wait or opts.no_download or ctx.output.json_mode):
         from flux2_cli.errors import UsageError
@@ -255,9 +253,12 @@ def _run(ctx: Context, opts: GenOptions) -> None:
             "-o - writes image bytes to stdout; it cannot go with --json, --no-wait or "
             "--no-download."
         )
-    validate_template(ctx.settings.name)
+    intent = output_intent(opts.output, opts.name, ctx.settings)
+    validate_template(intent.name)
     if not (opts.no_wait or opts.no_download):
-        check_destination(opts.output if opts.output is not None else ctx.settings.output_dir)
+        check_destination(intent.output, intent.source)
+    for notice in built.notices:  # once every check has passed
+        ctx.output.info(notice)
     if opts.dry_run:
         _print_dry_run(ctx, provider, request)
         return
@@ -265,8 +266,15 @@ def _run(ctx: Context, opts: GenOptions) -> None:
     with jobs.interruptible(None):
         task = jobs.submit(ctx, provider, request)
     task_id = task.task_id
+    extra = dict(task.extra)
     if opts.no_download:  # `download --pending` leaves it alone unless asked
-        ctx.ledger().update(task.evolve(extra={**task.extra, jobs.NO_DOWNLOAD: True}))
+        extra[jobs.NO_DOWNLOAD] = True
+    if opts.output not in (None, "-") or opts.name is not None:
+        # A later `flux2 download ID` (or --pending) saves where this run was asked to.
+        extra[OUTPUT_INTENT] = intent.to_json()
+    if extra != task.extra:
+        task = task.evolve(extra=extra)
+        ctx.ledger().update(task)
     output.info(f"Submitted task {task_id} ({provider.capabilities.id}, {task.model}).")
     if opts.no_wait:
         _render(ctx, task, "ids")
@@ -292,8 +300,8 @@ def _run(ctx: Context, opts: GenOptions) -> None:
         _render(ctx, task, "urls")
         return
     options = DownloadOptions(
-        output=opts.output if opts.output is not None else ctx.settings.output_dir,
-        name_template=ctx.settings.name,
+        output=intent.output,
+        name_template=intent.name,
         overwrite=opts.overwrite,
         sidecar=opts.sidecar and opts.output != "-",
         embed_metadata=opts.embed_metadata,

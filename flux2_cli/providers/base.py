@@ -24,7 +24,7 @@ from flux2_cli.request import (
     GenerationRequest,
     is_url,
 )
-from flux2_cli.task import Cost, Task, TaskError, TaskStatus, utc_now
+from flux2_cli.task import Cost, ImageResult, Task, TaskError, TaskStatus, merge_images, utc_now
 
 
 @dataclass(frozen=True)
@@ -320,7 +320,7 @@ class BaseProvider:
         urls = parsing.find_image_urls(data, self.image_url_paths)
         images = task.images
         if urls:
-            images = parsing.merge_images(task.images, urls)
+            images = merge_images(task.images, tuple(ImageResult(url=url) for url in urls))
         if status is TaskStatus.SUCCEEDED and not urls and not task.images:
             # Some answers say "completed" a moment before the URLs are filled in.
             status = TaskStatus.RUNNING

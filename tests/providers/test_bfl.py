@@ -10,6 +10,7 @@ import pytest
 
 from flux2_cli.errors import (
     BadRequestError,
+    RateLimitError,
     UsageError,
 )
 from flux2_cli.providers.bfl import CAPABILITIES, BflProvider, estimate_credits, trusted_poll_url
@@ -482,4 +483,4 @@ def test_the_documented_429_body_gives_its_message_and_wait() -> None:
     error = PROVIDER.error_for(429, body, json.dumps(body))
     assert "Too many concurrent requests" in error.message
     assert error.code == "rate_limit_exceeded"
-    assert error.retry_after == 5
+    assert isinstance(error, RateLimitError) and error.retry_after == "5"
