@@ -433,11 +433,8 @@ class Vtrix(Dialect):
         tasks.FAILED: "failed",
         tasks.MODERATED: "failed",
     }
-    _modes: ClassVar[dict[str, str]] = {
-        "flux_2_pro": "pro",
-        "flux_2_flex": "flex",
-        "flux_2_max": "max",
-    }
+    # The models Vtrix documents (providers.vtrix.CAPABILITIES), and how they are priced.
+    _modes: ClassVar[dict[str, str]] = {"flux_2_pro": "pro", "flux_2_max": "max"}
 
     def parse(self, body: Mapping[str, Any], path_model: str | None) -> Spec:
         """Both shapes: flat as the flux page lists the parameters, or wrapped as Vtrix's CLI

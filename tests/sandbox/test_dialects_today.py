@@ -256,3 +256,13 @@ def test_vtrix_takes_integer_safety_one_to_five(sbx: Sandbox, safety: int) -> No
 )
 def test_vtrix_malformed_wrapping_is_refused(sbx: Sandbox, body: dict[str, Any]) -> None:
     assert sbx.client.post(VTRIX, json=body, headers=BEARER).status_code == 400
+
+
+def test_vtrix_models_are_the_documented_ones(sbx: Sandbox) -> None:
+    from flux2_cli.providers.vtrix import CAPABILITIES
+
+    for model in CAPABILITIES.known_models():
+        answer = sbx.client.post(VTRIX, json={"model": model, "prompt": PROMPT}, headers=BEARER)
+        assert answer.status_code == 200, (model, answer.text)
+    flex = sbx.client.post(VTRIX, json={"model": "flux_2_flex", "prompt": PROMPT}, headers=BEARER)
+    assert flex.status_code == 400
