@@ -219,6 +219,9 @@ class HttpCore:
         self._pooled: httpx.Client | None = None
         self._fresh: httpx.Client | None = None
         self._ssl: Any = None
+        # Builds the clients once: a batch's workers all ask for them at the same moment, and
+        # each unguarded build made its own TLS context (~20 ms of CPU apiece).
+        self._build_lock = threading.Lock()
 
     def _ssl_context(self) -> Any:
         # Building a TLS context costs ~20 ms of CPU: once per process, shared by both clients.
@@ -247,16 +250,24 @@ class HttpCore:
     @property
     def http(self) -> httpx.Client:
         """The pooled client (polls, downloads)."""
-        if self._pooled is None:
-            self._pooled = self._client(keepalive=True)
-        return self._pooled
+        pooled = self._pooled
+        if pooled is None:
+            with self._build_lock:
+                if self._pooled is None:
+                    self._pooled = self._client(keepalive=True)
+                pooled = self._pooled
+        return pooled
 
     @property
     def fresh(self) -> httpx.Client:
         """The client that opens a new connection per request (the paid POST)."""
-        if self._fresh is None:
-            self._fresh = self._client(keepalive=False)
-        return self._fresh
+        fresh = self._fresh
+        if fresh is None:
+            with self._build_lock:
+                if self._fresh is None:
+                    self._fresh = self._client(keepalive=False)
+                fresh = self._fresh
+        return fresh
 
     def close(self) -> None:
         """Release every connection."""
