@@ -273,6 +273,14 @@ def test_shards_do_not_depend_on_line_order(tmp_path: Path) -> None:
     assert before == after
 
 
+def test_shards_do_not_depend_on_the_command_line_defaults(tmp_path: Path) -> None:
+    manifest = tmp_path / "m.txt"
+    manifest.write_text("".join(f"asset number {i}\n" for i in range(12)))
+    square = [[e.key for e in select_shard(plan(manifest), k, 3)] for k in (1, 2, 3)]
+    wide = plan(manifest, make_ctx(ratio="16:9"))
+    assert [[e.key for e in select_shard(wide, k, 3)] for k in (1, 2, 3)] == square
+
+
 @pytest.mark.parametrize(
     ("env", "expected"),
     [
