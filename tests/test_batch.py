@@ -277,7 +277,12 @@ def test_shards_do_not_depend_on_the_command_line_defaults(tmp_path: Path) -> No
     manifest = tmp_path / "m.txt"
     manifest.write_text("".join(f"asset number {i}\n" for i in range(12)))
     square = [[e.key for e in select_shard(plan(manifest), k, 3)] for k in (1, 2, 3)]
-    wide = plan(manifest, make_ctx(ratio="16:9"))
+    from flux2_cli.build import FLAG, Layer
+
+    ctx = make_ctx()
+    flags = Layer(FLAG, {"ratio": "16:9"})
+    wide = plan_entries(ctx, ctx.provider(), manifest, read_manifest(manifest), flags)
+    assert wide[0].request.ratio == "16:9"
     assert [[e.key for e in select_shard(wide, k, 3)] for k in (1, 2, 3)] == square
 
 
