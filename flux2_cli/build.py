@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -145,6 +146,11 @@ def build_request(provider: Provider, layers: Sequence[Layer]) -> Built:
     problems.extend(_pair_problems(layers))
     if problems:
         raise RequestError(problems, hints)
+    if provider.capabilities.size_optional and not any(
+        key in values for key in (*SIZE_BY_RATIO, *SIZE_BY_PIXELS)
+    ):
+        # No layer asked for a size (flag, entry or config): the model chooses it (BFL).
+        values["default_size"] = True
     for name, default in REQUEST_DEFAULTS.items():
         values.setdefault(name, default)
     request = GenerationRequest(**values)
@@ -225,9 +231,19 @@ def _provider_check(
                 continue
             label = layer.label(exc.field) if layer is not None else exc.field
             hints = _config_hints(fields[0], layer) if layer is not None else []
-            raise RequestError([f"{label}: {exc.why} (provider {exc.provider})."], hints) from None
+            why = _in_keys(exc.why) if layer is not None and layer.kind != FLAG else exc.why
+            raise RequestError([f"{label}: {why} (provider {exc.provider})."], hints) from None
         return request, notices
     raise AssertionError("the provider kept refusing dropped options")  # pragma: no cover
+
+
+def _in_keys(text: str) -> str:
+    """A provider's reason with its flags as the keys a manifest or config uses
+    (``--param seed=N`` -> ``params seed=N``): a manifest's errors name its own keys."""
+    for option in OPTIONS.values():
+        if option.flag.startswith("--"):
+            text = re.sub(rf"{re.escape(option.flag)}(?![\w-])", option.name, text)
+    return text
 
 
 def _config_hints(key: str, layer: Layer) -> list[str]:

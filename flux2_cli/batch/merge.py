@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from flux2_cli.batch.lock import LockFile, lock_path
+from flux2_cli.batch.lock import LockFile, journal_path, lock_path
 from flux2_cli.errors import EXIT_TASK_FAILED, Flux2Error, UsageError
 
 if TYPE_CHECKING:
@@ -117,8 +117,11 @@ def merge_lock_files(
     target_path = lock_path(manifest)
     sources = []
     for path in files:
-        if not path.is_file():
-            raise UsageError(f"lock merge: {path} is not a file.")
+        # A runner killed outright (SIGKILL) may leave only the journal beside the manifest.
+        if not path.is_file() and not journal_path(path).is_file():
+            raise UsageError(
+                f"lock merge: {path} is not a file (nor is its journal, {journal_path(path).name})."
+            )
         lock = LockFile.load(path, warn=output.warn)
         sources.append((str(path), dict(lock.records)))
     target = LockFile.load(target_path, warn=output.warn)
@@ -185,8 +188,8 @@ def _what(record: dict[str, Any]) -> str:
 
 
 def _save(lock: LockFile, records: dict[str, dict[str, Any]], lines: dict[str, int]) -> None:
-    """Replace the lock file's records with ``records`` through the lock module's own writer."""
-    lock.keep_only(())
-    for key, record in records.items():
-        # Version 1 lock files order records by their "line"; the manifest's line is current.
-        lock.put(key, {**record, "line": lines[key]})
+    """Replace the lock file's records with ``records`` through the lock module's own writer.
+
+    Version 2 files are sorted by key and carry no line; ``lines`` only names the entries.
+    """
+    lock.replace({key: record for key, record in records.items() if key in lines})

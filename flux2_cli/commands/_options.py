@@ -212,9 +212,20 @@ FormatOpt = Annotated[
         show_default=False,
     ),
 ]
+NoUpsampleOpt = Annotated[
+    bool,
+    typer.Option(
+        "--no-upsample",
+        metavar="",
+        help="Generate from the prompt exactly as written: turn off the prompt rewriting the "
+        "provider does by default (bfl: disable_pup for pro/max, prompt_upsampling=false for "
+        "flex).",
+        rich_help_panel="Request",
+    ),
+]
 
 
-def _complete_task_id(incomplete: str) -> list[str]:
+def _complete_task_id(incomplete: str) -> list[tuple[str, str]]:
     from flux2_cli.completers import task_ids
 
     return task_ids(incomplete)
@@ -238,3 +249,7 @@ TaskIdsOptArg = Annotated[
         show_default=False,
     ),
 ]
+
+# batch's --format takes the images' format and the manifest's (for `batch -`).
+BATCH_FORMATS: tuple[str, ...] = (*FORMATS, "jsonl", "json", "csv", "tsv", "txt")
+complete_batch_format = _complete(BATCH_FORMATS)
