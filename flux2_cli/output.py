@@ -136,6 +136,9 @@ class Output:
     def _write_out(self, text: str) -> None:
         if self.stdout_closed:
             return
+        # Results come from server answers already scrubbed; this catches what other text
+        # (an error message quoting a URL, in batch's JSON lines) might still carry.
+        text = self.secrets.scrub(text)
         try:
             self.out.write(text)
             self.out.flush()

@@ -133,3 +133,11 @@ def test_rows_piped_are_tab_separated_one_record_a_line() -> None:
     output = Output(stdout=out, stderr=io.StringIO(), live=False)
     print_rows(output, ["task", "prompt"], [["t1", "a red\nfox\tin snow"], ["t2", "-"]])
     assert out.getvalue() == "t1\ta red fox in snow\nt2\t-\n"
+
+
+def test_row60_stdout_is_scrubbed_of_the_commands_keys_too(sentinel_key: str) -> None:
+    out = io.StringIO()
+    output = Output(stdout=out, stderr=io.StringIO())
+    output.secrets.add(sentinel_key)
+    output.json_line({"error": {"message": f"redirect to https://x.example/?k={sentinel_key}"}})
+    assert sentinel_key not in out.getvalue() and "k=***" in out.getvalue()
