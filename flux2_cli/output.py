@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -19,6 +20,34 @@ from flux2_cli.redact import scrub_all
 
 if TYPE_CHECKING:
     from rich.console import Console
+
+# C0 controls but tab and newline, DEL, C1 controls (0x9b is a one-byte CSI), and the bidi
+# overrides: a server's text must not move the cursor, erase lines, set the window title,
+# write the clipboard (OSC 52) or reorder what is shown.
+_CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+# What json.dumps(ensure_ascii=False) leaves raw: DEL, C1 controls, bidi overrides, and the
+# line separators that some JSON readers (JavaScript before ES2019) take as line ends.
+_JSON_RAW = re.compile("[\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+ERROR_LABEL = "error:"
+ERROR_STYLE = "\x1b[1;31m"  # bold red, as gh, httpie and cargo colour it
+RESET_STYLE = "\x1b[0m"
+
+
+def neutralise(text: str) -> str:
+    """``text`` safe for a terminal: control characters shown as escapes (``\\x1b``), inert."""
+    return _CONTROL.sub(_escape, text)
+
+
+def _escape(match: re.Match[str]) -> str:
+    code = ord(match.group())
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+
+
+def json_text(data: Any, *, indent: int | None = None) -> str:
+    """JSON for stdout: every control character escaped, C1 and bidi controls included."""
+    separators = None if indent else (",", ":")
+    text = json.dumps(data, indent=indent, ensure_ascii=False, separators=separators)
+    return _JSON_RAW.sub(lambda match: f"\\u{ord(match.group()):04x}", text)
 
 
 class Output:
@@ -34,6 +63,11 @@ class Output:
         stderr: IO[str] | None = None,
         live: bool | None = None,
     ) -> None:
+        if quiet and verbose:
+            from flux2_cli.errors import UsageError
+
+            # As curl: one cannot ask for nothing but errors and for every request at once.
+            raise UsageError("--quiet and --verbose contradict each other; give one of them.")
         self.json_mode = json_mode
         self.quiet = quiet
         self.verbose = verbose
@@ -70,6 +104,21 @@ class Output:
         """Colour unless ``NO_COLOR`` is set or stderr is not a terminal."""
         return self.live and not os.environ.get(NO_COLOR)
 
+    @property
+    def error_color(self) -> bool:
+        """``error:`` in colour when stderr is a terminal and ``NO_COLOR`` is unset (even -q)."""
+        return _isatty(self.err) and not os.environ.get(NO_COLOR)
+
+    @property
+    def stdout_is_terminal(self) -> bool:
+        """True when stdout is a terminal (image bytes must not go there)."""
+        return _isatty(self.out)
+
+    @property
+    def stdin_is_terminal(self) -> bool:
+        """True when stdin is a terminal (someone has to type, then Ctrl-D)."""
+        return _isatty(sys.stdin)
+
     def console(self) -> Console:
         """A Rich console on stderr (created on first use)."""
         if self._console is None:
@@ -89,11 +138,11 @@ class Output:
 
     def document(self, data: Any) -> None:
         """The one JSON document of ``--json`` on stdout."""
-        self._write_out(json.dumps(data, indent=2, ensure_ascii=False) + "\n")
+        self._write_out(json_text(data, indent=2) + "\n", raw=True)
 
     def json_line(self, data: Any) -> None:
         """One compact JSON line (batch's JSON Lines)."""
-        self._write_out(json.dumps(data, ensure_ascii=False, separators=(",", ":")) + "\n")
+        self._write_out(json_text(data) + "\n", raw=True)
 
     def table(
         self, title: str | None, columns: Sequence[str], rows: Sequence[Sequence[Any]]
@@ -108,7 +157,7 @@ class Output:
         for column in columns:
             table.add_column(column, overflow="fold")
         for row in rows:
-            table.add_row(*["" if cell is None else str(cell) for cell in row])
+            table.add_row(*["" if cell is None else neutralise(str(cell)) for cell in row])
         try:
             tty = self.out.isatty()
         except (AttributeError, ValueError):
@@ -124,11 +173,11 @@ class Output:
         except BrokenPipeError:
             self._stdout_gone()
 
-    def _write_out(self, text: str) -> None:
+    def _write_out(self, text: str, *, raw: bool = False) -> None:
         if self.stdout_closed:
             return
         try:
-            self.out.write(text)
+            self.out.write(text if raw else neutralise(text))
             self.out.flush()
         except BrokenPipeError:
             self._stdout_gone()
@@ -154,19 +203,30 @@ class Output:
             self._write_err(f"warning: {text}")
 
     def error(self, text: str, hints: Sequence[str] = ()) -> None:
-        """An error and its hints; always shown."""
-        self._write_err(f"error: {text}")
+        """An error and its hints; always shown. ``error:`` is red where colour is allowed."""
+        label = f"{ERROR_STYLE}{ERROR_LABEL}{RESET_STYLE}" if self.error_color else ERROR_LABEL
+        self._write_err(f"{ERROR_LABEL} {text}", label=(ERROR_LABEL, label))
         for hint in hints:
             self._write_err(hint if hint.startswith(" ") else f"  {hint}")
+
+    def success(self, text: str) -> None:
+        """The closing ``✓`` line of a finished command, on a terminal only (not -q, not CI)."""
+        if self.live:
+            mark = "\x1b[32m✓\x1b[0m" if self.color else "✓"
+            self._write_err(f"✓ {text}", label=("✓", mark))
 
     def debug(self, text: str) -> None:
         """A ``--verbose`` line (already redacted by the caller, scrubbed again here)."""
         if self.verbose:
             self._write_err(text)
 
-    def _write_err(self, text: str) -> None:
+    def _write_err(self, text: str, *, label: tuple[str, str] | None = None) -> None:
+        # Neutralised after scrubbing and before the one escape sequence flux2 adds itself.
+        line = neutralise(scrub_all(text))
+        if label is not None:
+            line = line.replace(label[0], label[1], 1)
         try:
-            self.err.write(scrub_all(text) + "\n")
+            self.err.write(line + "\n")
             self.err.flush()
         except (BrokenPipeError, ValueError):
             pass
@@ -180,6 +240,7 @@ class Output:
         """
         started = time.monotonic()
         last: list[str] = []
+        label = neutralise(label)
 
         if self.quiet or (self.json_mode and not self.live):
             yield lambda text: None
@@ -188,6 +249,7 @@ class Output:
         if not self.live:
 
             def plain(text: str) -> None:
+                text = neutralise(text)
                 if not last or last[-1] != text:
                     last.append(text)
                     self._write_err(f"{label}: {text} ({time.monotonic() - started:.0f}s)")
@@ -210,7 +272,7 @@ class Output:
         with Status(Elapsed(), console=self.console(), spinner="dots"):
 
             def fancy(text: str) -> None:
-                current[0] = text
+                current[0] = neutralise(scrub_all(text))
 
             yield fancy
 
@@ -264,3 +326,10 @@ class Output:
                 bar.update(task_id, completed=done + failed, detail=detail)
 
             yield fancy
+
+
+def _isatty(stream: Any) -> bool:
+    try:
+        return bool(stream.isatty())
+    except (AttributeError, ValueError):
+        return False

@@ -36,7 +36,7 @@ KEY_NAMES: tuple[str, ...] = (
 KeyArg = Annotated[str, typer.Argument(help=f"One of: {', '.join(KEY_NAMES)}.", show_default=False)]
 ProfileOpt = Annotated[
     str | None,
-    typer.Option("--profile", "-p", help="Act on [profiles.NAME] instead of the top level."),
+    typer.Option("--profile", "-p", help="Act on \\[profiles.NAME] instead of the top level."),
 ]
 
 
