@@ -13,6 +13,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from decimal import ROUND_HALF_UP, Decimal
 from typing import IO, TYPE_CHECKING, Any
 
 from flux2_cli.env import NO_COLOR, is_ci
@@ -28,6 +29,7 @@ _CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
 # What json.dumps(ensure_ascii=False) leaves raw: DEL, C1 controls, bidi overrides, and the
 # line separators that some JSON readers (JavaScript before ES2019) take as line ends.
 _JSON_RAW = re.compile("[\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+SIMULATED_NOTE = "simulated; nothing charged"  # what the sandbox's costs are
 ERROR_LABEL = "error:"
 ERROR_STYLE = "\x1b[1;31m"  # bold red, as gh, httpie and cargo colour it
 RESET_STYLE = "\x1b[0m"
@@ -48,6 +50,35 @@ def json_text(data: Any, *, indent: int | None = None) -> str:
     separators = None if indent else (",", ":")
     text = json.dumps(data, indent=indent, ensure_ascii=False, separators=separators)
     return _JSON_RAW.sub(lambda match: f"\\u{ord(match.group()):04x}", text)
+
+
+def format_credits(credits: float) -> str:
+    """Credits as people read them: ``5``, ``4.5``, ``0.25`` (at most two decimals, no ``.0``)."""
+    return f"{_half_up(credits, '0.01'):f}".rstrip("0").rstrip(".")
+
+
+def format_usd(usd: float) -> str:
+    """Dollars rounded half up to the cent (``$0.045`` is ``$0.05``), ``< $0.01`` below that."""
+    cents = _half_up(usd, "0.01")
+    if usd > 0 and cents == 0:
+        return "< $0.01"
+    return f"${cents:.2f}"
+
+
+def format_cost(credits: float | None, usd: float | None, *, simulated: bool = False) -> str:
+    """One way to show a cost everywhere: ``4.5 credits ≈ $0.05``; the sandbox says so."""
+    parts = []
+    if credits is not None:
+        parts.append(f"{format_credits(credits)} credits")
+    if usd is not None:
+        parts.append(("≈ " if parts else "") + format_usd(usd))
+    text = " ".join(parts) or "cost not published"
+    return f"{text} ({SIMULATED_NOTE})" if simulated else text
+
+
+def _half_up(value: float, step: str) -> Decimal:
+    # Through str(): 0.045 stays 0.045 (its binary double is a hair under, and rounds down).
+    return Decimal(str(value)).quantize(Decimal(step), rounding=ROUND_HALF_UP)
 
 
 class Output:

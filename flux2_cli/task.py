@@ -8,6 +8,24 @@ from datetime import datetime, timezone
 from typing import Any
 
 URL_LIFETIME_HOURS_DEFAULT = 24
+# The embedded sandbox's base URL (providers/sandbox.py); a task made there is a simulation.
+SANDBOX_BASE_URL = "http://sandbox.flux2.invalid"
+SANDBOX_PROVIDER = "sandbox"
+SIMULATED = "simulated; nothing charged"  # as output.SIMULATED_NOTE
+
+
+def on_sandbox(provider: str | None, base_url: str | None) -> bool:
+    """True for a task of ``--provider sandbox`` or one run with ``--sandbox`` (any dialect)."""
+    if provider == SANDBOX_PROVIDER:
+        return True
+    return bool(base_url) and str(base_url).rstrip("/") == SANDBOX_BASE_URL
+
+
+def provider_label(provider: str, base_url: str | None) -> str:
+    """``apiinone``, ``sandbox``, or ``sandbox: apiinone`` for a ``--sandbox`` run."""
+    if provider != SANDBOX_PROVIDER and on_sandbox(provider, base_url):
+        return f"{SANDBOX_PROVIDER}: {provider}"
+    return provider
 
 
 class TaskStatus(str, enum.Enum):
@@ -94,6 +112,11 @@ class Task:
     base_url: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
+    @property
+    def sandbox(self) -> bool:
+        """True when the task ran on the offline sandbox: nothing was charged."""
+        return on_sandbox(self.provider, self.base_url)
+
     def evolve(self, **changes: Any) -> Task:
         """A copy with some fields replaced."""
         return replace(self, **changes)
@@ -111,6 +134,7 @@ class Task:
             "cost": self.cost.to_json() if self.cost else None,
             "error": self.error.to_json() if self.error else None,
             "request": self.request,
+            "sandbox": self.sandbox,
         }
 
 

@@ -146,3 +146,21 @@ def test_quiet_and_verbose_together_are_refused() -> None:
 
     with pytest.raises(UsageError, match="--quiet and --verbose"):
         Output(quiet=True, verbose=True)
+
+
+@pytest.mark.parametrize(
+    ("credits", "usd", "shown"),
+    [
+        (4.5, 0.045, "4.5 credits ≈ $0.05"),  # half up, not the float's $0.04
+        (5, 0.05, "5 credits ≈ $0.05"),
+        (117, 1.17, "117 credits ≈ $1.17"),
+        (0.333333, None, "0.33 credits"),
+        (None, 0.004, "< $0.01"),
+        (None, None, "cost not published"),
+    ],
+)
+def test_costs_are_rounded_one_way(credits: float | None, usd: float | None, shown: str) -> None:
+    from flux2_cli.output import format_cost
+
+    assert format_cost(credits, usd) == shown
+    assert format_cost(credits, usd, simulated=True) == f"{shown} (simulated; nothing charged)"

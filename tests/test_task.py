@@ -27,6 +27,7 @@ TASK_KEYS = {
     "cost",
     "error",
     "request",
+    "sandbox",
 }
 
 

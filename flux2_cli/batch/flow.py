@@ -28,6 +28,8 @@ from flux2_cli.errors import (
     TerminatedSignal,
     UsageError,
 )
+from flux2_cli.output import format_cost, format_credits
+from flux2_cli.task import SANDBOX_PROVIDER, SIMULATED
 
 if TYPE_CHECKING:
     from flux2_cli.context import Context
@@ -145,10 +147,16 @@ def print_plan(
         return
     output.table(None, ["entry", "line", "action", "prompt", "credits"], rows)
     note = f" ({unpriced} without a published price)" if unpriced else ""
+    cost_text = format_cost(credits, usd, simulated=simulated(ctx))
     output.info(
-        f"Plan: {len(decisions)} entries, {submits} to submit; estimated cost {credits:g} "
-        f"credits (≈ ${usd:.2f}){note}. Nothing was sent."
+        f"Plan: {len(decisions)} entries, {submits} to submit; estimated cost {cost_text}{note}. "
+        "Nothing was sent."
     )
+
+
+def simulated(ctx: Context) -> bool:
+    """True when the batch runs on the sandbox: its costs are shown, and nothing is charged."""
+    return ctx.sandbox or ctx.settings.provider == SANDBOX_PROVIDER
 
 
 def check(ctx: Context, planned: list[PlannedEntry], lock: LockFile) -> None:
@@ -335,12 +343,14 @@ def _print_summary(ctx: Context, summary: Summary) -> None:
         str(summary.done),
         str(summary.failed),
         str(summary.skipped),
-        f"{summary.credits:g}",
+        format_credits(summary.credits),
         f"{summary.wall_seconds:.1f} s",
     ]
     widths = [max(len(h), len(v)) for h, v in zip(headers, values, strict=True)]
     ctx.output.info("  ".join(h.rjust(w) for h, w in zip(headers, widths, strict=True)))
     ctx.output.info("  ".join(v.rjust(w) for v, w in zip(values, widths, strict=True)))
+    if simulated(ctx):
+        ctx.output.info(f"Credits on the sandbox: {SIMULATED}.")
 
 
 def _short(text: str, limit: int = 60) -> str:

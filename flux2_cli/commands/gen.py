@@ -191,7 +191,7 @@ def gen(
             ctx,
             GenOptions(
                 request=RequestFlags(
-                    prompt=read_prompt(prompt),
+                    prompt=read_prompt(prompt, ctx.output),
                     ratio_given=ratio is not None,
                     res_given=res is not None,
                     refs=tuple(ref or ()),
@@ -230,7 +230,12 @@ class GenOptions:
 
 def _run(ctx: Context, opts: GenOptions) -> None:
     from flux2_cli import jobs
-    from flux2_cli.commands._common import status_text
+    from flux2_cli.commands._common import (
+        finished_line,
+        refuse_terminal_stdout,
+        status_text,
+        submitted_line,
+    )
     from flux2_cli.download import DownloadOptions, check_destination, validate_template
     from flux2_cli.errors import InterruptedError_, TaskFailedError, WaitTimeoutError
     from flux2_cli.task import Task
@@ -244,6 +249,8 @@ def _run(ctx: Context, opts: GenOptions) -> None:
             "-o - writes image bytes to stdout; it cannot go with --json, --no-wait or "
             "--no-download."
         )
+    if opts.output == "-":
+        refuse_terminal_stdout(ctx)
     validate_template(ctx.settings.name)
     if not (opts.no_wait or opts.no_download):
         check_destination(opts.output if opts.output is not None else ctx.settings.output_dir)
@@ -251,12 +258,14 @@ def _run(ctx: Context, opts: GenOptions) -> None:
         _print_dry_run(ctx, provider, request)
         return
     output = ctx.output
+    started = ctx.clock()
     with jobs.interruptible(None):
         task = jobs.submit(ctx, provider, request)
     task_id = task.task_id
-    output.info(f"Submitted task {task_id} ({provider.capabilities.id}, {task.model}).")
+    output.info(submitted_line(task))
     if opts.no_wait:
         _render(ctx, task, "ids")
+        output.info(f"check on it: flux2 status {task_id} --wait")
         return
     seen = [task]
 
@@ -287,9 +296,9 @@ def _run(ctx: Context, opts: GenOptions) -> None:
     )
     with jobs.interruptible(task_id):
         task = jobs.download(ctx, task, options)
-    if opts.output == "-":
-        return
-    _render(ctx, task, "paths")
+    if opts.output != "-":
+        _render(ctx, task, "paths")
+    output.success(finished_line(task, ctx.clock() - started))
 
 
 def _render(ctx: Context, task: Any, lines: str) -> None:
@@ -338,12 +347,11 @@ def _print_dry_run(ctx: Context, provider: Provider, request: GenerationRequest)
     if cost is None:
         output.info(f"Estimated cost: not published by {provider.capabilities.id}.")
     else:
-        parts = []
-        if cost.credits is not None:
-            parts.append(f"{cost.credits:g} credits")
-        if cost.usd is not None:
-            parts.append(f"≈ ${cost.usd:.2f}")
-        output.info("Estimated cost: " + " ".join(parts) + " per image. Nothing was sent.")
+        from flux2_cli.output import format_cost
+
+        simulated = ctx.sandbox or provider.capabilities.id == "sandbox"
+        text = format_cost(cost.credits, cost.usd, simulated=simulated)
+        output.info(f"Estimated cost: {text} per image. Nothing was sent.")
 
 
 def _shorten(value: Any) -> Any:

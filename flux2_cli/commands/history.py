@@ -24,7 +24,7 @@ def history(
     from flux2_cli.jobs import as_seen_now
     from flux2_cli.ledger import Ledger
     from flux2_cli.output import Output
-    from flux2_cli.task import format_time
+    from flux2_cli.task import format_time, provider_label
 
     output = Output(json_mode=json_output, quiet=quiet)
     with Ledger() as ledger:
@@ -42,7 +42,7 @@ def history(
         rows.append(
             [
                 task.task_id,
-                task.provider,
+                provider_label(task.provider, task.base_url),  # "sandbox: apiinone"
                 task.status.value,
                 format_time(entry.submitted_at),
                 format_time(task.expires_at) or "-",

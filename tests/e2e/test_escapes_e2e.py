@@ -20,7 +20,7 @@ import pytest
 pytestmark = pytest.mark.e2e
 
 RAW_CONTROLS = ("\x1b", "\x07", "\r", "\x9b")
-HOSTILE_SERVER = r'''
+HOSTILE_SERVER = r"""
 import json, sys
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -51,7 +51,7 @@ class Handler(BaseHTTPRequestHandler):
 server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
 print(f"http://127.0.0.1:{server.server_address[1]}", flush=True)
 server.serve_forever()
-'''
+"""
 
 
 @pytest.fixture

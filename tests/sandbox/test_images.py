@@ -45,3 +45,27 @@ def test_tiny_and_unknown() -> None:
         assert image.size == (1, 1)
     with pytest.raises(ValueError):
         render(10, 10, "abc", None, "gif")
+
+
+@pytest.mark.parametrize("size", [(1440, 1440), (2048, 1152), (64, 96)])
+def test_every_image_carries_a_visible_sandbox_mark(size: tuple[int, int]) -> None:
+    from flux2_cli.sandbox.images import MARK_GROUND, MARK_INK
+
+    data = render(*size, "a lighthouse", 3, "png")
+    with Image.open(io.BytesIO(data)) as image:
+        assert image.size == size
+        rgb = image.convert("RGB")
+        width, height = size
+        # The badge sits in the bottom-right corner: black ground, white (antialiased) letters.
+        corner = rgb.crop((width // 2, height - height // 4, width, height))
+        colours = {colour for _, colour in corner.getcolors(maxcolors=1 << 20) or []}
+    assert MARK_GROUND in colours
+    assert any(min(colour) >= min(MARK_INK) - 30 for colour in colours)
+
+
+def test_the_mark_is_left_out_where_it_cannot_fit() -> None:
+    from flux2_cli.sandbox.images import MARK_GROUND
+
+    with Image.open(io.BytesIO(render(32, 32, "a lighthouse", 3, "png"))) as image:
+        colours = {colour for _, colour in image.convert("RGB").getcolors(maxcolors=4096) or []}
+    assert image.size == (32, 32) and MARK_GROUND not in colours
