@@ -23,9 +23,9 @@ from typing import TYPE_CHECKING, Any, BinaryIO
 from urllib.parse import urlsplit, urlunsplit
 
 from flux2_cli import __version__
-from flux2_cli.errors import DownloadError, UrlExpiredError, UsageError
+from flux2_cli.errors import DownloadError, UrlExpiredError, UsageError, gone_hints
 from flux2_cli.imagetype import sniff_image_type
-from flux2_cli.task import ImageResult, Task, format_time, utc_now
+from flux2_cli.task import ImageResult, Task, format_time, regenerate_command, utc_now
 
 if TYPE_CHECKING:
     import httpx
@@ -39,6 +39,10 @@ RETRY_AFTER_CAP = 60.0
 RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
 EXPIRED_STATUSES = frozenset({403, 404, 410})
 REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
+PAGE_SNIFF_BYTES = 4096  # read of a page answered instead of an image, to say what it is
+PAGE_TITLE_CHARS = 80
+_TITLE = re.compile(r"<title[^>]*>(.*?)</title>", re.IGNORECASE | re.DOTALL)
+_STORAGE_ERROR = re.compile(r"AccessDenied|Request has expired|ExpiredToken|expired", re.IGNORECASE)
 MARKUP_TYPES = frozenset({"text/html", "application/xhtml+xml", "application/xml", "text/xml"})
 # Leaves room under the usual 255-byte limit for a "-NN" clash suffix and the ".part-" temp name.
 MAX_NAME_BYTES = 200
@@ -208,11 +212,17 @@ class _Retry(Exception):
 
 
 class _Expired(Exception):
-    """The URL was refused or answered a storage error page: it needs a fresh URL."""
+    """The URL was refused or answered a page instead of the image: it needs a fresh URL.
 
-    def __init__(self, reason: str) -> None:
+    ``page`` is set when what came back was a web page that does not say "expired" (a proxy's
+    login, a captive portal, an error page): then the image is not gone, something is in the
+    way, and the message says what came back instead of "expired".
+    """
+
+    def __init__(self, reason: str, *, page: bool = False) -> None:
         super().__init__(reason)
         self.reason = reason
+        self.page = page
 
 
 class _WriteFailed(Exception):
@@ -591,6 +601,8 @@ class _Downloader:
             except _Expired as exc:
                 new_url = self._refreshed_url(index)
                 if new_url is None or new_url == url:
+                    if exc.page:
+                        raise self._page_instead(url, exc.reason) from None
                     raise self._expired(url, exc.reason) from None
                 part.reset()
                 self.notify(f"the image URL was refused ({exc.reason}); using a fresh one")
@@ -611,10 +623,17 @@ class _Downloader:
         when = f"issued {issued}" if issued else "issued at an unknown time"
         return UrlExpiredError(
             f"image URL expired ({when}): {_host(url)} answered {reason}",
+            hints=gone_hints(self.task.task_id, regenerate_command(self.task)),
+        )
+
+    def _page_instead(self, url: str, what: str) -> DownloadError:
+        return DownloadError(
+            f"{_host(url)} answered {what} instead of the image of task {self.task.task_id}",
             hints=[
-                "Image URLs are only valid for a limited time (often 24 hours).",
-                f"  flux2 status {self.task.task_id}   (shows fresh URLs when the provider "
-                "still has them)",
+                "Something answered in the image's place: a proxy, a captive portal (hotel or "
+                "airport Wi-Fi), or the host's error page. The image is not saved; it stays at "
+                "the provider until its URL expires. Once the network is right:",
+                f"  flux2 download {self.task.task_id}",
             ],
         )
 
@@ -709,7 +728,7 @@ class _Downloader:
             )
         content_type = response.headers.get("content-type", "").split(";")[0].strip().lower()
         if content_type in MARKUP_TYPES:
-            raise _Expired(f"a {content_type} page instead of an image")
+            raise _page(_first_bytes(response, PAGE_SNIFF_BYTES), content_type, status)
         encoded = response.headers.get("content-encoding", "identity").lower() not in (
             "",
             "identity",
@@ -743,7 +762,7 @@ class _Downloader:
                 if not chunk:
                     continue
                 if part.written == 0 and _looks_like_markup(chunk):
-                    raise _Expired("an HTML/XML page instead of an image")
+                    raise _page(chunk[:PAGE_SNIFF_BYTES], content_type, status)
                 if part.written + len(chunk) > self.options.max_bytes:
                     raise self._too_large(host)
                 try:
@@ -851,6 +870,39 @@ def _human_bytes(count: int) -> str:
     return f"{count} bytes"
 
 
+def _first_bytes(response: httpx.Response, limit: int) -> bytes:
+    """Up to ``limit`` bytes of a body, for describing a page; nothing when it cannot be read."""
+    import httpx
+
+    head = b""
+    try:
+        for chunk in response.iter_bytes():
+            head += chunk
+            if len(head) >= limit:
+                break
+    except httpx.HTTPError:
+        pass
+    return head[:limit]
+
+
+def _page(head: bytes, content_type: str, status: int) -> _Expired:
+    """What a markup answer is: a storage "expired/denied" error, or some other page."""
+    text = head.decode("utf-8", errors="replace")
+    kind = "an XML" if content_type.endswith("xml") or text.lstrip().startswith("<?xml") else ""
+    storage_error = _STORAGE_ERROR.search(text) if kind else None
+    if storage_error:
+        # S3/OSS/GCS style: <Error><Code>AccessDenied</Code>… or "Request has expired".
+        return _Expired(f"an XML storage error page ({storage_error.group(0)})")
+    title = _TITLE.search(text)
+    what = "an HTML page" if not kind else "an XML page"
+    if title and " ".join(title.group(1).split()):
+        shown = " ".join(title.group(1).split())[:PAGE_TITLE_CHARS]
+        what += f" titled {shown!r}"
+    if status != 200:
+        what += f" (HTTP {status})"
+    return _Expired(what, page=True)
+
+
 def _looks_like_markup(chunk: bytes) -> bool:
     head = chunk[:64].lstrip(b"\xef\xbb\xbf \t\r\n")
     return head.startswith(b"<")
@@ -862,7 +914,8 @@ def _verify(part: _Part) -> _Verified:
     part.fh.seek(0)
     head = part.fh.read(16)
     if _looks_like_markup(head):
-        raise _Expired("an HTML/XML page instead of an image")
+        part.fh.seek(0)
+        raise _page(part.fh.read(PAGE_SNIFF_BYTES), "", 200)
     kind = sniff_image_type(head)
     if kind is None:
         if len(head) < 12:

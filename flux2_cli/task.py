@@ -138,6 +138,36 @@ class Task:
         }
 
 
+def regenerate_command(task: Task) -> str:
+    """The ``flux2 gen`` command that asks for the same request again (from the ledger's copy).
+
+    A new task: the same prompt, size, mode and options, on the same provider (and the
+    sandbox when it ran there). Without a recorded request, a placeholder prompt is shown.
+    """
+    import shlex
+
+    request = task.request or {}
+    words = ["flux2", "gen", shlex.quote(str(request.get("prompt") or "PROMPT"))]
+    if request.get("width") and request.get("height"):
+        words += ["--width", str(request["width"]), "--height", str(request["height"])]
+    else:
+        for flag, key in (("--ratio", "ratio"), ("--res", "res")):
+            if request.get(key):
+                words += [flag, shlex.quote(str(request[key]))]
+    for flag, key in (("--mode", "mode"), ("--seed", "seed"), ("--format", "format")):
+        if request.get(key) is not None:
+            words += [flag, shlex.quote(str(request[key]))]
+    for ref in request.get("refs") or ():
+        words += ["--ref", shlex.quote(str(ref))]
+    if task.provider == SANDBOX_PROVIDER:
+        words += ["--provider", SANDBOX_PROVIDER]
+    else:
+        words += ["--provider", task.provider]
+        if on_sandbox(task.provider, task.base_url):
+            words.append("--sandbox")
+    return " ".join(words)
+
+
 def utc_now() -> datetime:
     """The current time, timezone-aware in UTC."""
     return datetime.now(timezone.utc)

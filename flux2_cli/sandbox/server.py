@@ -136,6 +136,7 @@ def serve(host: str, port: int, settings: SandboxSettings, *, access_log: bool =
     from flux2_cli.sandbox.state import StateStore
     from flux2_cli.sandbox.webhooks import Scanner
 
+    settings.checked_state_dir()
     sock = bind(host, port)
     url = base_url(host, sock.getsockname()[1])
     app: Any = create_app(settings)
