@@ -48,8 +48,7 @@ def test_regenerate_command_repeats_the_request() -> None:
         request={"prompt": "it's a fox", "width": 1024, "height": 768, "seed": 7, "mode": "pro"},
     )
     assert regenerate_command(task) == (
-        "flux2 gen 'it'\"'\"'s a fox' --width 1024 --height 768 --mode pro --seed 7 "
-        "--provider bfl"
+        "flux2 gen 'it'\"'\"'s a fox' --width 1024 --height 768 --mode pro --seed 7 --provider bfl"
     )
     bare = Task(task_id="t2", provider="sandbox")
     assert regenerate_command(bare) == "flux2 gen PROMPT --provider sandbox"
