@@ -16,6 +16,7 @@ from flux2_cli import __version__
 from flux2_cli.commands import _examples as examples
 from flux2_cli.commands import batch, download, gen, history, providers, sandbox, status
 from flux2_cli.commands import config as config_command
+from flux2_cli.commands import lock as lock_command
 from flux2_cli.errors import (
     EXIT_INTERRUPTED,
     EXIT_TERMINATED,
@@ -47,7 +48,8 @@ def _clean_metavars() -> None:
         def usage_name(self: Any) -> str:
             name = str(self.metavar or self.name).upper()
             name = name if self.required else f"[{name}]"
-            return name + ("..." if self.nargs != 1 else "")
+            many = self.nargs != 1 and not name.endswith("...")
+            return name + ("..." if many else "")
 
         argument._usage_display_name = usage_name
         # The name column already says what the argument is; no type column beside it.
@@ -108,6 +110,7 @@ app.add_typer(config_command.app, name="config")
 app.command("history")(history.history)
 app.command("providers")(providers.providers)
 app.command("batch")(batch.batch)
+app.add_typer(lock_command.app, name="lock")
 app.add_typer(sandbox.app, name="sandbox")
 examples.attach(app)
 

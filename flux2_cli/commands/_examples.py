@@ -39,6 +39,11 @@ EXAMPLES: dict[str, tuple[str, ...]] = {
         "flux2 batch prompts.txt -o out/ --sandbox  # rehearse for free",
         "flux2 batch prompts.jsonl -o out/ --concurrency 8",
         "flux2 batch prompts.jsonl --check  # what is done, send nothing",
+        "flux2 batch prompts.jsonl --shard auto --junit report.xml  # one CI job's share",
+    ),
+    "lock merge": (
+        "flux2 lock merge prompts.jsonl shard-*/prompts.jsonl.lock.json",
+        "flux2 batch prompts.jsonl --check  # then: every entry accounted for",
     ),
     "config set": (
         "flux2 config set provider bfl",
