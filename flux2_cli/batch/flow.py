@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from flux2_cli.batch.decide import Action, Decision, decide
 from flux2_cli.batch.lock import LockFile, lock_path, lock_record
-from flux2_cli.batch.manifest import read_manifest
+from flux2_cli.batch.manifest import Problems, read_manifest
 from flux2_cli.batch.plan import PlannedEntry, plan_entries, select_shard
 from flux2_cli.batch.reports import EntryReport, RunTotals
 from flux2_cli.batch.runner import (
@@ -68,8 +68,9 @@ NAMED_MAX = 20
 def run_batch(ctx: Context, options: BatchOptions) -> Summary | None:
     """``flux2 batch``: validate everything, then check, plan, or run. Raises BatchError (5)."""
     provider = ctx.provider()
-    entries = read_manifest(options.manifest)
-    planned = plan_entries(ctx, provider, options.manifest, entries)
+    problems = Problems("stdin" if str(options.manifest) == "-" else options.manifest.name)
+    entries = read_manifest(options.manifest, options.manifest_kind, problems)
+    planned = plan_entries(ctx, provider, options.manifest, entries, options.flags, problems)
     if options.shard is not None:
         whole = len(planned)
         planned = select_shard(planned, *options.shard)
