@@ -102,7 +102,10 @@ def _read_stdin(key: str) -> str:
     if sys.stdin is None:
         raise UsageError("VALUE is '-' but there is no stdin to read it from.")
     if sys.stdin.isatty():
-        entered: str = typer.prompt(key, hide_input=True, err=True)
+        # README's "Set a key" quotes this prompt: keep the two alike.
+        entered: str = typer.prompt(
+            f"{key} (typing is hidden; Enter to finish)", hide_input=True, err=True
+        )
         return entered
     return sys.stdin.read()
 

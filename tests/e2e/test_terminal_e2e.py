@@ -42,9 +42,14 @@ class Seen:
 
 
 def in_terminal(
-    *args: str, cwd: Path, typed: bytes = b"", env: dict[str, str] | None = None
+    *args: str,
+    cwd: Path,
+    typed: bytes = b"",
+    env: dict[str, str] | None = None,
+    after: bytes = b"",
 ) -> Seen:
-    """Run ``flux2 ARGS`` on a pty; ``typed`` is written to it once the process starts."""
+    """Run ``flux2 ARGS`` on a pty; ``typed`` is written once the process starts (or once it
+    has shown ``after``, e.g. a hidden prompt, so the terminal's echo is already off)."""
     if not FLUX2.exists():
         pytest.skip(f"the flux2 command is not installed at {FLUX2}")
     master, slave = pty.openpty()
@@ -62,8 +67,9 @@ def in_terminal(
     chunks: list[bytes] = []
     deadline = time.monotonic() + RUN_TIMEOUT
     try:
-        if typed:
+        if typed and not after:
             os.write(master, typed)
+            typed = b""
         while time.monotonic() < deadline:
             ready, _, _ = select.select([master], [], [], 0.2)
             if ready:
@@ -74,6 +80,10 @@ def in_terminal(
                 if not data:
                     break
                 chunks.append(data)
+                if typed and after in b"".join(chunks):
+                    time.sleep(0.2)  # the prompt is written just before echo goes off
+                    os.write(master, typed)
+                    typed = b""
             elif process.poll() is not None:
                 break
         code = process.wait(timeout=10)
@@ -125,3 +135,29 @@ def test_gen_dash_on_a_terminal_says_how_to_end_the_prompt(tmp_path: Path) -> No
     assert seen.code == 0, seen.text
     assert "reading the prompt from stdin; end with Ctrl-D" in seen.text
     assert "check on it: flux2 status " in seen.text and " --wait" in seen.text
+
+
+def test_the_key_prompt_is_hidden_and_the_readme_quotes_it(tmp_path: Path) -> None:
+    prompt = "api_key (typing is hidden; Enter to finish):"
+    seen = in_terminal(
+        "config",
+        "set",
+        "api_key",
+        "-",
+        cwd=tmp_path,
+        typed=b"sk-typed-1234567\n",
+        after=prompt.encode(),
+    )
+    assert seen.code == 0, seen.text
+    assert prompt in seen.text
+    assert "sk-typed-1234567" not in seen.text  # not echoed
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+    assert f'asks "{prompt}"' in readme
+
+
+def test_the_readme_first_command_saves_into_an_ignored_folder() -> None:
+    root = Path(__file__).resolve().parents[2]
+    readme = (root / "README.md").read_text(encoding="utf-8")
+    first = next(line for line in readme.splitlines() if ".venv/bin/flux2 gen" in line)
+    assert first.rstrip().endswith("-o out/"), first
+    assert "out/" in (root / ".gitignore").read_text(encoding="utf-8").splitlines()
