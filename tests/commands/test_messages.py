@@ -89,3 +89,31 @@ def test_a_broken_sandbox_dir_is_a_setting_to_fix_not_a_server_error(
     assert result.stderr.startswith("error: the sandbox's state folder")
     assert "(from FLUX2_SANDBOX_DIR) cannot be used" in result.stderr
     assert "dashboard" not in result.stderr and "server error" not in result.stderr
+
+
+def test_a_param_that_replaces_a_field_flux2_sets_is_warned_about() -> None:
+    result = run_cli(
+        [
+            "gen",
+            "a red fox",
+            "--provider",
+            "sandbox",
+            "--param",
+            'prompt="a cat"',
+            "--param",
+            "foo=1",
+            "--dry-run",
+        ]
+    )
+    assert result.exit_code == 0, result.stderr
+    assert "warning: --param prompt=… replaces the 'prompt' flux2 sets" in result.stderr
+    assert "foo" not in result.stderr  # a key flux2 does not set is just sent
+    assert '"prompt": "a cat"' in result.stdout
+
+
+def test_a_manifest_param_override_names_its_line(tmp_path: Path) -> None:
+    manifest = tmp_path / "p.jsonl"
+    manifest.write_text('{"prompt": "a red fox", "params": {"type": "flex"}}\n')
+    result = run_cli(["batch", str(manifest), "--provider", "sandbox", "--dry-run"])
+    assert result.exit_code == 0, result.stderr
+    assert "p.jsonl line 1: params type=… replaces the 'type'" in result.stderr
