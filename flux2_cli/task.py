@@ -134,9 +134,21 @@ class Task:
             "images": [image.to_json() for image in self.images],
             "cost": self.cost.to_json() if self.cost else None,
             "error": self.error.to_json() if self.error else None,
-            "request": self.request,
+            "request": sent_request(self.request),
             "sandbox": self.sandbox,
         }
+
+
+def sent_request(request: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The request as sent: with ``--width/--height`` the default ratio and res were not sent,
+    so a record of the task (``--json``, the sidecar) does not claim them.
+
+    The ledger keeps the full request (the batch fingerprint is computed from it); this is only
+    what is shown and written beside an image.
+    """
+    if not request or request.get("width") is None or request.get("height") is None:
+        return request
+    return {key: value for key, value in request.items() if key not in ("ratio", "res")}
 
 
 def regenerate_command(task: Task) -> str:
