@@ -9,12 +9,10 @@ import re
 import secrets
 import shutil
 import string
-import struct
 import sys
 import tempfile
 import time
 import unicodedata
-import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from datetime import datetime
@@ -30,6 +28,7 @@ from flux2_cli.task import (
     Task,
     format_time,
     regenerate_command,
+    sent_request,
     short_id,
     utc_now,
 )
@@ -91,9 +90,11 @@ class DownloadOptions:
 # --------------------------------------------------------------------------- names
 
 
-def slugify(prompt: str, max_len: int = 48) -> str:
-    """A short ``a-z0-9-`` slug of a prompt (accents folded), or ``image`` when nothing is left."""
-    folded = unicodedata.normalize("NFKD", prompt).encode("ascii", "ignore").decode("ascii")
+def slugify(prompt: str, max_len: int = 48, fallback: str = "image") -> str:
+    """A short ``a-z0-9-`` slug of a prompt (any script transliterated), else ``fallback``."""
+    from flux2_cli.translit import to_ascii
+
+    folded = to_ascii(prompt)
     slug = re.sub(r"[^a-z0-9]+", "-", folded.lower()).strip("-")
     if len(slug) > max_len:
         cut = slug[: max_len + 1]
@@ -101,7 +102,7 @@ def slugify(prompt: str, max_len: int = 48) -> str:
         boundary = cut.rfind("-")
         slug = cut[:boundary] if boundary >= max_len // 2 else slug[:max_len]
         slug = slug.strip("-")
-    return slug or "image"
+    return slug or fallback
 
 
 def safe_filename(name: str) -> str:
@@ -144,7 +145,8 @@ def render_name(template: str, task: Task, index: int, count: int, ext: str, now
     if seed is None:
         seed = task.extra.get("seed")
     values: dict[str, Any] = {
-        "slug": slugify(str(request.get("prompt") or "")),
+        # Nothing to read in the prompt (only symbols): the date and time say which image it is.
+        "slug": slugify(str(request.get("prompt") or ""), fallback=now.strftime("%Y%m%d-%H%M%S")),
         "task_id": task.task_id,
         "id8": _id8(task.task_id),
         "n": index + 1,
@@ -830,13 +832,25 @@ class _Downloader:
         if verified.format == "webp":
             self.notify("--embed-metadata: WebP is not supported; the image is saved unchanged")
             return
-        text = json.dumps(_metadata(self.task), separators=(",", ":"), ensure_ascii=True)
+        from flux2_cli import provenance
+
+        metadata = _metadata(self.task)
+        text = json.dumps(metadata, separators=(",", ":"), ensure_ascii=True)
+        parameters = provenance.parameters_text(metadata, verified.width, verified.height)
+        xmp = provenance.xmp_packet(metadata)
         part.fh.seek(0)
         data = part.fh.read()
         if verified.format == "png":
-            changed = _png_with_text(data, METADATA_KEY, text)
+            changed = provenance.png_with_texts(
+                data,
+                [
+                    (METADATA_KEY, text),
+                    (provenance.PARAMETERS_KEY, parameters),
+                    (provenance.XMP_PNG_KEYWORD, xmp.decode("utf-8")),
+                ],
+            )
         else:
-            changed = _jpeg_with_comment(data, text)
+            changed = provenance.jpeg_with_provenance(data, parameters, xmp, text)
         if changed is None:
             self.notify("--embed-metadata: the metadata did not fit; the image is saved unchanged")
             return
@@ -971,34 +985,6 @@ def _verify(part: _Part) -> _Verified:
     return _Verified(format=actual, width=width, height=height)
 
 
-def _png_with_text(data: bytes, keyword: str, text: str) -> bytes | None:
-    """The PNG with a tEXt chunk inserted after IHDR (no re-encoding)."""
-    if len(data) < 33 or data[12:16] != b"IHDR":
-        return None
-    (ihdr_length,) = struct.unpack(">I", data[8:12])
-    position = 8 + 12 + ihdr_length
-    body = keyword.encode("latin-1") + b"\x00" + text.encode("latin-1")
-    crc = zlib.crc32(b"tEXt" + body) & 0xFFFFFFFF
-    chunk = struct.pack(">I", len(body)) + b"tEXt" + body + struct.pack(">I", crc)
-    return data[:position] + chunk + data[position:]
-
-
-def _jpeg_with_comment(data: bytes, text: str) -> bytes | None:
-    """The JPEG with a COM segment inserted after the APPn segments (no re-encoding)."""
-    payload = text.encode("utf-8")
-    if len(payload) > 0xFFFF - 2 or data[:2] != b"\xff\xd8":
-        return None
-    position = 2
-    # JFIF/Exif readers expect their APPn segment right after SOI, so the comment goes after.
-    while (
-        position + 4 <= len(data) and data[position] == 0xFF and 0xE0 <= data[position + 1] <= 0xEF
-    ):
-        (length,) = struct.unpack(">H", data[position + 2 : position + 4])
-        position += 2 + length
-    segment = b"\xff\xfe" + struct.pack(">H", len(payload) + 2) + payload
-    return data[:position] + segment + data[position:]
-
-
 # --------------------------------------------------------------------------- sidecars
 
 
@@ -1026,7 +1012,9 @@ def _metadata(task: Task) -> dict[str, Any]:
         "model": task.model,
         "seed": seed,
         "created_at": format_time(task.created_at),
-        "request": _scrub(task.request),
+        # What was sent: no default ratio/res claimed beside --width/--height.
+        "request": _scrub(sent_request(task.request)),
+        "sandbox": task.sandbox,
     }
 
 
