@@ -26,6 +26,7 @@ from flux2_cli.task import (
     TaskError,
     TaskStatus,
     id_core,
+    merge_images,
     utc_now,
 )
 
@@ -739,32 +740,6 @@ def merge_tasks(old: Task, new: Task) -> Task:
         base_url=_first(new.base_url, old.base_url),
         extra={**old.extra, **new.extra},
     )
-
-
-def merge_images(
-    old: tuple[ImageResult, ...], new: tuple[ImageResult, ...]
-) -> tuple[ImageResult, ...]:
-    """New images, each completed from its stored twin (same URL, else same position)."""
-    if not new:
-        return old
-    by_url = {image.url: image for image in old}
-    merged: list[ImageResult] = []
-    for index, image in enumerate(new):
-        twin = by_url.get(image.url)
-        if twin is None and len(old) == len(new):
-            twin = old[index]  # a re-signed URL for the same image
-        if twin is not None:
-            image = ImageResult(
-                url=image.url,
-                path=_first(image.path, twin.path),
-                bytes=_first(image.bytes, twin.bytes),
-                sha256=_first(image.sha256, twin.sha256),
-                width=_first(image.width, twin.width),
-                height=_first(image.height, twin.height),
-                format=_first(image.format, twin.format),
-            )
-        merged.append(image)
-    return tuple(merged)
 
 
 def _with_absolute_paths(task: Task) -> Task:

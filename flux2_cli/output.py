@@ -16,8 +16,8 @@ from contextlib import contextmanager
 from decimal import ROUND_HALF_UP, Decimal
 from typing import IO, TYPE_CHECKING, Any
 
-from flux2_cli.env import NO_COLOR, is_ci
-from flux2_cli.redact import scrub_all
+from flux2_cli.env import NO_COLOR, is_ci, is_github_actions
+from flux2_cli.redact import Secrets, scrub_all
 
 if TYPE_CHECKING:
     from datetime import datetime
@@ -83,6 +83,10 @@ def _half_up(value: float, step: str) -> Decimal:
     return Decimal(str(value)).quantize(Decimal(step), rounding=ROUND_HALF_UP)
 
 
+# A line that GitHub Actions would take as a workflow command: "::" after optional blanks.
+_WORKFLOW_COMMAND = re.compile(r"(^|[\r\n])([ \t]*::)")
+
+
 class Output:
     """Where every line of flux2 goes, by mode: human (default), ``--json``, ``--quiet``."""
 
@@ -109,6 +113,9 @@ class Output:
         self._live = live
         self.stdout_closed = False
         self._console: Console | None = None
+        # The keys of this command: scrubbed from every line for people (belt and braces;
+        # server text is scrubbed where it enters, in the client).
+        self.secrets = Secrets()
 
     # streams are looked up late so that test runners that swap sys.stdout are honoured
     @property
@@ -214,6 +221,16 @@ class Output:
             self.out.flush()
         except BrokenPipeError:
             self._stdout_gone()
+        except OSError as exc:
+            # Not a reader that left (a full disk behind a redirect, a file-size limit): say
+            # so, and stop writing there; files already saved stay where they are.
+            from flux2_cli.errors import DownloadError
+
+            self.stdout_closed = True
+            raise DownloadError(
+                f"cannot write to stdout: {exc.strerror or exc}",
+                hints=["Files already saved are kept; see `flux2 history` for the tasks."],
+            ) from None
 
     def _stdout_gone(self) -> None:
         # `flux2 gen … | head -1`: the reader left. Keep working (downloads complete) quietly.
@@ -250,16 +267,23 @@ class Output:
 
     def command(self, line: str) -> None:
         """A CI workflow command (``::error …``) on stderr as is, even with ``--quiet``."""
-        self._write_err(line)
+        self._write_err(line, command=True)
 
     def debug(self, text: str) -> None:
         """A ``--verbose`` line (already redacted by the caller, scrubbed again here)."""
         if self.verbose:
             self._write_err(text)
 
-    def _write_err(self, text: str, *, label: tuple[str, str] | None = None) -> None:
+    def _write_err(
+        self, text: str, *, label: tuple[str, str] | None = None, command: bool = False
+    ) -> None:
+        text = scrub_all(text, self.secrets)
+        if not command and is_github_actions():
+            # The Actions runner reads workflow commands on stderr too: a server's text that
+            # puts "::" at the start of a line must not become one (::add-mask::, ::error::).
+            text = _WORKFLOW_COMMAND.sub(r"\1> \2", text)
         # Neutralised after scrubbing and before the one escape sequence flux2 adds itself.
-        line = neutralise(scrub_all(text))
+        line = neutralise(text)
         if label is not None:
             line = line.replace(label[0], label[1], 1)
         try:
@@ -309,7 +333,7 @@ class Output:
         with Status(Elapsed(), console=self.console(), spinner="dots"):
 
             def fancy(text: str) -> None:
-                current[0] = neutralise(scrub_all(text))
+                current[0] = neutralise(scrub_all(text, self.secrets))
 
             yield fancy
 
@@ -420,7 +444,7 @@ class LiveLines:
 
     def update(self, key: str, text: str) -> None:
         """A new status for one task: redrawn live, or printed when it changed."""
-        text = neutralise(scrub_all(text))
+        text = neutralise(scrub_all(text, self._output.secrets))
         if self._text.get(key) == text:
             return
         self._text[key] = text

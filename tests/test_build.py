@@ -204,3 +204,19 @@ def test_dry_run_prints_the_request_the_client_then_sends(
         else:
             assert shown["headers"][header] == value.decode()
     assert sentinel_key not in dry.stdout + dry.stderr
+
+
+def test_a_provider_rule_that_names_no_option_still_names_the_entry() -> None:
+    from flux2_cli.errors import UsageError
+
+    class Picky:
+        capabilities = get_provider("bfl").capabilities
+
+        def validate(self, request: object) -> None:
+            raise UsageError("webhook secret: given without a callback URL (provider bfl).")
+
+    with pytest.raises(RequestError) as caught:
+        build_request(Picky(), [Layer(ENTRY, {"prompt": "a red fox"}, "m.jsonl line 4")])  # type: ignore[arg-type]
+    assert caught.value.problems == [
+        "m.jsonl line 4: webhook secret: given without a callback URL (provider bfl)."
+    ]

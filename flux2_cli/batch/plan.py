@@ -9,9 +9,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from flux2_cli.batch.lock import file_sha256
+from flux2_cli.atomic import file_sha256
 from flux2_cli.batch.manifest import ManifestEntry, Problems
-from flux2_cli.build import ENTRY, Layer, RequestError, build_request, config_layers
+from flux2_cli.build import (
+    ENTRY,
+    Layer,
+    RequestError,
+    build_request,
+    check_path_length,
+    config_layers,
+)
 from flux2_cli.errors import UsageError
 from flux2_cli.request import GenerationRequest, is_url
 from flux2_cli.task import Cost
@@ -63,6 +70,7 @@ def plan_entries(
     if settings.output_dir == "-":
         raise UsageError("-o - (image bytes on stdout) does not go with batch; give a folder.")
     default_output = _as_folder(settings.output_dir)
+    check_path_length(default_output, "-o")
     source = "stdin" if str(manifest) == "-" else manifest.name
     problems = problems if problems is not None else Problems(source)
     notices: list[str] = []
@@ -84,6 +92,11 @@ def plan_entries(
             continue
         notices.extend(notice for notice in built.notices if notice not in notices)
         request = built.request
+        missing = _unreadable_refs(request)
+        if missing:
+            for problem in missing:
+                problems.add(entry.line, problem)
+            continue
         model = provider.model_for(request)
         fingerprint = request_fingerprint(request, provider.capabilities.id, model)
         # Identical entries are distinct images: each repeat gets its own fingerprint.
@@ -100,6 +113,12 @@ def plan_entries(
         if output == "-":
             problems.add(entry.line, "output: cannot be - in a batch; give a path.")
             continue
+        if output:
+            try:
+                check_path_length(output, "output:")
+            except UsageError as exc:
+                problems.add(entry.line, exc.message)
+                continue
         planned.append(
             PlannedEntry(
                 number=entry.number,
@@ -119,6 +138,21 @@ def plan_entries(
     for notice in notices:
         ctx.output.info(notice)
     return planned
+
+
+def _unreadable_refs(request: GenerationRequest) -> list[str]:
+    """Local references that cannot be sent, found before the first POST of the run."""
+    from flux2_cli.refs import read_ref_file
+
+    found: list[str] = []
+    for ref in request.refs:
+        if is_url(ref):
+            continue
+        try:
+            read_ref_file(ref)
+        except UsageError as exc:
+            found.append("refs: " + exc.message.removeprefix("--ref "))
+    return found
 
 
 def request_fingerprint(request: GenerationRequest, provider: str, model: str) -> str:

@@ -68,7 +68,16 @@ def read_prompt(prompt: str, output: Output | None = None) -> str:
         if output is not None and output.stdin_is_terminal:
             end = "Ctrl-Z then Enter" if sys.platform == "win32" else "Ctrl-D"
             output.info(f"reading the prompt from stdin; end with {end}")
-        return sys.stdin.read()
+        stream = getattr(sys.stdin, "buffer", None)
+        if stream is None:
+            return sys.stdin.read()
+        data = stream.read()
+        try:
+            return str(data.decode("utf-8-sig"))
+        except UnicodeDecodeError as exc:
+            raise UsageError(
+                f"PROMPT (stdin): is not valid UTF-8 (byte {exc.start + 1}); save it as UTF-8."
+            ) from None
     return prompt
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -101,24 +102,24 @@ def download(
         quiet=quiet,
         verbose=verbose,
         timeout=timeout,
-        output_dir=output_path,
-        name=name,
     )
     try:
-        validate_template(ctx.settings.name)
+        from flux2_cli.build import output_intent
+
+        intent = output_intent(output_path, name, ctx.settings)
+        validate_template(intent.name)
         options = DownloadOptions(
-            output=ctx.settings.output_dir,
-            name_template=ctx.settings.name,
+            output=intent.output,
+            name_template=intent.name,
             overwrite=overwrite,
             sidecar=not no_sidecar and output_path != "-",
             embed_metadata=embed_metadata,
         )
+        asked = Asked(output_path, name)
         if pending:
-            _pending(
-                ctx, options, explicit_output=output_path is not None, every=include_no_download
-            )
+            _pending(ctx, options, asked, every=include_no_download)
         else:
-            _by_id(ctx, task_ids or [], options, output_path)
+            _by_id(ctx, task_ids or [], options, asked)
     finally:
         ctx.close()
 
@@ -134,7 +135,15 @@ def _names_a_file(output: str) -> bool:
     return not (output.endswith(separators) or Path(output).expanduser().is_dir())
 
 
-def _by_id(ctx: Context, refs: list[str], options: DownloadOptions, output: str | None) -> None:
+@dataclass(frozen=True)
+class Asked:
+    """``-o`` and ``--name`` as given on this command line (None: not given)."""
+
+    output: str | None
+    name: str | None
+
+
+def _by_id(ctx: Context, refs: list[str], options: DownloadOptions, asked: Asked) -> None:
     from flux2_cli.commands._ids import Outcomes, lookup
     from flux2_cli.errors import Flux2Error
 
@@ -142,16 +151,16 @@ def _by_id(ctx: Context, refs: list[str], options: DownloadOptions, output: str 
     for index, ref in enumerate(refs):
         try:
             task, _ = lookup(ctx, ref)
-            task = _fetch(ctx, task, options)
+            task = _fetch(ctx, task, intended_options(ctx, task, options, asked))
         except Flux2Error as exc:
             outcomes.failed(index, exc, ref)
             continue
         outcomes.done(index, task)
-        _paths(ctx, task, output)
-    outcomes.finish(json_document=output != "-")
+        _paths(ctx, task, asked.output)
+    outcomes.finish(json_document=asked.output != "-")
 
 
-def _pending(ctx: Context, options: DownloadOptions, *, explicit_output: bool, every: bool) -> None:
+def _pending(ctx: Context, options: DownloadOptions, asked: Asked, *, every: bool) -> None:
     from flux2_cli import jobs
     from flux2_cli.commands._ids import Outcomes
     from flux2_cli.errors import Flux2Error
@@ -168,7 +177,7 @@ def _pending(ctx: Context, options: DownloadOptions, *, explicit_output: bool, e
     outcomes = Outcomes(ctx, total=len(ready), single=False, summary="not downloaded")
     for index, task in enumerate(ready):
         try:
-            done = _fetch(ctx, task, pending_options(task, options, explicit_output))
+            done = _fetch(ctx, task, intended_options(ctx, task, options, asked))
         except Flux2Error as exc:
             outcomes.failed(index, exc, task.task_id)
             continue
@@ -177,19 +186,20 @@ def _pending(ctx: Context, options: DownloadOptions, *, explicit_output: bool, e
     outcomes.finish()
 
 
-def pending_options(task: Task, options: DownloadOptions, explicit_output: bool) -> DownloadOptions:
-    """Where one ``--pending`` task goes: an explicit -o wins, else the task's own output
-    intent (the -o/--name it was submitted with), else the -o/config default."""
+def intended_options(
+    ctx: Context, task: Task, options: DownloadOptions, asked: Asked
+) -> DownloadOptions:
+    """Where one task's images go: -o/--name given now win, else the task's own output intent
+    (the -o/--name it was submitted with, kept in the ledger), else the config default."""
     from dataclasses import replace
 
-    intent = task.extra.get("output_intent") if not explicit_output else None
-    if isinstance(intent, dict):
-        return replace(
-            options,
-            output=intent.get("output") or options.output,
-            name_template=intent.get("name") or options.name_template,
-        )
-    return options
+    from flux2_cli.build import OUTPUT_INTENT, output_intent
+
+    stored = task.extra.get(OUTPUT_INTENT)
+    if not isinstance(stored, dict):
+        return options
+    intent = output_intent(asked.output, asked.name, ctx.settings, stored)
+    return replace(options, output=intent.output, name_template=intent.name)
 
 
 def _fetch(ctx: Context, task: Task, options: DownloadOptions) -> Task:

@@ -177,8 +177,6 @@ def gen(
         json_mode=json_output,
         quiet=quiet,
         verbose=verbose,
-        output_dir=output_path,
-        name=name,
         timeout=timeout,
     )
     try:
@@ -206,6 +204,7 @@ def gen(
             GenOptions(
                 flags=flags,
                 output=output_path,
+                name=name,
                 overwrite=overwrite,
                 sidecar=not no_sidecar,
                 embed_metadata=embed_metadata,
@@ -224,6 +223,7 @@ class GenOptions:
 
     flags: Layer
     output: str | None = None
+    name: str | None = None
     overwrite: bool = False
     sidecar: bool = True
     embed_metadata: bool = False
@@ -234,7 +234,7 @@ class GenOptions:
 
 def _run(ctx: Context, opts: GenOptions) -> None:
     from flux2_cli import jobs
-    from flux2_cli.build import build_request, config_layers
+    from flux2_cli.build import OUTPUT_INTENT, build_request, config_layers, output_intent
     from flux2_cli.commands._common import (
         finished_line,
         refuse_terminal_stdout,
@@ -259,9 +259,10 @@ def _run(ctx: Context, opts: GenOptions) -> None:
         )
     if opts.output == "-":
         refuse_terminal_stdout(ctx)
-    validate_template(ctx.settings.name)
+    intent = output_intent(opts.output, opts.name, ctx.settings)
+    validate_template(intent.name)
     if not (opts.no_wait or opts.no_download):
-        check_destination(opts.output if opts.output is not None else ctx.settings.output_dir)
+        check_destination(intent.output)
     if opts.dry_run:
         _print_dry_run(ctx, provider, request)
         return
@@ -270,8 +271,15 @@ def _run(ctx: Context, opts: GenOptions) -> None:
     with jobs.interruptible(None):
         task = jobs.submit(ctx, provider, request)
     task_id = task.task_id
+    extra = dict(task.extra)
     if opts.no_download:  # `download --pending` leaves it alone unless asked
-        ctx.ledger().update(task.evolve(extra={**task.extra, jobs.NO_DOWNLOAD: True}))
+        extra[jobs.NO_DOWNLOAD] = True
+    if opts.output not in (None, "-") or opts.name is not None:
+        # A later `flux2 download ID` (or --pending) saves where this run was asked to.
+        extra[OUTPUT_INTENT] = intent.to_json()
+    if extra != task.extra:
+        task = task.evolve(extra=extra)
+        ctx.ledger().update(task)
     output.info(submitted_line(task))
     if opts.no_wait:
         _render(ctx, task, "ids")
@@ -298,8 +306,8 @@ def _run(ctx: Context, opts: GenOptions) -> None:
         _render(ctx, task, "urls")
         return
     options = DownloadOptions(
-        output=opts.output if opts.output is not None else ctx.settings.output_dir,
-        name_template=ctx.settings.name,
+        output=intent.output,
+        name_template=intent.name,
         overwrite=opts.overwrite,
         sidecar=opts.sidecar and opts.output != "-",
         embed_metadata=opts.embed_metadata,
