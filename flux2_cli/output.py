@@ -490,6 +490,8 @@ def status_lines(task: Any, now: datetime | None = None) -> list[str]:
     if task.expires_at:
         verb = "expires" if task.expires_at > now else "expired"
         line += f"  {verb} {relative_time(task.expires_at, now)} ({format_time(task.expires_at)})"
+    if getattr(task, "sandbox", False):
+        line += f"  (sandbox; {SIMULATED_NOTE})"
     lines = [line]
     for image in task.images:
         if image.path and image.path != "-":

@@ -64,3 +64,10 @@ def test_gen_dry_run_cost_on_the_sandbox() -> None:
     assert (
         "Estimated cost: 5 credits ≈ $0.05 (simulated; nothing charged) per image." in result.stderr
     )
+
+
+def test_status_says_a_task_ran_on_the_sandbox() -> None:
+    assert run_cli(["gen", "a red fox", "--sandbox", "-o", "out/"]).exit_code == 0
+    result = run_cli(["status", "last"])
+    assert result.exit_code == 0, result.stderr
+    assert "(sandbox; simulated; nothing charged)" in result.stdout.splitlines()[0]
