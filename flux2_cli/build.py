@@ -140,7 +140,7 @@ def build_request(provider: Provider, layers: Sequence[Layer]) -> Built:
             continue
         sources[name] = layer.label(name)
         origin[name] = layer
-    if "prompt" not in values and not any("prompt" in p for p in problems):
+    if not any(layer.given("prompt") for layer in layers):
         problems.append("no prompt given.")
     problems.extend(_pair_problems(layers))
     if problems:
@@ -278,6 +278,8 @@ class OutputIntent:
 
     output: str
     name: str
+    # Where ``output`` came from, for messages: -o, config key output_dir, or the task's kept -o.
+    source: str = field(default="-o", compare=False)
 
     def to_json(self) -> dict[str, str]:
         """The form kept in the ledger (``Task.extra['output_intent']``): absolute paths, so a
@@ -335,10 +337,14 @@ def output_intent(
                 hints=["End -o with / to name a folder."],
             )
         output = os.path.join(base, folder) + "/"
+    source = "-o"
     if output is None:
-        output = stored.get("output") or _as_folder(settings.output_dir)
-    check_path_length(output, "-o")
-    return OutputIntent(output=output, name=template)
+        if stored.get("output"):
+            output, source = str(stored["output"]), "-o (kept with the task)"
+        else:
+            output, source = _as_folder(settings.output_dir), "config key output_dir"
+    check_path_length(output, source)
+    return OutputIntent(output=output, name=template, source=source)
 
 
 def check_path_length(path: str, flag: str) -> None:

@@ -171,9 +171,10 @@ def _resolve_target(output: str | None, task: Task) -> _Target:
     return _Target(stdout=False, folder=parent, file_name=path.name)
 
 
-def check_destination(output: str | None) -> None:
+def check_destination(output: str | None, label: str = "-o") -> None:
     """Before a task is paid for: UsageError when ``-o`` cannot work (a missing or read-only
-    folder), so that a typo costs nothing. A folder that vanishes later is still exit 8."""
+    folder), so that a typo costs nothing. A folder that vanishes later is still exit 8.
+    ``label`` names where ``output`` came from (``-o``, ``config key output_dir``)."""
     if output is None or output in ("", "-"):
         return
     separators = tuple(sep for sep in (os.sep, os.altsep, "/") if sep)
@@ -187,11 +188,11 @@ def check_destination(output: str | None) -> None:
         folder = path.parent
         if not folder.is_dir():
             raise UsageError(
-                f"-o {output}: the folder {folder} does not exist; create it, or end -o "
-                "with / to have flux2 create it."
+                f"{label} {output}: the folder {folder} does not exist; create it, or end "
+                f"{label} with / to have flux2 create it."
             )
     if not folder.is_dir() or not os.access(folder, os.W_OK | os.X_OK):
-        raise UsageError(f"-o {output}: {folder} is not a folder flux2 can write to.")
+        raise UsageError(f"{label} {output}: {folder} is not a folder flux2 can write to.")
 
 
 def recover_hints(task: Task) -> list[str]:

@@ -560,7 +560,10 @@ class Ledger:
         ids = self.task_ids()
         by_form: dict[str, str] = {}
         for task_id in ids:
+            # The whole id, and prefixes as long as what was typed (of the id and its short
+            # form), so a mistyped prefix finds its task too.
             by_form.setdefault(task_id.lower(), task_id)
+            by_form.setdefault(task_id.lower()[: len(wanted)], task_id)
             by_form.setdefault(id_core(task_id)[: max(len(wanted), SHORT_ID_LENGTH)], task_id)
         close = difflib.get_close_matches(wanted, list(by_form), n=count * 2, cutoff=0.6)
         found: list[str] = []
@@ -600,13 +603,19 @@ class Ledger:
             clauses.append("provider = ?")
             params.append(provider)
         if statuses:
+            gone = f"json_extract(extra, '$.{IMAGES_GONE}')"
             parts: list[str] = []
             for status in statuses:
                 if status == TaskStatus.EXPIRED.value:
-                    parts.append("status = ? OR (status = ? AND expires_at <= ?)")
+                    parts.append(
+                        f"status = ? OR (status = ? AND (expires_at <= ? OR {gone} IS NOT NULL))"
+                    )
                     params += [status, TaskStatus.SUCCEEDED.value, moment]
                 elif status == TaskStatus.SUCCEEDED.value:
-                    parts.append("(status = ? AND (expires_at IS NULL OR expires_at > ?))")
+                    parts.append(
+                        "(status = ? AND (expires_at IS NULL OR expires_at > ?)"
+                        f" AND {gone} IS NULL)"
+                    )
                     params += [status, moment]
                 else:
                     parts.append("status = ?")

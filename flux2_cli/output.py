@@ -417,12 +417,14 @@ def relative_time(moment: datetime, now: datetime) -> str:
 
 class LiveLines:
     """Several tasks waited on at once: one Rich live display on a terminal, else one plain
-    line per status change. ``update(key, text)`` sets a task's line."""
+    line per status change. ``update(key, text, final=…)`` sets a task's line; a final one
+    stops its clock."""
 
     def __init__(self, output: Output, keys: Sequence[str]) -> None:
         self._output = output
         self._keys = list(keys)
         self._text = dict.fromkeys(self._keys, "waiting")
+        self._ended: dict[str, float] = {}
         self._started = time.monotonic()
         self._live: Any = None
 
@@ -431,39 +433,40 @@ class LiveLines:
         if output.live and not output.quiet:
             from rich.live import Live
 
-            self._live = Live(
-                self._renderable(), console=output.console(), refresh_per_second=4, transient=False
-            )
+            # Live redraws this object 4 times a second, so the clocks tick between polls.
+            self._live = Live(self, console=output.console(), refresh_per_second=4)
             self._live.__enter__()
         return self
 
     def __exit__(self, *exc: object) -> None:
         if self._live is not None:
-            self._live.update(self._renderable(), refresh=True)
+            self._live.refresh()
             self._live.__exit__(None, None, None)
 
-    def update(self, key: str, text: str) -> None:
+    def update(self, key: str, text: str, *, final: bool = False) -> None:
         """A new status for one task: redrawn live, or printed when it changed."""
         text = neutralise(scrub_all(text, self._output.secrets))
+        if final and key not in self._ended:
+            self._ended[key] = time.monotonic()
         if self._text.get(key) == text:
             return
         self._text[key] = text
         if self._live is not None:
-            self._live.update(self._renderable())
+            self._live.refresh()
         elif not self._output.quiet and not (self._output.json_mode and not self._output.live):
-            elapsed = time.monotonic() - self._started
-            self._output.info(f"task {key}: {text} ({elapsed:.0f}s)")
+            self._output.info(f"task {key}: {text} ({self._elapsed(key):.0f}s)")
 
-    def _renderable(self) -> Any:
+    def _elapsed(self, key: str) -> float:
+        return self._ended.get(key, time.monotonic()) - self._started
+
+    def __rich__(self) -> Any:
         from rich.table import Table
         from rich.text import Text
 
-        elapsed = time.monotonic() - self._started
         grid = Table.grid(padding=(0, 1))
         for key in self._keys:
-            grid.add_row(
-                Text(f"task {key}:"), Text(self._text[key]), Text(f"{elapsed:.0f}s", "dim")
-            )
+            elapsed = Text(f"{self._elapsed(key):.0f}s", "dim")
+            grid.add_row(Text(f"task {key}:"), Text(self._text[key]), elapsed)
         return grid
 
 
@@ -472,8 +475,14 @@ def tab_separated(rows: Sequence[Sequence[Any]]) -> str:
     lines = []
     for row in rows:
         cells = ("" if cell is None else str(cell) for cell in row)
-        lines.append("\t".join(" ".join(cell.split()) if cell else cell for cell in cells))
+        lines.append("\t".join(_one_line(cell) for cell in cells))
     return "".join(line + "\n" for line in lines)
+
+
+def _one_line(cell: str) -> str:
+    if "\t" in cell or "\n" in cell or "\r" in cell:
+        return " ".join(cell.split())
+    return cell
 
 
 def status_lines(task: Any, now: datetime | None = None) -> list[str]:
@@ -511,13 +520,15 @@ def print_rows(
     *,
     shrink: Sequence[int] = (),
     shrink_left: Sequence[int] = (),
+    droppable: Sequence[int] = (),
 ) -> None:
     """Result rows on stdout: aligned columns that fit the terminal, else tab-separated.
 
     On a terminal the columns in ``shrink`` (then ``shrink_left``, cut at their start, as for
-    paths) give up width first, with an ellipsis; the others (ids, times) are never cut or
-    split. Piped, every row is printed whole, tab-separated, with no header, so ``cut`` and
-    ``awk`` see one record a line. Plain string work, no Rich: 10,000 rows stay fast.
+    paths) give up width first, with an ellipsis; if that is not enough the ``droppable``
+    columns are left out, in that order; the others (ids, times) are never cut or split.
+    Piped, every row is printed whole, tab-separated, with no header, so ``cut`` and ``awk``
+    see one record a line. Plain string work, no Rich: 10,000 rows stay fast.
     """
     if output.json_mode:
         return
@@ -547,6 +558,18 @@ def print_rows(
         give = min(excess, max(0, widths[index] - least))
         widths[index] -= give
         excess -= give
+    kept = list(range(len(header)))
+    for index in droppable:
+        if excess <= 0:
+            break
+        kept.remove(index)
+        excess -= widths[index] + gap
+    if len(kept) < len(header):
+        header = [header[index] for index in kept]
+        rows = [[row[index] for index in kept] for row in rows]
+        shrink = [kept.index(index) for index in shrink if index in kept]
+        shrink_left = [kept.index(index) for index in shrink_left if index in kept]
+        widths = [widths[index] for index in kept]
     bold = not os.environ.get(NO_COLOR)
     lines = [_aligned(header, widths, gap, (), ())]
     if bold:

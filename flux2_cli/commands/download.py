@@ -85,9 +85,10 @@ def download(
     several = pending or len(task_ids or []) > 1
     if several and output_path is not None and _names_a_file(output_path):
         what = "--pending" if pending else f"{len(task_ids or [])} task ids"
+        target = "sends one image to stdout" if output_path == "-" else "names one file"
         raise UsageError(
-            f"-o {output_path} names one file, but {what} can save many images.",
-            hints=[f"Give a folder instead: -o {output_path.rstrip('/')}-dir/ (ending in /)."]
+            f"-o {output_path} {target}, but {what} can save many images.",
+            hints=[f"Give a folder instead, e.g. -o {_folder_like(output_path)} (ending in /)."]
             if output_path != "-"
             else [],
         )
@@ -122,6 +123,14 @@ def download(
             _by_id(ctx, task_ids or [], options, asked)
     finally:
         ctx.close()
+
+
+def _folder_like(output: str) -> str:
+    """``out/one.png`` -> ``out/one/``: the folder a user probably meant."""
+    from pathlib import PurePath
+
+    path = PurePath(output)
+    return f"{path.with_suffix('').as_posix()}/"
 
 
 def _names_a_file(output: str) -> bool:
@@ -169,7 +178,8 @@ def _pending(ctx: Context, options: DownloadOptions, asked: Asked, *, every: boo
     if running:
         ids = " ".join(task.task_id for task in running)
         ctx.output.info(
-            f"{len(running)} task(s) still running, not downloaded yet: {ids}"
+            f"{len(running)} {'task' if len(running) == 1 else 'tasks'} still running, "
+            f"not downloaded yet: {ids}"
             " (run `flux2 download --pending` again later)"
         )
     if not ready:

@@ -247,8 +247,6 @@ def _run(ctx: Context, opts: GenOptions) -> None:
 
     provider = ctx.provider()
     built = build_request(provider, [opts.flags, *config_layers(ctx.settings)])
-    for notice in built.notices:
-        ctx.output.info(notice)
     request = built.request
     if opts.output == "-" and (opts.no_wait or opts.no_download or ctx.output.json_mode):
         from flux2_cli.errors import UsageError
@@ -262,7 +260,9 @@ def _run(ctx: Context, opts: GenOptions) -> None:
     intent = output_intent(opts.output, opts.name, ctx.settings)
     validate_template(intent.name)
     if not (opts.no_wait or opts.no_download):
-        check_destination(intent.output)
+        check_destination(intent.output, intent.source)
+    for notice in built.notices:  # once every check has passed
+        ctx.output.info(notice)
     if opts.dry_run:
         _print_dry_run(ctx, provider, request)
         return

@@ -119,3 +119,20 @@ def test_a_config_name_with_a_folder_makes_the_folder_too(tmp_path: Path) -> Non
     assert result.exit_code == 0, result.output
     saved = Path(result.stdout.split()[0]).resolve()
     assert saved == tmp_path / "art" / "renders" / "a-grey-owl.png"
+
+
+def test_a_bad_config_output_dir_is_named_as_the_config_key(tmp_path: Path) -> None:
+    (tmp_path / "a-file").write_text("not a folder")
+    assert run_cli(["config", "set", "output_dir", str(tmp_path / "a-file")]).exit_code == 0
+    result = run_cli(["gen", "a blue whale", *SANDBOX])
+    assert result.exit_code == 2, result.output
+    assert result.stderr.startswith(f"error: config key output_dir {tmp_path / 'a-file'}/: ")
+    assert "Submitted" not in result.stderr
+
+
+def test_a_task_kept_without_an_intent_downloads_where_the_config_says(tmp_path: Path) -> None:
+    task_id = submit()  # no -o, no --name: nothing is kept, as in ledgers written before
+    assert run_cli(["config", "set", "output_dir", "~/later"]).exit_code == 0
+    result = run_cli(["download", task_id])
+    assert result.exit_code == 0, result.output
+    assert Path(result.stdout.split()[0]).parent == tmp_path / "home" / "later"
