@@ -161,3 +161,16 @@ def test_the_readme_first_command_saves_into_an_ignored_folder() -> None:
     first = next(line for line in readme.splitlines() if ".venv/bin/flux2 gen" in line)
     assert first.rstrip().endswith("-o out/"), first
     assert "out/" in (root / ".gitignore").read_text(encoding="utf-8").splitlines()
+
+
+def test_no_check_line_and_no_colour_under_ci_or_no_color(tmp_path: Path) -> None:
+    under_ci = in_terminal(
+        "gen", "a red fox", "--sandbox", "-o", "out/", cwd=tmp_path, env={"CI": "true"}
+    )
+    assert under_ci.code == 0, under_ci.text
+    assert "✓" not in under_ci.text  # CI logs get plain status lines, no closing flourish
+    plain = in_terminal(
+        "gen", "a red fox", "--sandbox", "-o", "out/", cwd=tmp_path, env={"NO_COLOR": "1"}
+    )
+    assert plain.code == 0, plain.text
+    assert "\n✓ " in plain.text.replace("\r", "") and "\x1b[32m" not in plain.raw
