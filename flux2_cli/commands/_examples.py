@@ -31,6 +31,10 @@ EXAMPLES: dict[str, tuple[str, ...]] = {
         "flux2 history --pending --limit 50",
         "flux2 history --json | jq -r '.[].task_id'",
     ),
+    "credits": (
+        "flux2 credits --provider bfl",
+        "flux2 credits --provider bfl --sandbox --json",
+    ),
     "providers": (
         "flux2 providers",
         "flux2 providers --json | jq '.[].id'",
