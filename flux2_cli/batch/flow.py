@@ -171,6 +171,7 @@ def print_plan(
                 "estimated_credits": tidy_number(credits),
                 "estimated_usd": round(usd, 4),
                 "unpriced": unpriced,
+                "sandbox": simulated(ctx),
             }
         )
         return
@@ -336,7 +337,7 @@ def execute(
                 runner.stop.set()
     summary.wall_seconds = max(0.0, ctx.clock() - started)
     if output.json_mode:
-        output.json_line(summary.to_json())
+        output.json_line({**summary.to_json(), "sandbox": simulated(ctx)})
     else:
         _print_summary(ctx, summary)
     totals = RunTotals(
@@ -455,6 +456,8 @@ def _publish(
     manifest = ci.annotation_path(options.manifest, os.environ)
     for line in ci.workflow_commands(manifest, reports):
         ctx.output.command(line)
+    if simulated(ctx):  # the summary's credits were never charged
+        title = f"{title} (sandbox: {SIMULATED})"
     try:
         ci.append_step_summary(os.environ, ci.step_summary(manifest, reports, totals, title=title))
     except OSError as exc:

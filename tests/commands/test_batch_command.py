@@ -208,6 +208,7 @@ def test_row47_batch_of_100_one_400_one_timeout_rest_finish_exit5_rerun_skips_fi
         "credits": 98 * 5,
         "wall_seconds": summary["wall_seconds"],
         "failed_entries": ["#11", "#21"],  # by line, whatever order they ended in
+        "sandbox": False,
     }
     assert "2 of 100 entries did not succeed (1 failed, 1 timed out)" in result.stderr
     assert "#11 (line 11)" in result.stderr and "#21 (line 21)" in result.stderr

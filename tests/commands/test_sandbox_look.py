@@ -71,3 +71,17 @@ def test_status_says_a_task_ran_on_the_sandbox() -> None:
     result = run_cli(["status", "last"])
     assert result.exit_code == 0, result.stderr
     assert "(sandbox; simulated; nothing charged)" in result.stdout.splitlines()[0]
+
+
+def test_batch_json_summary_and_github_step_summary_say_sandbox(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "p.txt").write_text("a red fox\n")
+    summary_file = tmp_path / "step-summary.md"
+    monkeypatch.setenv("GITHUB_ACTIONS", "true")
+    monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(summary_file))
+    result = run_cli(["batch", "p.txt", "--sandbox", "-o", "out/", "--json"])
+    assert result.exit_code == 0, result.stderr
+    last = json.loads(result.stdout.strip().splitlines()[-1])
+    assert last["summary"] is True and last["sandbox"] is True
+    assert "### flux2 batch (sandbox: simulated; nothing charged)" in summary_file.read_text()
