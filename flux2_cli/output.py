@@ -383,7 +383,8 @@ class Output:
                 credits: float = 0.0,
                 line: str | None = None,
             ) -> None:
-                detail = f"done {done} · failed {failed} · running {running} · {credits:g} credits"
+                spent = format_credits(credits)
+                detail = f"done {done} · failed {failed} · running {running} · {spent} credits"
                 bar.update(task_id, completed=done + failed, detail=detail)
 
             yield fancy

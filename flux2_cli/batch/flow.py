@@ -129,8 +129,8 @@ def check_max_cost(provider: Provider, max_cost: float, credits: float, unpriced
         )
     if credits > max_cost:
         raise UsageError(
-            f"the estimated cost, {credits:g} credits, is over --max-cost {max_cost:g}; "
-            "nothing was sent.",
+            f"the estimated cost, {format_credits(credits)} credits, is over --max-cost "
+            f"{max_cost:g}; nothing was sent.",
             hints=["Raise --max-cost, or split the work with --shard K/N."],
         )
 
@@ -158,7 +158,7 @@ def print_plan(
                     "request": entry.request.to_json(),
                 }
             )
-        credit_text = "" if cost is None or cost.credits is None else f"{cost.credits:g}"
+        credit_text = "" if cost is None or cost.credits is None else format_credits(cost.credits)
         rows.append([entry.key, entry.line, action, _short(entry.request.prompt), credit_text])
     submits = sum(1 for decision in decisions if decision.pays)
     if output.json_mode:
