@@ -32,6 +32,11 @@ def sandbox() -> None:
       \\[sandbox:html]      the image URL answers an HTML page (exit 8)
       \\[sandbox:truncate]  the image body is cut short (retried, then exit 8)
       \\[sandbox:expired]   the image URL is already expired (exit 8)
+      \\[sandbox:moderate_request]  moderated before generating
+      \\[sandbox:lost]      the first two polls answer "not found", then it is found
+      \\[sandbox:fail422]   the task fails; its poll answers HTTP 422
+      \\[sandbox:bare_poll] bfl: the polling_url has no ?id=
+      \\[sandbox:lose_answer]  the first create's answer is lost
     """
 
 
