@@ -73,7 +73,7 @@ def decide(
 
     ``endpoint`` is where this run makes tasks: a record or ledger task made elsewhere (the
     sandbox, another host) is not up to date and is generated anew. A task of the same request
-    made for another manifest (or by hand) is reused, brought into this entry's output and
+    made for another manifest is reused, brought into this entry's output and
     reported so, unless ``fresh``; its images elsewhere are not taken.
     """
     found = lock.lookup(entry.key, entry.fingerprint)
