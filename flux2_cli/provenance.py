@@ -29,6 +29,8 @@ EXIF_HEADER = b"Exif\x00\x00"
 DIGITAL_SOURCE_TYPE = "http://cv.iptc.org/newscodes/digitalsourcetype/trainedAlgorithmicMedia"
 EXIF_IFD_POINTER = 0x8769
 EXIF_USER_COMMENT = 0x9286
+TIFF_LONG = 4
+TIFF_UNDEFINED = 7
 MAX_JPEG_SEGMENT = 0xFFFF - 2  # a JPEG segment's payload, after its two length bytes
 PNG_SIGNATURE_AND_IHDR_LENGTH = 8 + 4
 
@@ -154,12 +156,22 @@ def _jpeg_segment(marker: int, payload: bytes) -> bytes:
 
 
 def _exif_user_comment(text: str) -> bytes | None:
-    """An Exif APP1 payload holding ``text`` as ``UserComment`` (UTF-16, "UNICODE" prefix)."""
-    try:
-        from PIL import Image
-    except ImportError:  # pragma: no cover - Pillow is a dependency
-        return None
-    exif = Image.Exif()
-    exif.get_ifd(EXIF_IFD_POINTER)[EXIF_USER_COMMENT] = b"UNICODE\x00" + text.encode("utf-16-be")
-    payload: bytes = exif.tobytes()
-    return payload if payload.startswith(EXIF_HEADER) else EXIF_HEADER + payload
+    """An Exif APP1 payload holding ``text`` as ``UserComment`` (UTF-16, "UNICODE" prefix).
+
+    Built by hand (a big-endian TIFF: IFD0 pointing at an Exif IFD with the one tag), so it is
+    the same bytes whatever Pillow is installed.
+    """
+    comment = b"UNICODE\x00" + text.encode("utf-16-be")
+    ifd0 = 8  # after the TIFF header
+    exif_ifd = ifd0 + 2 + 12 + 4  # one entry, then the next-IFD offset
+    data = exif_ifd + 2 + 12 + 4
+    tiff = (
+        b"MM\x00\x2a"
+        + struct.pack(">I", ifd0)
+        + struct.pack(">HHHII", 1, EXIF_IFD_POINTER, TIFF_LONG, 1, exif_ifd)
+        + struct.pack(">I", 0)
+        + struct.pack(">HHHII", 1, EXIF_USER_COMMENT, TIFF_UNDEFINED, len(comment), data)
+        + struct.pack(">I", 0)
+        + comment
+    )
+    return EXIF_HEADER + tiff
