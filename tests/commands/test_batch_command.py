@@ -208,6 +208,7 @@ def test_row47_batch_of_100_one_400_one_timeout_rest_finish_exit5_rerun_skips_fi
         "credits": 98 * 5,
         "wall_seconds": summary["wall_seconds"],
         "failed_entries": [states[11]["key"], states[21]["key"]],  # by line
+        "sandbox": False,
     }
     assert "2 of 100 entries did not succeed (1 failed, 1 timed out)" in result.stderr
     assert "(line 11)" in result.stderr and "(line 21)" in result.stderr
@@ -596,7 +597,7 @@ def test_a_json_array_manifest_runs_as_entries_never_as_one_raw_prompt(
     httpx_mock: HTTPXMock, tmp_path: Path
 ) -> None:
     manifest = tmp_path / "arr.json"
-    manifest.write_text('[{"prompt": "a red fox"}, {"prompt": "a blue whale", "seed": 3}]')
+    manifest.write_text('[{"prompt": "a red fox"}, {"prompt": "a blue whale", "ratio": "16:9"}]')
     result = run_cli(["batch", str(manifest), "--provider", "sandbox", "--dry-run", "--json"])
     assert result.exit_code == 0, result.output
     prompts = [line["request"]["prompt"] for line in json_lines(result.stdout)[:-1]]
