@@ -289,7 +289,10 @@ def check(
             )
         if problem is not None:
             problems.append((entry, problem))
-            output.result(f"{state}\t{entry.key}\tline {entry.line}\t{problem}")
+            # The state leads the line; the reason follows only when it says more ("new\tnew").
+            detail = problem.partition(":")[2].strip()
+            line = f"{state}\t{entry.key}\tline {entry.line}"
+            output.result(f"{line}\t{detail}" if detail else line)
     counts = {"new": 0, "missing": 0, "changed": 0, "stale": 0}
     for _, problem in problems:
         state = problem.split(":")[0]
