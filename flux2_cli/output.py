@@ -583,6 +583,19 @@ def print_rows(
         kept.remove(index)
         excess -= widths[index] + gap
     if len(kept) < len(header):
+        # Leaving a column out can free more room than was missing: give it back to the
+        # shortened columns (the last to give up width gets it first), up to their full width.
+        full = [len(name) for name in header]
+        for row in rows:
+            for index, cell in enumerate(row):
+                full[index] = max(full[index], len(cell))
+        for index in reversed((*shrink, *shrink_left)):
+            if excess >= 0:
+                break
+            if index in kept:
+                back = min(-excess, full[index] - widths[index])
+                widths[index] += back
+                excess += back
         header = [header[index] for index in kept]
         rows = [[row[index] for index in kept] for row in rows]
         shrink = [kept.index(index) for index in shrink if index in kept]

@@ -230,3 +230,32 @@ def test_rows_piped_are_tab_separated_one_record_a_line() -> None:
     output = Output(stdout=out, stderr=io.StringIO(), live=False)
     print_rows(output, ["task", "prompt"], [["t1", "a red\nfox\tin snow"], ["t2", "-"]])
     assert out.getvalue() == "t1\ta red fox in snow\nt2\t-\n"
+
+
+def test_rows_take_back_the_room_a_left_out_column_frees(monkeypatch: pytest.MonkeyPatch) -> None:
+    # history at 80 columns left out the saved paths and the provider, yet still cut the prompt
+    # to 12 characters ("a red fox i…") with part of the line empty.
+    from flux2_cli.output import print_rows
+
+    monkeypatch.setenv("COLUMNS", "80")
+    monkeypatch.setenv("NO_COLOR", "1")
+    out = _Terminal()
+    output = Output(stdout=out, stderr=io.StringIO(), live=False)
+    task = "sbx820971d572b9481fb6d6_flux2"
+    saved = "/home/someone/pictures/a-red-fox-in-snow-820971d5.png"
+    short, long = "a red fox in snow", "a red fox in snow on a hill at dawn, seen from far away"
+    print_rows(
+        output,
+        ["task", "provider", "status", "submitted", "expires", "saved", "prompt"],
+        [
+            [task, "apiinone", "succeeded", "3 min ago", "in 23 h", saved, short],
+            [task, "apiinone", "succeeded", "3 min ago", "in 23 h", saved, long],
+        ],
+        shrink=(6,),
+        shrink_left=(5,),
+        droppable=(5, 1),
+    )
+    lines = out.getvalue().splitlines()
+    assert "saved" not in lines[0] and "provider" not in lines[0]
+    assert lines[1].endswith(short)  # whole again: it fits once the columns are left out
+    assert len(lines[2]) == 80 and lines[2].endswith("…")  # the long one uses every column

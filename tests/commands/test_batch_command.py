@@ -414,6 +414,11 @@ def test_check_names_missing_changed_and_stale_entries_and_sends_nothing(
     assert "stale\tfox\tline 1" in result.stdout
     assert "changed\twhale\tline 2" in result.stdout
     assert "new\tfrog\tline 3" in result.stdout  # a new entry is "new", not "changed"
+    # Each line says its state once: "new\tfrog\tline 3\tnew" repeated it.
+    lines = result.stdout.splitlines()
+    assert [line.split("\t")[0] for line in lines] == ["stale", "changed", "new"]
+    assert all(line.split("\t")[1:].count(line.split("\t")[0]) == 0 for line in lines)
+    assert lines[0] == "stale\tfox\tline 1\tout/fox.png has changed"
     assert "3 of 3 entries are out of date" in result.stderr
     as_json = json_lines(run_cli(["batch", str(manifest), "--check", "--json"]).stdout)
     assert as_json[-1] == {
