@@ -609,6 +609,25 @@ def test_a_json_array_manifest_runs_as_entries_never_as_one_raw_prompt(
     assert prompts == ["a red fox", "a blue whale"]
 
 
+def test_a_run_killed_between_saving_and_recording_leaves_one_copy_after_the_rerun(
+    httpx_mock: HTTPXMock, tmp_path: Path, clock: ThreadClock, isolated_environment: Path
+) -> None:
+    api = serve(httpx_mock, FakeApi())
+    manifest = write_manifest(tmp_path / "m.jsonl", [{"prompt": "a red fox", "name": "fox"}])
+    out = tmp_path / "out"
+    first = batch(str(manifest), "-o", f"{out}/")
+    assert first.exit_code == 0, first.stderr
+    # The kill: the image was renamed into place, but neither the lock file nor the ledger
+    # recorded it, so the re-run makes the entry again and gets the very same bytes.
+    (tmp_path / "m.jsonl.lock.json").unlink()
+    for path in (isolated_environment / "data").glob("ledger.sqlite3*"):
+        path.unlink()
+    second = batch(str(manifest), "-o", f"{out}/")
+    assert second.exit_code == 0, second.stderr
+    assert api.creates == 2
+    assert [path.name for path in images_in(out)] == ["fox.png"]
+
+
 def test_row66_apimart_rerun_after_lost_answers_sends_the_same_key_and_gets_one_task(
     httpx_mock: HTTPXMock, tmp_path: Path, clock: ThreadClock
 ) -> None:
