@@ -43,3 +43,22 @@ def providers(json_output: JsonOpt = False) -> None:
             ]
         )
     output.table(None, ["id", "base URL", "models", "modes", "sizes", "also takes", "prices"], rows)
+    for cap in caps:
+        if not cap.model_specs:
+            continue
+        details = [spec.to_json(cap) for spec in cap.model_specs]
+        output.table(
+            f"{cap.id} models (prices in cents, MP = 10^6 pixels)",
+            ["model", "refs", "formats", "price", "--no-upsample", "note"],
+            [
+                [
+                    d["id"],
+                    d["max_refs"],
+                    "/".join(d["formats"]),
+                    d["price"] or "-",
+                    "yes" if d["no_upsample"] else "-",
+                    d["note"] or "",
+                ]
+                for d in details
+            ],
+        )

@@ -382,3 +382,13 @@ def test_the_signed_se_expiry_is_the_tasks_expiry(httpx_mock: HTTPXMock, clock: 
     result = run_cli(["gen", "a red fox", "--provider", "bfl", "--no-download", "--json"])
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["expires_at"] == "2099-01-02T03:04:05Z"
+
+
+def test_providers_table_has_a_table_of_bfl_models_with_limits_and_prices() -> None:
+    result = run_cli(["providers"])
+    assert result.exit_code == 0, result.output
+    lines = {line.split()[0]: line for line in result.stdout.splitlines() if "flux-2-" in line}
+    assert "4" in lines["flux-2-klein-4b"].split() and "jpeg/png" in lines["flux-2-klein-4b"]
+    assert "1.4 + 0.1 per extra MP" in lines["flux-2-klein-4b"]
+    assert "6 per MP" in lines["flux-2-flex"]
+    assert "the latest pro" in lines["flux-2-pro-preview"]
