@@ -263,8 +263,16 @@ def _run(ctx: Context, opts: GenOptions) -> None:
         _print_dry_run(ctx, provider, request)
         return
     output = ctx.output
-    with jobs.interruptible(None):
-        task = jobs.submit(ctx, provider, request)
+    from flux2_cli.ledger import TaskUnrecordedError
+
+    try:
+        with jobs.interruptible(None):
+            task = jobs.submit(ctx, provider, request)
+    except TaskUnrecordedError as exc:
+        # Paid for, but the ledger has no trace of it: scripts reading --json get the id too.
+        if output.json_mode:
+            _render(ctx, exc.task, "ids")
+        raise
     task_id = task.task_id
     extra = dict(task.extra)
     if opts.no_download:  # `download --pending` leaves it alone unless asked

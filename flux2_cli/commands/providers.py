@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from flux2_cli.commands._options import JsonOpt
+
+if TYPE_CHECKING:
+    from flux2_cli.providers.base import Capabilities
 
 
 def providers(json_output: JsonOpt = False) -> None:
     """List the providers: base URL, models, modes, sizes, options taken, prices."""
-    from flux2_cli.output import Output
+    from flux2_cli.output import Output, print_records
     from flux2_cli.providers import get_provider, provider_ids
 
     output = Output(json_mode=json_output)
@@ -29,7 +34,10 @@ def providers(json_output: JsonOpt = False) -> None:
             )
             if taken
         ]
-        models = ", ".join(dict.fromkeys([*cap.models.values(), *cap.extra_models]))
+        models = ", ".join(
+            _model_text(cap, model)
+            for model in dict.fromkeys([*cap.models.values(), *cap.extra_models])
+        )
         size = cap.size_rule.describe() if cap.size_rule else "ratio + 1K/2K"
         rows.append(
             [
@@ -42,23 +50,24 @@ def providers(json_output: JsonOpt = False) -> None:
                 cap.prices,
             ]
         )
-    output.table(None, ["id", "base URL", "models", "modes", "sizes", "also takes", "prices"], rows)
-    for cap in caps:
-        if not cap.model_specs:
-            continue
-        details = [spec.to_json(cap) for spec in cap.model_specs]
-        output.table(
-            f"{cap.id} models (prices in cents, MP = 10^6 pixels)",
-            ["model", "refs", "formats", "price", "--no-upsample", "note"],
-            [
-                [
-                    d["id"],
-                    d["max_refs"],
-                    "/".join(d["formats"]),
-                    d["price"] or "-",
-                    "yes" if d["no_upsample"] else "-",
-                    d["note"] or "",
-                ]
-                for d in details
-            ],
-        )
+    # A block per provider on a terminal (a table split URLs and prices mid-token), tab-separated
+    # rows when piped.
+    print_records(
+        output, ["id", "base URL", "models", "modes", "sizes", "also takes", "prices"], rows
+    )
+
+
+def _model_text(cap: Capabilities, model: str) -> str:
+    """A model id, with its own limits and price where the provider lists them (BFL)."""
+    spec = cap.spec_for(model)
+    if spec is None:
+        return model
+    details = spec.to_json(cap)
+    facts = [f"{details['max_refs']} refs", "/".join(details["formats"])]
+    if details["price"]:
+        facts.append(f"{details['price']} ¢")
+    if details["no_upsample"]:
+        facts.append("--no-upsample")
+    if details["note"]:
+        facts.append(details["note"])
+    return f"{model} ({'; '.join(facts)})"
