@@ -540,6 +540,38 @@ def test_one_core_serves_every_client_with_one_pool(sentinel_key: str) -> None:
     core.close()
 
 
+def test_issue15_workers_starting_together_build_one_tls_context(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A batch's workers all reach the core at once; each used to build its own client and TLS
+    # context (~20 ms of CPU apiece, 10 % of a 256-task batch's busy samples).
+    built: list[object] = []
+    real = httpx.create_ssl_context
+    started = threading.Barrier(8)
+
+    def counting(*args: Any, **kwargs: Any) -> Any:
+        built.append(object())
+        threading.Event().wait(0.05)  # keep the build open while the other workers arrive
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(httpx, "create_ssl_context", counting)
+    core = HttpCore()
+    seen: list[httpx.Client] = []
+
+    def worker(index: int) -> None:
+        started.wait()
+        seen.append(core.fresh if index % 2 else core.http)
+
+    threads = [threading.Thread(target=worker, args=(n,)) for n in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(built) == 1
+    assert len({id(client) for client in seen}) == 2
+    core.close()
+
+
 def test_prepare_shows_the_request_send_would_make(sentinel_key: str) -> None:
     client = HttpClient(get_provider("apiinone"), base_url=BASE, api_key=sentinel_key)
     request = client.prepare(CREATE)
