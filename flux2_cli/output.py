@@ -118,10 +118,7 @@ class Output:
             table.add_column(column, overflow="fold")
         for row in rows:
             table.add_row(*["" if cell is None else str(cell) for cell in row])
-        try:
-            tty = self.out.isatty()
-        except (AttributeError, ValueError):
-            tty = False
+        tty = self.stdout_is_terminal()
         console = Console(
             file=self.out,
             no_color=not tty or bool(os.environ.get(NO_COLOR)),
@@ -132,6 +129,13 @@ class Output:
             console.print(table)
         except BrokenPipeError:
             self._stdout_gone()
+
+    def stdout_is_terminal(self) -> bool:
+        """True when results go to a terminal (aligned columns), not a pipe or a file."""
+        try:
+            return bool(self.out.isatty())
+        except (AttributeError, ValueError):  # a closed or bare stream
+            return False
 
     def _write_out(self, text: str) -> None:
         if self.stdout_closed:
@@ -443,10 +447,7 @@ def print_rows(
     """
     if output.json_mode:
         return
-    try:
-        tty = output.out.isatty()
-    except (AttributeError, ValueError):
-        tty = False
+    tty = output.stdout_is_terminal()
     if not tty:
         output._write_out(tab_separated(rows))
         return
@@ -526,10 +527,7 @@ def print_records(output: Output, header: Sequence[str], rows: Sequence[Sequence
     tab-separated rows with no header, as :func:`print_rows`."""
     if output.json_mode:
         return
-    try:
-        tty = output.out.isatty()
-    except (AttributeError, ValueError):
-        tty = False
+    tty = output.stdout_is_terminal()
     if not tty:
         output._write_out(tab_separated(rows))
         return

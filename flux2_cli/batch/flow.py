@@ -433,14 +433,7 @@ def execute(
     else:
         _print_summary(ctx, summary)
     totals = RunTotals(
-        counts={
-            "done": summary.done,
-            "reused": summary.reused,
-            "skipped": summary.skipped,
-            "failed": summary.failed,
-            "timed_out": summary.timed_out,
-            "unknown": summary.unknown,
-        },
+        counts=summary.counts(),
         credits=summary.credits,
         wall_seconds=summary.wall_seconds,
     )
@@ -579,15 +572,7 @@ def _publish_unfinished(
         if decision.entry.key not in ended
     ]
     totals = RunTotals(
-        counts={
-            "done": summary.done,
-            "reused": summary.reused,
-            "skipped": summary.skipped,
-            "failed": summary.failed,
-            "timed_out": summary.timed_out,
-            "unknown": summary.unknown,
-            "interrupted": len(unfinished),
-        },
+        counts={**summary.counts(), "interrupted": len(unfinished)},
         credits=summary.credits,
         wall_seconds=max(0.0, ctx.clock() - started),
     )

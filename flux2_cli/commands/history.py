@@ -133,10 +133,7 @@ def _render(output: object, entries: list[LedgerEntry], tasks: list[Task], now: 
     from flux2_cli.task import format_time
 
     assert isinstance(output, Output)
-    try:
-        tty = output.out.isatty()
-    except (AttributeError, ValueError):
-        tty = False
+    tty = output.stdout_is_terminal()
     rows: list[list[str]] = []
     for entry, task in zip(entries, tasks, strict=True):
         paths = [image.path for image in task.images if image.path and image.path != "-"]
