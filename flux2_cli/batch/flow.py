@@ -44,6 +44,8 @@ from flux2_cli.errors import (
     UsageError,
     WaitTimeoutError,
 )
+from flux2_cli.output import format_cost, format_credits
+from flux2_cli.task import SANDBOX_PROVIDER, SIMULATED
 
 if TYPE_CHECKING:
     from flux2_cli.context import Context
@@ -203,8 +205,8 @@ def check_max_cost(provider: Provider, max_cost: float, credits: float, unpriced
         )
     if credits > max_cost:
         raise UsageError(
-            f"the estimated cost, {credits:g} credits, is over --max-cost {max_cost:g}; "
-            "nothing was sent.",
+            f"the estimated cost, {format_credits(credits)} credits, is over --max-cost "
+            f"{max_cost:g}; nothing was sent.",
             hints=["Raise --max-cost, or split the work with --shard K/N."],
         )
 
@@ -232,7 +234,7 @@ def print_plan(
                     "request": entry.request.to_json(),
                 }
             )
-        credit_text = "" if cost is None or cost.credits is None else f"{cost.credits:g}"
+        credit_text = "" if cost is None or cost.credits is None else format_credits(cost.credits)
         rows.append([entry.key, entry.line, action, _short(entry.request.prompt), credit_text])
     submits = sum(1 for decision in decisions if decision.pays)
     if output.json_mode:
@@ -245,15 +247,22 @@ def print_plan(
                 "estimated_credits": tidy_number(credits),
                 "estimated_usd": round(usd, 4),
                 "unpriced": unpriced,
+                "sandbox": simulated(ctx),
             }
         )
         return
     output.table(None, ["entry", "line", "action", "prompt", "credits"], rows)
     note = f" ({unpriced} without a published price)" if unpriced else ""
+    cost_text = format_cost(credits, usd, simulated=simulated(ctx))
     output.info(
-        f"Plan: {_entries(len(decisions))}, {submits} to submit; estimated cost {credits:g} "
-        f"credits (≈ ${usd:.2f}){note}. Nothing was sent."
+        f"Plan: {_entries(len(decisions))}, {submits} to submit; estimated cost "
+        f"{cost_text}{note}. Nothing was sent."
     )
+
+
+def simulated(ctx: Context) -> bool:
+    """True when the batch runs on the sandbox: its costs are shown, and nothing is charged."""
+    return ctx.sandbox or ctx.settings.provider == SANDBOX_PROVIDER
 
 
 def check(
@@ -429,7 +438,7 @@ def execute(
                 runner.stop.set()
     summary.wall_seconds = max(0.0, ctx.clock() - started)
     if output.json_mode:
-        output.json_line(summary.to_json())
+        output.json_line({**summary.to_json(), "sandbox": simulated(ctx)})
     else:
         _print_summary(ctx, summary)
     totals = RunTotals(
@@ -541,6 +550,8 @@ def _publish(
     manifest = ci.annotation_path(options.manifest, os.environ)
     for line in ci.workflow_commands(manifest, reports):
         ctx.output.command(line)
+    if simulated(ctx):  # the summary's credits were never charged
+        title = f"{title} (sandbox: {SIMULATED})"
     try:
         ci.append_step_summary(os.environ, ci.step_summary(manifest, reports, totals, title=title))
     except OSError as exc:
@@ -672,10 +683,15 @@ def _print_summary(ctx: Context, summary: Summary) -> None:
         columns.append(("timed out", str(summary.timed_out)))
     if summary.unknown:
         columns.append(("unknown", str(summary.unknown)))
-    columns += [("credits", f"{summary.credits:g}"), ("wall time", f"{summary.wall_seconds:.1f} s")]
+    columns += [
+        ("credits", format_credits(summary.credits)),
+        ("wall time", f"{summary.wall_seconds:.1f} s"),
+    ]
     widths = [max(len(header), len(value)) for header, value in columns]
     ctx.output.info("  ".join(h.rjust(w) for (h, _), w in zip(columns, widths, strict=True)))
     ctx.output.info("  ".join(v.rjust(w) for (_, v), w in zip(columns, widths, strict=True)))
+    if simulated(ctx):
+        ctx.output.info(f"Credits on the sandbox: {SIMULATED}.")
 
 
 def _entries(count: int) -> str:

@@ -208,6 +208,7 @@ def test_row47_batch_of_100_one_400_one_timeout_rest_finish_exit5_rerun_skips_fi
         "credits": 98 * 5,
         "wall_seconds": summary["wall_seconds"],
         "failed_entries": [states[11]["key"], states[21]["key"]],  # by line
+        "sandbox": False,
     }
     assert "2 of 100 entries did not succeed (1 failed, 1 timed out)" in result.stderr
     assert "(line 11)" in result.stderr and "(line 21)" in result.stderr
@@ -601,11 +602,30 @@ def test_a_json_array_manifest_runs_as_entries_never_as_one_raw_prompt(
     httpx_mock: HTTPXMock, tmp_path: Path
 ) -> None:
     manifest = tmp_path / "arr.json"
-    manifest.write_text('[{"prompt": "a red fox"}, {"prompt": "a blue whale", "seed": 3}]')
+    manifest.write_text('[{"prompt": "a red fox"}, {"prompt": "a blue whale", "ratio": "16:9"}]')
     result = run_cli(["batch", str(manifest), "--provider", "sandbox", "--dry-run", "--json"])
     assert result.exit_code == 0, result.output
     prompts = [line["request"]["prompt"] for line in json_lines(result.stdout)[:-1]]
     assert prompts == ["a red fox", "a blue whale"]
+
+
+def test_a_run_killed_between_saving_and_recording_leaves_one_copy_after_the_rerun(
+    httpx_mock: HTTPXMock, tmp_path: Path, clock: ThreadClock, isolated_environment: Path
+) -> None:
+    api = serve(httpx_mock, FakeApi())
+    manifest = write_manifest(tmp_path / "m.jsonl", [{"prompt": "a red fox", "name": "fox"}])
+    out = tmp_path / "out"
+    first = batch(str(manifest), "-o", f"{out}/")
+    assert first.exit_code == 0, first.stderr
+    # The kill: the image was renamed into place, but neither the lock file nor the ledger
+    # recorded it, so the re-run makes the entry again and gets the very same bytes.
+    (tmp_path / "m.jsonl.lock.json").unlink()
+    for path in (isolated_environment / "data").glob("ledger.sqlite3*"):
+        path.unlink()
+    second = batch(str(manifest), "-o", f"{out}/")
+    assert second.exit_code == 0, second.stderr
+    assert api.creates == 2
+    assert [path.name for path in images_in(out)] == ["fox.png"]
 
 
 def test_row66_apimart_rerun_after_lost_answers_sends_the_same_key_and_gets_one_task(

@@ -165,7 +165,7 @@ def test_a_sandbox_lock_is_regenerated_by_a_real_run(
 
     check = batch(str(manifest), "--check")
     assert check.exit_code == 5
-    assert check.stdout.count("stale: made on the sandbox") == 2
+    assert check.stdout.count("\tmade on the sandbox") == 2
 
     real = batch(str(manifest), "-o", out)
 
