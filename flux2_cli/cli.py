@@ -12,7 +12,16 @@ from typing import Annotated, Any, NoReturn
 import typer
 
 from flux2_cli import __version__
-from flux2_cli.commands import batch, download, gen, history, providers, sandbox, status
+from flux2_cli.commands import (
+    batch,
+    credits,
+    download,
+    gen,
+    history,
+    providers,
+    sandbox,
+    status,
+)
 from flux2_cli.commands import config as config_command
 from flux2_cli.errors import (
     EXIT_INTERRUPTED,
@@ -63,6 +72,7 @@ app.command("status")(status.status)
 app.command("download")(download.download)
 app.add_typer(config_command.app, name="config")
 app.command("history")(history.history)
+app.command("credits")(credits.credits)
 app.command("providers")(providers.providers)
 app.command("batch")(batch.batch)
 app.add_typer(sandbox.app, name="sandbox")

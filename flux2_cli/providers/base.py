@@ -18,6 +18,8 @@ from flux2_cli.providers import parsing
 from flux2_cli.request import MODES, RATIOS, RESOLUTIONS, GenerationRequest, is_url
 from flux2_cli.task import Cost, Task, TaskError, TaskStatus, utc_now
 
+BALANCE_FIELDS = ("credits", "balance", "remaining_credits")
+
 
 @dataclass(frozen=True)
 class HttpCall:
@@ -30,6 +32,19 @@ class HttpCall:
     params: dict[str, str] | None = None
     paid: bool = False
     authenticated: bool = True
+
+
+@dataclass(frozen=True)
+class Balance:
+    """An account balance as a provider reported it: credits, and US dollars where known."""
+
+    provider: str
+    credits: float
+    usd: float | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        """The object ``flux2 credits --json`` prints."""
+        return {"provider": self.provider, "credits": self.credits, "usd": self.usd}
 
 
 @dataclass(frozen=True)
@@ -161,6 +176,14 @@ class Provider(Protocol):
         """The expected cost from the price table, when one is published."""
         ...
 
+    def build_balance(self) -> HttpCall | None:
+        """The balance look-up, or None when the provider documents no endpoint for it."""
+        ...
+
+    def parse_balance(self, body: Any) -> Balance:
+        """The balance a balance answer describes."""
+        ...
+
 
 class BaseProvider:
     """Tolerant defaults shared by the dialects; subclasses set ``capabilities`` and paths."""
@@ -170,6 +193,8 @@ class BaseProvider:
     poll_path: str = ""  # with {id}
     image_url_paths: tuple[str, ...] = ()
     status_words: Mapping[str, TaskStatus] = parsing.DEFAULT_STATUS_WORDS
+    balance_path: str | None = None  # a documented balance endpoint, if the API has one
+    usd_per_credit: float | None = None
 
     def auth_headers(self, api_key: str) -> dict[str, str]:
         """``Authorization: Bearer KEY`` unless a dialect says otherwise."""
@@ -275,6 +300,28 @@ class BaseProvider:
     def estimate_cost(self, request: GenerationRequest) -> Cost | None:
         """No published price by default."""
         return None
+
+    def build_balance(self) -> HttpCall | None:
+        """``GET`` the documented balance path; None when there is none."""
+        if self.balance_path is None:
+            return None
+        return HttpCall("GET", self.balance_path)
+
+    def parse_balance(self, body: Any) -> Balance:
+        """``credits`` (or ``balance``) from the answer, in or out of a ``data`` envelope."""
+        data = parsing.unwrap_envelope(body)
+        found = None
+        if isinstance(data, dict):
+            for name in BALANCE_FIELDS:
+                found = parsing.amount(data.get(name))
+                if found is not None:
+                    break
+        if found is None:
+            raise UnexpectedResponseError(
+                f"unexpected response: no balance in {parsing.excerpt(body)}"
+            )
+        usd = None if self.usd_per_credit is None else round(found * self.usd_per_credit, 6)
+        return Balance(provider=self.capabilities.id, credits=found, usd=usd)
 
 
 def reference_key(index: int) -> str:

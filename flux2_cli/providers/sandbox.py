@@ -10,6 +10,9 @@ from flux2_cli.providers.base import HttpCall
 from flux2_cli.request import GenerationRequest
 
 SANDBOX_BASE_URL = "http://sandbox.flux2.invalid"
+# The sandbox's own balance endpoint: API in One, whose dialect it speaks, documents none.
+BALANCE_PATH = "/sandbox/v1/credits"
+USD_PER_CREDIT = 0.01  # API in One's "1 credit ≈ $0.01"
 
 CAPABILITIES = replace(
     APIINONE_CAPABILITIES,
@@ -28,6 +31,8 @@ class SandboxProvider(ApiInOneProvider):
     """API in One's wire format against the embedded emulator; ``--seed`` is honoured."""
 
     capabilities = CAPABILITIES
+    balance_path = BALANCE_PATH
+    usd_per_credit = USD_PER_CREDIT
 
     def build_create(self, request: GenerationRequest) -> HttpCall:
         """As API in One, plus the seed, which the sandbox uses to draw the picture."""
