@@ -63,6 +63,8 @@ KEYS: tuple[str, ...] = (
     "timeout",
     "poll_interval",
     "concurrency",
+    "open",
+    "preview",
 )
 PROFILE_KEY = "profile"  # top level only: the default profile's name
 PROFILES_TABLE = "profiles"
@@ -84,6 +86,8 @@ DEFAULTS: dict[str, Any] = {
     "timeout": 600.0,
     "poll_interval": 1.0,
     "concurrency": 4,
+    "open": False,
+    "preview": False,
 }
 
 NAME_FIELDS: tuple[str, ...] = (
@@ -131,6 +135,9 @@ class Settings:
     concurrency: int
     profile: str | None
     config_path: Path
+    # --open / --preview by default (gen, download, status --wait).
+    open: bool = False
+    preview: bool = False
 
 
 # --- reading -------------------------------------------------------------------------------
@@ -294,6 +301,18 @@ def _as_int(key: str, value: Any, source: str) -> int:
         raise _bad(key, value, "expected an integer", source) from None
 
 
+BOOL_WORDS = {"true": True, "yes": True, "on": True, "1": True}
+BOOL_WORDS.update({"false": False, "no": False, "off": False, "0": False})
+
+
+def _as_bool(key: str, value: Any, source: str) -> bool:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().lower() in BOOL_WORDS:
+        return BOOL_WORDS[value.strip().lower()]
+    raise _bad(key, value, "expected true or false", source)
+
+
 def _name_template_problem(template: str) -> str | None:
     try:
         fields = [name for _, name, _, _ in string.Formatter().parse(template) if name is not None]
@@ -396,6 +415,8 @@ def coerce_value(key: str, value: Any, source: str = "") -> Any:
         if not MIN_CONCURRENCY <= number <= MAX_CONCURRENCY:
             raise _bad(key, value, f"expected {MIN_CONCURRENCY} to {MAX_CONCURRENCY}", source)
         return number
+    if key in ("open", "preview"):
+        return _as_bool(key, value, source)
     if key == PROFILE_KEY:
         text = _as_text(key, value, source)
         try:
@@ -559,6 +580,8 @@ def resolve_settings(
         concurrency=int(values["concurrency"]),
         profile=profile,
         config_path=path,
+        open=bool(values["open"]),
+        preview=bool(values["preview"]),
     )
     return settings, warnings
 

@@ -291,6 +291,20 @@ def download(ctx: Context, task: Task, options: DownloadOptions) -> Task:
     return done
 
 
+def fetch_copy(ctx: Context, task: Task, folder: str) -> Task:
+    """A finished task's images saved into ``folder`` only to be looked at (``status --wait
+    --preview``): no sidecar, and the ledger does not count them as downloaded."""
+    from flux2_cli.download import DownloadOptions, download_images
+
+    return download_images(
+        task,
+        DownloadOptions(output=folder + "/", sidecar=False),
+        transport=ctx.transport(task.images[0].url if task.images else None),
+        sleep=ctx.sleep,
+        log=ctx.output.debug if ctx.output.verbose else None,
+    )
+
+
 def pending_downloads(ctx: Context, *, warn: Callable[[str], None]) -> list[Task]:
     """Finished, undownloaded tasks with live URLs, after one fresh look at unfinished ones.
 

@@ -115,3 +115,59 @@ def status_text(task: Task) -> str:
     if task.unknown_status:
         return f"{task.status.value} (provider says {task.unknown_status!r})"
     return task.status.value
+
+
+def show_images(
+    ctx: Context,
+    tasks: Sequence[Task],
+    *,
+    open_flag: bool | None,
+    preview_flag: bool | None,
+    fetch_missing: bool = False,
+) -> None:
+    """``--open``/``--preview`` (else the config's ``open``/``preview``) on the tasks' images.
+
+    Saved files are shown. With ``fetch_missing`` (``status --wait``) an image not saved yet is
+    opened by its URL, and drawn from a temporary copy that is removed afterwards.
+    """
+    open_viewer = ctx.settings.open if open_flag is None else open_flag
+    preview = ctx.settings.preview if preview_flag is None else preview_flag
+    if not (open_viewer or preview):
+        return
+    import tempfile
+    from pathlib import Path
+
+    from flux2_cli import preview as viewer
+
+    if viewer.blocked(ctx.output, open_viewer=open_viewer, preview=preview):
+        return
+    saved: list[str] = []
+    unsaved: list[Task] = []
+    open_targets: list[str] = []
+    for task in tasks:
+        for image in task.images:
+            if image.path and image.path != "-" and Path(image.path).is_file():
+                saved.append(image.path)
+                open_targets.append(image.path)
+            elif fetch_missing and image.url:
+                open_targets.append(image.url)
+                if task not in unsaved:
+                    unsaved.append(task)
+    with tempfile.TemporaryDirectory(prefix="flux2-preview-") as folder:
+        drawn = list(saved)
+        if preview and unsaved:
+            from flux2_cli import jobs
+            from flux2_cli.errors import Flux2Error
+
+            for task in unsaved:
+                try:
+                    copy = jobs.fetch_copy(ctx, task, folder)
+                except Flux2Error as exc:  # the look-up worked; a picture that will not come
+                    ctx.output.warn(f"--preview: {exc.message}")  # is a notice
+                    continue
+                drawn.extend(image.path for image in copy.images if image.path)
+        viewer.show(
+            ctx.output,
+            open_targets=open_targets if open_viewer else [],
+            preview_paths=drawn if preview else [],
+        )

@@ -202,3 +202,23 @@ FormatOpt = Annotated[
         show_default=False,
     ),
 ]
+OpenOpt = Annotated[
+    bool | None,
+    typer.Option(
+        "--open/--no-open",
+        help="Open the saved images in the system viewer (only on a terminal, never under CI; "
+        "default: config open).",
+        rich_help_panel=OUTPUT_PANEL,
+        show_default=False,
+    ),
+]
+PreviewOpt = Annotated[
+    bool | None,
+    typer.Option(
+        "--preview/--no-preview",
+        help="Draw the saved images in the terminal: kitty, iTerm2, sixel, else half-blocks "
+        "(only on a terminal, never under CI; default: config preview).",
+        rich_help_panel=OUTPUT_PANEL,
+        show_default=False,
+    ),
+]

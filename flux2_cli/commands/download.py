@@ -13,8 +13,10 @@ from flux2_cli.commands._options import (
     JsonOpt,
     NameOpt,
     NoSidecarOpt,
+    OpenOpt,
     OutputOpt,
     OverwriteOpt,
+    PreviewOpt,
     ProfileOpt,
     ProviderOpt,
     QuietOpt,
@@ -47,6 +49,8 @@ def download(
     overwrite: OverwriteOpt = False,
     no_sidecar: NoSidecarOpt = False,
     embed_metadata: EmbedOpt = False,
+    open_flag: OpenOpt = None,
+    preview_flag: PreviewOpt = None,
     timeout: TimeoutOpt = None,
     json_output: JsonOpt = False,
     quiet: QuietOpt = False,
@@ -131,6 +135,10 @@ def download(
                 )
                 failed.append((task.task_id, exc))
         _render(ctx, shown, output_path, single=single)
+        if output_path != "-":
+            from flux2_cli.commands._common import show_images
+
+            show_images(ctx, shown, open_flag=open_flag, preview_flag=preview_flag)
         if failed:
             ids = ", ".join(task_id for task_id, _ in failed)
             summary = Flux2Error(f"{len(failed)} of {len(tasks)} tasks not downloaded: {ids}")

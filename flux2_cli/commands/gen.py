@@ -17,8 +17,10 @@ from flux2_cli.commands._options import (
     ModeOpt,
     NameOpt,
     NoSidecarOpt,
+    OpenOpt,
     OutputOpt,
     OverwriteOpt,
+    PreviewOpt,
     ProfileOpt,
     ProviderOpt,
     QuietOpt,
@@ -124,6 +126,8 @@ def gen(
     overwrite: OverwriteOpt = False,
     no_sidecar: NoSidecarOpt = False,
     embed_metadata: EmbedOpt = False,
+    open_flag: OpenOpt = None,
+    preview_flag: PreviewOpt = None,
     no_wait: Annotated[
         bool,
         typer.Option(
@@ -208,6 +212,8 @@ def gen(
                 no_wait=no_wait,
                 no_download=no_download,
                 dry_run=dry_run,
+                open=open_flag,
+                preview=preview_flag,
             ),
         )
     finally:
@@ -226,6 +232,8 @@ class GenOptions:
     no_wait: bool = False
     no_download: bool = False
     dry_run: bool = False
+    open: bool | None = None  # None: the config's open / preview
+    preview: bool | None = None
 
 
 def _run(ctx: Context, opts: GenOptions) -> None:
@@ -290,6 +298,9 @@ def _run(ctx: Context, opts: GenOptions) -> None:
     if opts.output == "-":
         return
     _render(ctx, task, "paths")
+    from flux2_cli.commands._common import show_images
+
+    show_images(ctx, [task], open_flag=opts.open, preview_flag=opts.preview)
 
 
 def _render(ctx: Context, task: Any, lines: str) -> None:

@@ -10,6 +10,8 @@ from flux2_cli.commands._options import (
     ApiKeyOpt,
     BaseUrlOpt,
     JsonOpt,
+    OpenOpt,
+    PreviewOpt,
     ProfileOpt,
     ProviderOpt,
     QuietOpt,
@@ -28,6 +30,8 @@ def status(
         bool, typer.Option("--wait", metavar="", help="Poll until each task is final.")
     ] = False,
     timeout: TimeoutOpt = None,
+    open_flag: OpenOpt = None,
+    preview_flag: PreviewOpt = None,
     json_output: JsonOpt = False,
     quiet: QuietOpt = False,
     verbose: VerboseOpt = False,
@@ -76,6 +80,14 @@ def status(
                     task = jobs.refresh(ctx, task)
             tasks.append(task)
         render_status(ctx, tasks, single=len(task_ids) == 1)
+        if wait:
+            from flux2_cli.commands._common import show_images
+
+            show_images(
+                ctx, tasks, open_flag=open_flag, preview_flag=preview_flag, fetch_missing=True
+            )
+        elif open_flag or preview_flag:
+            ctx.output.info("--open and --preview go with --wait; nothing shown.")
         for task in tasks:
             jobs.raise_if_failed(task)
     finally:
