@@ -43,6 +43,10 @@ class BatchError(Flux2Error):
 def run_batch(ctx: Context, options: BatchOptions) -> Summary | None:
     """``flux2 batch``: validate everything, then check, plan, or run. Raises BatchError (5)."""
     provider = ctx.provider()
+    if options.report is not None or options.contact_sheet is not None:
+        from flux2_cli.batch.gallery import check_targets
+
+        check_targets(options.report, options.contact_sheet)
     entries = read_manifest(options.manifest)
     planned = plan_entries(ctx, provider, options.manifest, entries)
     if options.shard is not None:
@@ -205,12 +209,14 @@ def execute(
     summary = Summary(total=len(decisions))
     running = 0
     finished = 0
+    outcomes: list[Outcome] = []
 
     with output.progress("batch", len(decisions)) as advance:
 
         def report(outcome: Outcome) -> None:
             nonlocal finished
             finished += 1
+            outcomes.append(outcome)
             entry = outcome.entry
             if outcome.status == "done":
                 summary.done += 1
@@ -274,6 +280,7 @@ def execute(
             finally:
                 runner.stop.set()
     summary.wall_seconds = max(0.0, ctx.clock() - started)
+    write_gallery(ctx, options, outcomes, lock)
     if output.json_mode:
         output.json_line(summary.to_json())
     else:
@@ -281,6 +288,23 @@ def execute(
     if summary.failures:
         raise _failed(options, summary)
     return summary
+
+
+def write_gallery(
+    ctx: Context, options: BatchOptions, outcomes: list[Outcome], lock: LockFile
+) -> None:
+    """``--report`` and ``--contact-sheet``, when asked for, from every entry's outcome."""
+    if options.report is None and options.contact_sheet is None:
+        return
+    from flux2_cli.batch import gallery
+
+    items = gallery.items_from_outcomes(outcomes, lock, sandbox=ctx.sandbox)
+    if options.report is not None:
+        gallery.write_report(options.report, items, title=f"flux2 batch {options.manifest.name}")
+        ctx.output.info(f"Report: {options.report}")
+    if options.contact_sheet is not None:
+        gallery.write_contact_sheet(options.contact_sheet, items)
+        ctx.output.info(f"Contact sheet: {options.contact_sheet}")
 
 
 def _interrupted(options: BatchOptions, running: int, code: int, what: str) -> InterruptedError_:

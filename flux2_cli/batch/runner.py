@@ -125,6 +125,8 @@ class BatchOptions:
     overwrite: bool = False
     sidecar: bool = True
     embed_metadata: bool = False
+    report: Path | None = None  # --report PATH.html
+    contact_sheet: Path | None = None  # --contact-sheet PATH.png
 
 
 @dataclass

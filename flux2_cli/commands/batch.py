@@ -99,6 +99,27 @@ def batch(
             rich_help_panel=BATCH_PANEL,
         ),
     ] = False,
+    report: Annotated[
+        Path | None,
+        typer.Option(
+            "--report",
+            help="Write a self-contained HTML page: a thumbnail per entry, prompt, seed, model, "
+            "cost and status, filterable by status.",
+            metavar="PATH.html",
+            rich_help_panel=BATCH_PANEL,
+            show_default=False,
+        ),
+    ] = None,
+    contact_sheet: Annotated[
+        Path | None,
+        typer.Option(
+            "--contact-sheet",
+            help="Write a labelled grid of the entries' images as PNG.",
+            metavar="PATH.png",
+            rich_help_panel=BATCH_PANEL,
+            show_default=False,
+        ),
+    ] = None,
     ratio: RatioOpt = None,
     res: ResOpt = None,
     mode: ModeOpt = None,
@@ -187,6 +208,8 @@ def batch(
                 overwrite=overwrite,
                 sidecar=not no_sidecar,
                 embed_metadata=embed_metadata,
+                report=report,
+                contact_sheet=contact_sheet,
             ),
         )
     finally:
