@@ -5,7 +5,9 @@ Both are made from :class:`GalleryItem` rows, one per entry in manifest order, b
 run's outcomes. The page embeds each thumbnail (a small JPEG as a ``data:`` URI), so it can be
 mailed or attached as a CI artifact alone; each thumbnail links to the full image by a path
 relative to the page. Every string from the manifest or a server is HTML-escaped. A small inline
-script filters the entries by status and marks any thumbnail that did not load.
+script filters the entries by status (the checkboxes, or a link such as ``report.html#show=failed``)
+and marks any thumbnail that did not load (``data-state`` on each image, ``data-thumbnails="N/M"``
+on the body).
 """
 
 from __future__ import annotations
@@ -285,6 +287,13 @@ function flux2Filter(){
 }
 document.querySelectorAll('.filters input').forEach(function(box){
   box.addEventListener('change',flux2Filter);});
+var wanted=/^#show=(.+)$/.exec(location.hash);
+if(wanted){
+  var keep=decodeURIComponent(wanted[1]).split(',');
+  document.querySelectorAll('.filters input').forEach(function(box){
+    box.checked=keep.indexOf(box.dataset.status)>=0;});
+  flux2Filter();
+}
 window.addEventListener('load',function(){
   var images=document.querySelectorAll('.thumbs img'),loaded=0;
   images.forEach(function(img){
