@@ -23,6 +23,7 @@ from flux2_cli.commands import (
     status,
 )
 from flux2_cli.commands import config as config_command
+from flux2_cli.commands import lock as lock_command
 from flux2_cli.errors import (
     EXIT_INTERRUPTED,
     EXIT_TERMINATED,
@@ -75,6 +76,7 @@ app.command("history")(history.history)
 app.command("credits")(credits.credits)
 app.command("providers")(providers.providers)
 app.command("batch")(batch.batch)
+app.add_typer(lock_command.app, name="lock")
 app.add_typer(sandbox.app, name="sandbox")
 
 

@@ -25,7 +25,7 @@ from urllib.parse import urlsplit, urlunsplit
 from flux2_cli import __version__
 from flux2_cli.errors import DownloadError, UrlExpiredError, UsageError
 from flux2_cli.imagetype import sniff_image_type
-from flux2_cli.task import ImageResult, Task, format_time, utc_now
+from flux2_cli.task import ImageResult, Task, format_time, short_id, utc_now
 
 if TYPE_CHECKING:
     import httpx
@@ -169,7 +169,7 @@ def _template_fields(template: str) -> set[str]:
 
 
 def _id8(task_id: str) -> str:
-    return re.sub(r"[^A-Za-z0-9]", "", task_id)[:8].lower() or "task"
+    return short_id(task_id)
 
 
 def _cap_bytes(text: str, limit: int) -> str:
@@ -249,6 +249,8 @@ class _Target:
     stdout: bool
     folder: Path
     file_name: str | None  # the user's own file name, when -o named one
+    # Folders made for this download, deepest first: removed again if no file lands.
+    created: tuple[Path, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -315,8 +317,21 @@ def download_images(
             on_bytes=on_bytes,
         )
         return downloader.run()
+    except BaseException:
+        _remove_empty_folders(target.created)
+        raise
     finally:
         client.close()
+
+
+def _remove_empty_folders(folders: tuple[Path, ...]) -> None:
+    """Undo the folders a failed download made (``-o new/`` for an expired task); a folder
+    that received a file, or someone else's, is not empty and stays."""
+    for folder in folders:
+        try:
+            folder.rmdir()
+        except OSError:
+            return
 
 
 def _log_hooks(log: Callable[[str], None]) -> dict[str, list[Callable[[Any], None]]]:
@@ -342,11 +357,16 @@ def _resolve_target(output: str | None, task: Task) -> _Target:
     separators = tuple(sep for sep in (os.sep, os.altsep, "/") if sep)
     path = Path(output).expanduser()
     if output.endswith(separators) or path.is_dir():
+        missing: list[Path] = []
+        probe = path
+        while not probe.exists() and probe != probe.parent:
+            missing.append(probe)
+            probe = probe.parent
         try:
             path.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise _cannot_write(path, exc, task) from None
-        return _Target(stdout=False, folder=path, file_name=None)
+        return _Target(stdout=False, folder=path, file_name=None, created=tuple(missing))
     parent = path.parent
     if not parent.is_dir():
         raise DownloadError(

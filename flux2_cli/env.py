@@ -20,6 +20,17 @@ FLUX2_SANDBOX_LATENCY = "FLUX2_SANDBOX_LATENCY"  # seconds a sandbox task takes 
 FLUX2_SANDBOX_FAULTS = "FLUX2_SANDBOX_FAULTS"  # fault settings for the embedded sandbox
 CI = "CI"
 NO_COLOR = "NO_COLOR"
+GITHUB_ACTIONS = "GITHUB_ACTIONS"  # "true" on GitHub Actions: ::error annotations
+GITHUB_STEP_SUMMARY = "GITHUB_STEP_SUMMARY"  # file the job's Markdown summary is appended to
+FLUX2_SHARD_TOTAL = "FLUX2_SHARD_TOTAL"  # shard count beside Kubernetes' JOB_COMPLETION_INDEX
+
+# `--shard auto`: each CI's (index, total) variables, and whether its index counts from 1.
+SHARD_VARIABLES: tuple[tuple[str, str, int], ...] = (
+    ("CI_NODE_INDEX", "CI_NODE_TOTAL", 1),  # GitLab `parallel: N`
+    ("CIRCLE_NODE_INDEX", "CIRCLE_NODE_TOTAL", 0),  # CircleCI `parallelism: N`
+    ("BUILDKITE_PARALLEL_JOB", "BUILDKITE_PARALLEL_JOB_COUNT", 0),  # Buildkite `parallelism`
+    ("JOB_COMPLETION_INDEX", FLUX2_SHARD_TOTAL, 0),  # Kubernetes Indexed Jobs
+)
 
 # After FLUX2_API_KEY in precedence: each provider's own variable.
 PROVIDER_KEY_VARS: dict[str, str] = {
@@ -76,3 +87,8 @@ def is_ci(env: Mapping[str, str] | None = None) -> bool:
     """True when ``CI`` is set to anything but an empty string, 0 or false."""
     value = _environ(env).get(CI, "")
     return value.strip().lower() not in ("", "0", "false", "no")
+
+
+def is_github_actions(env: Mapping[str, str] | None = None) -> bool:
+    """True on a GitHub Actions runner (``GITHUB_ACTIONS=true``)."""
+    return _environ(env).get(GITHUB_ACTIONS, "").strip().lower() == "true"

@@ -43,6 +43,8 @@ POLL_GROWTH = 1.5
 POLL_CAP_S = 10.0
 POLL_JITTER = 0.1
 NOT_FOUND_CODE = "not_found"
+# Task.extra flag: made with `gen --no-download` (URLs wanted, not files).
+NO_DOWNLOAD = "no_download"
 
 OnUpdate = Callable[[Task], None]
 
@@ -241,8 +243,9 @@ def _timed_out(task: Task, timeout: float) -> WaitTimeoutError:
 
 
 def find_task(ctx: Context, task_id: str) -> Task:
-    """The task as the ledger knows it; else a bare task for the configured provider."""
-    entry = ctx.ledger().get(task_id)
+    """The task a TASK_ID (id, short id or `last`) names in the ledger; else a bare task for
+    the configured provider."""
+    entry = ctx.ledger().resolve(task_id)
     if entry is not None:
         task = entry.task
         if ctx.sandbox and not task.base_url:
@@ -305,25 +308,39 @@ def fetch_copy(ctx: Context, task: Task, folder: str) -> Task:
     )
 
 
-def pending_downloads(ctx: Context, *, warn: Callable[[str], None]) -> list[Task]:
-    """Finished, undownloaded tasks with live URLs, after one fresh look at unfinished ones.
+def pending_downloads(
+    ctx: Context, *, warn: Callable[[str], None], include_no_download: bool = False
+) -> tuple[list[Task], list[Task]]:
+    """(finished tasks to download, tasks still running), after one fresh look at each
+    unfinished task.
 
     A task submitted with ``gen --no-wait`` stays "running" in the ledger until something
     polls it; one look-up each (no waiting) lets ``download --pending`` find the ones done
-    since. A look-up that fails is a warning; the others go on.
+    since. A look-up that fails is a warning; the others go on. Tasks made with
+    ``gen --no-download`` are left out unless ``include_no_download``; tasks whose images are
+    gone (:meth:`Ledger.mark_gone`) always are.
     """
     ledger = ctx.ledger()
+    running: list[Task] = []
     for entry in ledger.history(limit=None, pending_only=True):
         if entry.task.status.is_final:
             continue
         try:
             with interruptible(entry.task.task_id):
-                refresh(ctx, entry.task)
+                task = refresh(ctx, entry.task)
         except Flux2Error as exc:
             if exc.exit_code in (EXIT_INTERRUPTED, EXIT_TERMINATED):
                 raise
             warn(f"{entry.task.task_id}: could not look it up: {exc.message}")
-    return [entry.task for entry in ledger.downloadable()]
+            continue
+        if not task.status.is_final:
+            running.append(task)
+    ready = [
+        entry.task
+        for entry in ledger.downloadable()
+        if include_no_download or not entry.task.extra.get(NO_DOWNLOAD)
+    ]
+    return ready, running
 
 
 @contextmanager

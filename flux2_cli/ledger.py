@@ -17,14 +17,27 @@ from types import TracebackType
 from typing import Any
 
 from flux2_cli import env
-from flux2_cli.errors import Flux2Error
-from flux2_cli.task import Cost, ImageResult, Task, TaskError, TaskStatus, utc_now
+from flux2_cli.errors import Flux2Error, UsageError
+from flux2_cli.task import (
+    SHORT_ID_LENGTH,
+    Cost,
+    ImageResult,
+    Task,
+    TaskError,
+    TaskStatus,
+    id_core,
+    utc_now,
+)
 
 LEDGER_FILENAME = "ledger.sqlite3"
 BUSY_TIMEOUT_SECONDS = 10.0
 # PRAGMA application_id marks the file as ours, so a foreign SQLite file is refused, not altered.
 APPLICATION_ID = 0x464C5832  # "FLX2"
 DEFAULT_HISTORY_LIMIT = 20
+LAST_ALIAS = "last"  # a TASK_ID naming the newest task
+MIN_PREFIX = 6  # the shortest prefix of a task id accepted as a TASK_ID
+MAX_CANDIDATES = 8
+IMAGES_GONE = "images_gone"  # Task.extra flag: the provider no longer serves the images
 PREPARE_RETRY_FIRST_DELAY = 0.01
 PREPARE_RETRY_MAX_DELAY = 0.2
 PRIVATE_DIR_MODE = 0o700
@@ -369,6 +382,7 @@ class Ledger:
             f"SELECT {_COLUMNS} FROM tasks WHERE provider = ? AND task_id = ?",
             (task.provider, task.task_id),
         ).fetchone()
+        task = _with_absolute_paths(task)
         if row is None:
             merged = task
             submitted_at = now
@@ -459,7 +473,10 @@ class Ledger:
 
     def downloadable(self, now: datetime | None = None) -> list[LedgerEntry]:
         """Succeeded tasks not yet downloaded whose URLs have not expired (newest first)."""
-        where = "status = ? AND downloaded = 0 AND (expires_at IS NULL OR expires_at > ?)"
+        where = (
+            "status = ? AND downloaded = 0 AND (expires_at IS NULL OR expires_at > ?)"
+            f" AND json_extract(extra, '$.{IMAGES_GONE}') IS NULL"
+        )
         params = [TaskStatus.SUCCEEDED.value, _store_time(now or self._clock())]
         return self._many(where, params, None)
 
@@ -472,6 +489,138 @@ class Ledger:
                 (fingerprint,),
             ).fetchall()
         return [int(row[0]) for row in rows]
+
+    # -- task ids as people type them, and history filters --------------------------------
+
+    def resolve(self, ref: str) -> LedgerEntry | None:
+        """The task a TASK_ID names: an exact id, ``last``, or a unique prefix of an id or of
+        its short form (at least ``MIN_PREFIX`` characters).
+
+        None when nothing in the ledger matches; UsageError (exit 2) when a prefix is ambiguous
+        or too short, with the candidates as hints.
+        """
+        text = ref.strip()
+        exact = self.get(text)
+        if exact is not None:
+            return exact
+        if text.lower() == LAST_ALIAS:
+            newest = self._many("1", [], 1)
+            if not newest:
+                raise UsageError(
+                    "`last` names the newest task in the ledger, and the ledger has none yet."
+                )
+            return newest[0]
+        matches = self.matching_ids(text)
+        if not matches:
+            return None
+        shown = [f"  {task_id}" for task_id in matches[:MAX_CANDIDATES]]
+        if len(matches) > MAX_CANDIDATES:
+            shown.append(f"  … and {len(matches) - MAX_CANDIDATES} more")
+        if len(text) < MIN_PREFIX:
+            raise UsageError(
+                f"task id {text!r} is too short: give at least {MIN_PREFIX} characters "
+                "(or `last`).",
+                hints=["Tasks in the ledger starting with it:", *shown],
+            )
+        if len(matches) > 1:
+            raise UsageError(
+                f"task id {text!r} matches {len(matches)} tasks in the ledger; give more "
+                "characters.",
+                hints=shown,
+            )
+        return self.get(matches[0])
+
+    def matching_ids(self, prefix: str) -> list[str]:
+        """Ids (newest first) that start with ``prefix``, or whose short form does (any case)."""
+        wanted = prefix.strip().lower()
+        if not wanted:
+            return []
+        return [
+            task_id
+            for task_id in self.task_ids()
+            if task_id.lower().startswith(wanted) or id_core(task_id).startswith(wanted)
+        ]
+
+    def task_ids(self, limit: int | None = None) -> list[str]:
+        """Distinct task ids, newest first (``limit`` None: all)."""
+        sql = "SELECT task_id FROM tasks GROUP BY task_id ORDER BY max(submitted_at) DESC"
+        params: list[Any] = []
+        if limit is not None:
+            sql += " LIMIT ?"
+            params.append(max(0, limit))
+        with self._guard() as conn:
+            return [str(row[0]) for row in conn.execute(sql, params).fetchall()]
+
+    def near_ids(self, ref: str, count: int = 3) -> list[str]:
+        """Ledger ids that look like a mistyped ``ref`` (by the whole id or its short form)."""
+        import difflib
+
+        wanted = ref.strip().lower()
+        ids = self.task_ids()
+        by_form: dict[str, str] = {}
+        for task_id in ids:
+            by_form.setdefault(task_id.lower(), task_id)
+            by_form.setdefault(id_core(task_id)[: max(len(wanted), SHORT_ID_LENGTH)], task_id)
+        close = difflib.get_close_matches(wanted, list(by_form), n=count * 2, cutoff=0.6)
+        found: list[str] = []
+        for form in close:
+            task_id = by_form[form]
+            if task_id not in found:
+                found.append(task_id)
+        return found[:count]
+
+    def filtered_history(
+        self,
+        *,
+        limit: int | None = DEFAULT_HISTORY_LIMIT,
+        pending_only: bool = False,
+        provider: str | None = None,
+        statuses: tuple[str, ...] = (),
+        since: datetime | None = None,
+        now: datetime | None = None,
+    ) -> list[LedgerEntry]:
+        """:meth:`history` narrowed to one provider, some stored statuses, and a start time.
+
+        ``expired`` also matches succeeded tasks whose URLs are past their expiry, and
+        ``succeeded`` only those still live, as ``history`` shows them.
+        """
+        moment = _store_time(now or self._clock())
+        clauses: list[str] = []
+        params: list[Any] = []
+        if pending_only:
+            marks = ", ".join("?" for _ in _FINAL_VALUES)
+            clauses.append(
+                f"(status NOT IN ({marks}) OR (status = ? AND downloaded = 0"
+                " AND (expires_at IS NULL OR expires_at > ?)"
+                f" AND json_extract(extra, '$.{IMAGES_GONE}') IS NULL))"
+            )
+            params += [*_FINAL_VALUES, TaskStatus.SUCCEEDED.value, moment]
+        if provider is not None:
+            clauses.append("provider = ?")
+            params.append(provider)
+        if statuses:
+            parts: list[str] = []
+            for status in statuses:
+                if status == TaskStatus.EXPIRED.value:
+                    parts.append("status = ? OR (status = ? AND expires_at <= ?)")
+                    params += [status, TaskStatus.SUCCEEDED.value, moment]
+                elif status == TaskStatus.SUCCEEDED.value:
+                    parts.append("(status = ? AND (expires_at IS NULL OR expires_at > ?))")
+                    params += [status, moment]
+                else:
+                    parts.append("status = ?")
+                    params.append(status)
+            clauses.append("(" + " OR ".join(parts) + ")")
+        if since is not None:
+            clauses.append("submitted_at >= ?")
+            params.append(_store_time(since))
+        return self._many(" AND ".join(clauses) or "1", params, limit)
+
+    def mark_gone(self, task: Task) -> None:
+        """Remember that a task's images are gone at the provider, so no pending download
+        tries it again (``download --pending`` leaves it out; ``history`` shows it expired)."""
+        gone = task.evolve(status=TaskStatus.EXPIRED, extra={**task.extra, IMAGES_GONE: True})
+        self.update(gone)
 
     def _one(self, where: str, params: tuple[Any, ...]) -> LedgerEntry | None:
         found = self._many(where, list(params), 1)
@@ -616,6 +765,19 @@ def merge_images(
             )
         merged.append(image)
     return tuple(merged)
+
+
+def _with_absolute_paths(task: Task) -> Task:
+    """Saved paths made absolute when stored: `history` runs from other folders later."""
+    if not any(image.path and image.path != "-" for image in task.images):
+        return task
+    images = tuple(
+        image
+        if not image.path or image.path == "-" or os.path.isabs(image.path)
+        else ImageResult(**{**image.to_json(), "path": os.path.abspath(image.path)})
+        for image in task.images
+    )
+    return task.evolve(images=images)
 
 
 def _is_busy(exc: sqlite3.Error) -> bool:

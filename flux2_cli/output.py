@@ -18,6 +18,8 @@ from flux2_cli.env import NO_COLOR, is_ci
 from flux2_cli.redact import scrub_all
 
 if TYPE_CHECKING:
+    from datetime import datetime
+
     from rich.console import Console
 
 
@@ -159,6 +161,10 @@ class Output:
         for hint in hints:
             self._write_err(hint if hint.startswith(" ") else f"  {hint}")
 
+    def command(self, line: str) -> None:
+        """A CI workflow command (``::error …``) on stderr as is, even with ``--quiet``."""
+        self._write_err(line)
+
     def debug(self, text: str) -> None:
         """A ``--verbose`` line (already redacted by the caller, scrubbed again here)."""
         if self.verbose:
@@ -264,3 +270,176 @@ class Output:
                 bar.update(task_id, completed=done + failed, detail=detail)
 
             yield fancy
+
+
+# -- status and history rendering (flux2 status / history) ------------------------------------
+
+
+def relative_time(moment: datetime, now: datetime) -> str:
+    """``in 23 h``, ``in 5 min``, ``3 d ago``: a person's sense of when, rounded down."""
+    seconds = (moment - now).total_seconds()
+    ahead = seconds >= 0
+    span = abs(seconds)
+    if span < 60:
+        amount = f"{int(span)} s"
+    elif span < 3600:
+        amount = f"{int(span // 60)} min"
+    elif span < 2 * 86400:
+        amount = f"{int(span // 3600)} h"
+    else:
+        amount = f"{int(span // 86400)} d"
+    return f"in {amount}" if ahead else f"{amount} ago"
+
+
+class LiveLines:
+    """Several tasks waited on at once: one Rich live display on a terminal, else one plain
+    line per status change. ``update(key, text)`` sets a task's line."""
+
+    def __init__(self, output: Output, keys: Sequence[str]) -> None:
+        self._output = output
+        self._keys = list(keys)
+        self._text = dict.fromkeys(self._keys, "waiting")
+        self._started = time.monotonic()
+        self._live: Any = None
+
+    def __enter__(self) -> LiveLines:
+        output = self._output
+        if output.live and not output.quiet:
+            from rich.live import Live
+
+            self._live = Live(
+                self._renderable(), console=output.console(), refresh_per_second=4, transient=False
+            )
+            self._live.__enter__()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._live is not None:
+            self._live.update(self._renderable(), refresh=True)
+            self._live.__exit__(None, None, None)
+
+    def update(self, key: str, text: str) -> None:
+        """A new status for one task: redrawn live, or printed when it changed."""
+        if self._text.get(key) == text:
+            return
+        self._text[key] = text
+        if self._live is not None:
+            self._live.update(self._renderable())
+        elif not self._output.quiet and not (self._output.json_mode and not self._output.live):
+            elapsed = time.monotonic() - self._started
+            self._output.info(f"task {key}: {text} ({elapsed:.0f}s)")
+
+    def _renderable(self) -> Any:
+        from rich.table import Table
+        from rich.text import Text
+
+        elapsed = time.monotonic() - self._started
+        grid = Table.grid(padding=(0, 1))
+        for key in self._keys:
+            grid.add_row(
+                Text(f"task {key}:"), Text(self._text[key]), Text(f"{elapsed:.0f}s", "dim")
+            )
+        return grid
+
+
+def tab_separated(rows: Sequence[Sequence[Any]]) -> str:
+    """Plain rows for pipes: cells joined by tabs, tabs and newlines inside a cell as spaces."""
+    lines = []
+    for row in rows:
+        cells = ("" if cell is None else str(cell) for cell in row)
+        lines.append("\t".join(" ".join(cell.split()) if cell else cell for cell in cells))
+    return "".join(line + "\n" for line in lines)
+
+
+def status_lines(task: Any, now: datetime | None = None) -> list[str]:
+    """``flux2 status`` for people: id, status, expiry as "expires in 23 h", saved paths, URLs
+    (until they expire) and the error. ``task`` is a :class:`flux2_cli.task.Task`."""
+    from flux2_cli.jobs import as_seen_now
+    from flux2_cli.task import format_time, utc_now
+
+    now = now or utc_now()
+    task = as_seen_now(task, now)
+    line = f"{task.task_id}  {task.status.value}"
+    if task.raw_status and task.raw_status.lower() != task.status.value:
+        line += f" ({task.raw_status})"
+    if task.expires_at:
+        verb = "expires" if task.expires_at > now else "expired"
+        line += f"  {verb} {relative_time(task.expires_at, now)} ({format_time(task.expires_at)})"
+    lines = [line]
+    for image in task.images:
+        if image.path and image.path != "-":
+            lines.append(f"  saved: {image.path}")
+    if task.status.value != "expired":
+        lines.extend(f"  {image.url}" for image in task.images)
+    if task.error:
+        code = f"[{task.error.code}] " if task.error.code else ""
+        lines.append(f"  error: {code}{task.error.message}")
+    return lines
+
+
+def print_rows(
+    output: Output,
+    header: Sequence[str],
+    rows: Sequence[Sequence[str]],
+    *,
+    shrink: Sequence[int] = (),
+    shrink_left: Sequence[int] = (),
+) -> None:
+    """Result rows on stdout: aligned columns that fit the terminal, else tab-separated.
+
+    On a terminal the columns in ``shrink`` (then ``shrink_left``, cut at their start, as for
+    paths) give up width first, with an ellipsis; the others (ids, times) are never cut or
+    split. Piped, every row is printed whole, tab-separated, with no header, so ``cut`` and
+    ``awk`` see one record a line. Plain string work, no Rich: 10,000 rows stay fast.
+    """
+    if output.json_mode:
+        return
+    try:
+        tty = output.out.isatty()
+    except (AttributeError, ValueError):
+        tty = False
+    if not tty:
+        output._write_out(tab_separated(rows))
+        return
+    import shutil
+
+    widths = [len(name) for name in header]
+    for row in rows:
+        for index, cell in enumerate(row):
+            widths[index] = max(widths[index], len(cell))
+    gap = 2
+    room = shutil.get_terminal_size().columns
+    excess = sum(widths) + gap * (len(widths) - 1) - room
+    for index in (*shrink, *shrink_left):
+        if excess <= 0:
+            break
+        least = max(len(header[index]), MIN_SHRUNK_WIDTH)
+        give = min(excess, max(0, widths[index] - least))
+        widths[index] -= give
+        excess -= give
+    bold = not os.environ.get(NO_COLOR)
+    lines = [_aligned(header, widths, gap, (), ())]
+    if bold:
+        lines[0] = f"\x1b[1m{lines[0]}\x1b[0m"
+    lines.extend(_aligned(row, widths, gap, shrink, shrink_left) for row in rows)
+    output._write_out("".join(line + "\n" for line in lines))
+
+
+MIN_SHRUNK_WIDTH = 12
+
+
+def _aligned(
+    row: Sequence[str],
+    widths: Sequence[int],
+    gap: int,
+    shrink: Sequence[int],
+    shrink_left: Sequence[int],
+) -> str:
+    cells = []
+    last = len(row) - 1
+    for index, cell in enumerate(row):
+        width = widths[index]
+        if len(cell) > width:
+            cell = "…" + cell[-(width - 1) :] if index in shrink_left else cell[: width - 1] + "…"
+        cells.append(cell if index == last else cell.ljust(width))
+    return (" " * gap).join(cells)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+import re
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from typing import Any
@@ -162,3 +163,35 @@ def _tidy_number(value: float | None) -> float | int | None:
     if float(value).is_integer():
         return int(value)
     return value
+
+
+# Words that providers put in every id (``task_01…``, ``task-…``, ``sbx…_flux2``): never
+# distinctive, so short ids skip them.
+_ID_NOISE_WORDS = frozenset({"task", "tasks", "flux", "flux2", "req", "request", "id", "gen"})
+_ID_NOISE_PREFIXES = ("sbx", "task")
+# A ULID (apimart's ``task_01KFG5…``) starts with 10 characters of millisecond time, shared by
+# every task made in the same minute; its 16 random characters follow.
+_ULID = re.compile(r"^[0-7][0-9A-HJKMNP-TV-Z]{25}$", re.IGNORECASE)
+_ULID_TIME_CHARS = 10
+_HEX_CORE = re.compile(r"[0-9a-fA-F]{8,}")
+SHORT_ID_LENGTH = 8
+
+
+def id_core(task_id: str) -> str:
+    """The distinctive part of a task id, lower case: constant words and ULID time dropped."""
+    tokens = [t for t in re.split(r"[^A-Za-z0-9]+", task_id) if t]
+    kept = [t for t in tokens if t.lower() not in _ID_NOISE_WORDS]
+    text = "".join(kept)
+    for prefix in _ID_NOISE_PREFIXES:
+        rest = text[len(prefix) :]
+        if text.lower().startswith(prefix) and _HEX_CORE.fullmatch(rest):
+            text = rest
+            break
+    if _ULID.match(text):
+        text = text[_ULID_TIME_CHARS:]
+    return text.lower() or re.sub(r"[^A-Za-z0-9]", "", task_id).lower() or "task"
+
+
+def short_id(task_id: str) -> str:
+    """The 8-character form of a task id shown in messages and ``{id8}`` (a valid TASK_ID)."""
+    return id_core(task_id)[:SHORT_ID_LENGTH]

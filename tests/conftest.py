@@ -28,6 +28,17 @@ _CLEARED = (
     "ALL_PROXY",
     "https_proxy",
     "http_proxy",
+    # CI variables that switch on annotations, step summaries and `--shard auto`.
+    "GITHUB_ACTIONS",
+    "GITHUB_STEP_SUMMARY",
+    "CI_NODE_INDEX",
+    "CI_NODE_TOTAL",
+    "CIRCLE_NODE_INDEX",
+    "CIRCLE_NODE_TOTAL",
+    "BUILDKITE_PARALLEL_JOB",
+    "BUILDKITE_PARALLEL_JOB_COUNT",
+    "JOB_COMPLETION_INDEX",
+    "FLUX2_SHARD_TOTAL",
 )
 
 

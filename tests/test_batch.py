@@ -230,13 +230,80 @@ def test_shards_partition_the_entries_stably(tmp_path: Path) -> None:
     shards = [select_shard(planned, k, 3) for k in (1, 2, 3)]
     keys = [[entry.key for entry in shard] for shard in shards]
     assert sorted(key for shard in keys for key in shard) == sorted(e.key for e in planned)
-    assert all(shard for shard in keys)
-    # Adding entries never moves an existing entry to another shard.
-    manifest.write_text("".join(f"prompt number {n}\n" for n in range(60)))
+    # Each share keeps manifest order.
+    assert all([e.line for e in shard] == sorted(e.line for e in shard) for shard in shards)
+    # Adding entries moves at most N-1 existing entries across a cut.
+    manifest.write_text("".join(f"prompt number {n}\n" for n in range(41)))
     bigger = plan(manifest)
+    moved = 0
     for k, shard in zip((1, 2, 3), shards, strict=True):
         again = {entry.fingerprint for entry in select_shard(bigger, k, 3)}
-        assert {entry.fingerprint for entry in shard} <= again
+        moved += len({entry.fingerprint for entry in shard} - again)
+    assert moved <= 2
+
+
+@pytest.mark.parametrize(("count", "n"), [(20, 4), (20, 3), (7, 3), (2, 3), (1, 1), (0, 2)])
+def test_shard_sizes_differ_by_at_most_one(tmp_path: Path, count: int, n: int) -> None:
+    manifest = tmp_path / "m.txt"
+    manifest.write_text("".join(f"asset number {i}\n" for i in range(count)))
+    planned = plan(manifest) if count else []
+    sizes = [len(select_shard(planned, k, n)) for k in range(1, n + 1)]
+    assert sum(sizes) == count
+    assert max(sizes) - min(sizes) <= 1
+
+
+def test_shards_do_not_depend_on_line_order(tmp_path: Path) -> None:
+    manifest = tmp_path / "m.txt"
+    prompts = [f"asset number {i}" for i in range(12)]
+    manifest.write_text("".join(f"{p}\n" for p in prompts))
+    before = [{e.fingerprint for e in select_shard(plan(manifest), k, 3)} for k in (1, 2, 3)]
+    manifest.write_text("".join(f"{p}\n" for p in reversed(prompts)))
+    after = [{e.fingerprint for e in select_shard(plan(manifest), k, 3)} for k in (1, 2, 3)]
+    assert before == after
+
+
+@pytest.mark.parametrize(
+    ("env", "expected"),
+    [
+        ({"CI_NODE_INDEX": "1", "CI_NODE_TOTAL": "3"}, (1, 3)),  # GitLab counts from 1
+        ({"CI_NODE_INDEX": "3", "CI_NODE_TOTAL": "3"}, (3, 3)),
+        ({"CIRCLE_NODE_INDEX": "0", "CIRCLE_NODE_TOTAL": "4"}, (1, 4)),
+        ({"BUILDKITE_PARALLEL_JOB": "2", "BUILDKITE_PARALLEL_JOB_COUNT": "3"}, (3, 3)),
+        ({"JOB_COMPLETION_INDEX": "4", "FLUX2_SHARD_TOTAL": "5"}, (5, 5)),
+    ],
+)
+def test_shard_auto_reads_each_cis_variables(
+    env: dict[str, str], expected: tuple[int, int]
+) -> None:
+    assert parse_shard("auto", env) == expected
+
+
+def test_shard_auto_with_nothing_set_names_every_variable() -> None:
+    with pytest.raises(UsageError) as caught:
+        parse_shard("auto", {"CI": "true"})
+    for name in (
+        "CI_NODE_INDEX",
+        "CI_NODE_TOTAL",
+        "CIRCLE_NODE_INDEX",
+        "BUILDKITE_PARALLEL_JOB_COUNT",
+        "JOB_COMPLETION_INDEX",
+        "FLUX2_SHARD_TOTAL",
+    ):
+        assert name in caught.value.message
+
+
+@pytest.mark.parametrize(
+    ("env", "named"),
+    [
+        ({"JOB_COMPLETION_INDEX": "0"}, "FLUX2_SHARD_TOTAL"),
+        ({"CI_NODE_INDEX": "0", "CI_NODE_TOTAL": "3"}, "CI_NODE_INDEX"),
+        ({"CIRCLE_NODE_INDEX": "4", "CIRCLE_NODE_TOTAL": "4"}, "CIRCLE_NODE_INDEX"),
+        ({"BUILDKITE_PARALLEL_JOB": "x", "BUILDKITE_PARALLEL_JOB_COUNT": "2"}, "BUILDKITE"),
+    ],
+)
+def test_shard_auto_with_a_bad_or_half_set_pair_names_it(env: dict[str, str], named: str) -> None:
+    with pytest.raises(UsageError, match=named):
+        parse_shard("auto", env)
 
 
 @pytest.mark.parametrize("text", ["0/3", "4/3", "1/0", "x", "1-3", "a/b", "/"])

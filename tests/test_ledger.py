@@ -58,7 +58,7 @@ def full_task(task_id: str = "task-1", **changes: object) -> Task:
         images=(
             ImageResult(
                 url="https://cdn.example/a.png?sig=1",
-                path="out/red-fox-3f9a1c2e.png",
+                path="/data/out/red-fox-3f9a1c2e.png",
                 bytes=123456,
                 sha256="ab" * 32,
                 width=1920,
@@ -514,3 +514,48 @@ def test_a_new_ledger_is_private_to_its_user(tmp_path: Path) -> None:
         assert folder.stat().st_mode & 0o077 == 0
     finally:
         os.umask(old_umask)
+
+
+def test_resolve_takes_exact_ids_prefixes_short_ids_and_last(tmp_path: Path) -> None:
+    from flux2_cli.errors import UsageError
+
+    with Ledger(tmp_path / "l.sqlite3") as ledger:
+        for task_id in (
+            "sbx6e208ca2a1_flux2",
+            "sbx6e2ff84e0c_flux2",
+            "task_01KFG5BBFNK1YQDTJDZY0P0QT2",
+        ):
+            ledger.record_submit(Task(task_id=task_id, provider="apiinone"))
+
+        def resolved(ref: str) -> str | None:
+            entry = ledger.resolve(ref)
+            return entry.task.task_id if entry else None
+
+        assert resolved("sbx6e208ca2a1_flux2") == "sbx6e208ca2a1_flux2"
+        assert resolved("sbx6e208") == "sbx6e208ca2a1_flux2"
+        assert resolved("6e2ff84e") == "sbx6e2ff84e0c_flux2"  # the short form's prefix
+        assert resolved("K1YQDTJD") == "task_01KFG5BBFNK1YQDTJDZY0P0QT2"  # any case
+        assert resolved("last") == "task_01KFG5BBFNK1YQDTJDZY0P0QT2"
+        assert resolved("zzzzzzzz") is None
+        with pytest.raises(UsageError, match="matches 2 tasks"):
+            ledger.resolve("sbx6e2")
+        with pytest.raises(UsageError, match="at least 6"):
+            ledger.resolve("sbx6e")
+        assert ledger.near_ids("sbx6e208ca2a1_flux3")[0] == "sbx6e208ca2a1_flux2"
+
+
+def test_mark_gone_leaves_a_task_out_of_downloadable(tmp_path: Path) -> None:
+    with Ledger(tmp_path / "l.sqlite3") as ledger:
+        task = Task(
+            task_id="t1",
+            provider="apiinone",
+            status=TaskStatus.SUCCEEDED,
+            images=(ImageResult(url="https://x/a.png"),),
+        )
+        ledger.record_submit(task)
+        assert [e.task.task_id for e in ledger.downloadable()] == ["t1"]
+        ledger.mark_gone(task)
+        assert ledger.downloadable() == []
+        # a later look-up saying "succeeded" again does not bring it back
+        ledger.update(task)
+        assert ledger.downloadable() == []

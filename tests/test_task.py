@@ -14,6 +14,7 @@ from flux2_cli.task import (
     TaskStatus,
     format_time,
     parse_time,
+    short_id,
 )
 
 TASK_KEYS = {
@@ -87,3 +88,24 @@ def test_parse_time_accepts_iso_and_unix(value: object, expected: str) -> None:
 @pytest.mark.parametrize("value", [None, "", "soon", True, [], {}, float("inf")])
 def test_parse_time_refuses_garbage(value: object) -> None:
     assert parse_time(value) is None
+
+
+@pytest.mark.parametrize(
+    ("task_id", "short"),
+    [
+        ("sbxf54251da8c2742a6a8c5_flux2", "f54251da"),  # not "sbxf5425": sbx is in every id
+        ("task_01KFG5BBFNK1YQDTJDZY0P0QT2", "k1yqdtjd"),  # the ULID's random part, not its time
+        ("task-4f95c0ffee1234", "4f95c0ff"),  # not "task4f95"
+        ("d5ba37dc-1234-4567-89ab-cdef01234567", "d5ba37dc"),
+        ("n41xxxx_flux2", "n41xxxx"),
+        ("t16", "t16"),
+    ],
+)
+def test_short_id_is_the_distinctive_part(task_id: str, short: str) -> None:
+    assert short_id(task_id) == short
+
+
+def test_short_ids_of_tasks_made_together_differ() -> None:
+    # apimart's ULIDs made in the same second share their first 10 characters
+    first, second = "task_01KFG5BBFNK1YQDTJDZY0P0QT2", "task_01KFG5BBFNAAAAAAAAAAAAAAAA"
+    assert short_id(first) != short_id(second)

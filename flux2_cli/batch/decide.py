@@ -33,7 +33,7 @@ class Decision:
     action: Action
     task: Task | None = None
     record: dict[str, Any] | None = None
-    source: str = "new"  # lock | ledger | new
+    source: str = "new"  # lock | ledger (this manifest's task) | reused (another's) | new
 
     @property
     def pays(self) -> bool:
@@ -42,14 +42,35 @@ class Decision:
 
 
 def decide(
-    ctx: Context, entry: PlannedEntry, lock: LockFile, *, resubmit_unknown: bool
+    ctx: Context,
+    entry: PlannedEntry,
+    lock: LockFile,
+    *,
+    resubmit_unknown: bool,
+    manifest: Path | None = None,
+    fresh: bool = False,
 ) -> Decision:
-    """Skip, download, poll, submit or report unknown — from the lock file and the ledger."""
+    """Skip, download, poll, submit or report unknown — from the lock file and the ledger.
+
+    A task of the same request made for another manifest (or by hand) is reused, brought into
+    this entry's output and reported so, unless ``fresh``; its images elsewhere are not taken.
+    """
     record = lock.record_for(entry.key, entry.fingerprint)
     if record is not None:
         return Decision(entry, Action.SKIP, record=record, source="lock")
     ledger = ctx.ledger()
     known = ledger.find_by_fingerprint(entry.fingerprint)
+    if known is not None and manifest is not None and not _made_for(known.batch_key, manifest):
+        if fresh:
+            return Decision(entry, Action.SUBMIT)
+        task = known.task
+        if not task.status.is_final:
+            return Decision(entry, Action.POLL, task=task, source="reused")
+        if task.status is TaskStatus.SUCCEEDED and (
+            task.expires_at is None or task.expires_at > utc_now()
+        ):
+            return Decision(entry, Action.DOWNLOAD, task=task, source="reused")
+        known = None  # failed or expired: generate anew
     if known is not None:
         task = known.task
         if not task.status.is_final:
@@ -63,6 +84,11 @@ def decide(
     if ledger.open_intents(entry.fingerprint) and not resubmit_unknown:
         return Decision(entry, Action.UNKNOWN)
     return Decision(entry, Action.SUBMIT)
+
+
+def _made_for(batch_key: str | None, manifest: Path) -> bool:
+    """True when a ledger task was submitted for an entry of this manifest (or nobody knows)."""
+    return batch_key is None or batch_key.startswith(f"{manifest.resolve()}#")
 
 
 def _saved_intact(task: Task) -> bool:

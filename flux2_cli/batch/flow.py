@@ -1,13 +1,15 @@
-"""``flux2 batch`` from start to end: plan, dry run, check, execute, summary."""
+"""``flux2 batch`` from start to end: plan, dry run, check, execute, summary, reports."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import os
+from typing import TYPE_CHECKING, Any
 
 from flux2_cli.batch.decide import Action, Decision, decide
-from flux2_cli.batch.lock import LOCK_SUFFIX, LockFile, lock_path, lock_record
+from flux2_cli.batch.lock import LockFile, lock_path, lock_record
 from flux2_cli.batch.manifest import read_manifest
 from flux2_cli.batch.plan import PlannedEntry, plan_entries, select_shard
+from flux2_cli.batch.reports import EntryReport, RunTotals
 from flux2_cli.batch.runner import (
     OUTCOME_UNKNOWN,
     BatchOptions,
@@ -22,11 +24,13 @@ from flux2_cli.errors import (
     EXIT_INTERRUPTED,
     EXIT_TASK_FAILED,
     EXIT_TERMINATED,
+    EXIT_TIMEOUT,
     Flux2Error,
     InterruptedError_,
     InterruptSignal,
     TerminatedSignal,
     UsageError,
+    WaitTimeoutError,
 )
 
 if TYPE_CHECKING:
@@ -40,6 +44,25 @@ class BatchError(Flux2Error):
     exit_code = EXIT_TASK_FAILED
 
 
+class BatchTimedOutError(Flux2Error):
+    """The only problems were timeouts: those tasks still run and a re-run resumes them (6)."""
+
+    exit_code = EXIT_TIMEOUT
+
+
+# How people read each outcome.
+STATUS_TEXT = {
+    "done": "done",
+    "reused": "reused",
+    "skipped": "skipped",
+    "failed": "failed",
+    "timed_out": "timed out",
+    "unknown": "outcome unknown",
+}
+PROBLEM_STATUSES = ("failed", "timed_out", "unknown")
+NAMED_MAX = 20
+
+
 def run_batch(ctx: Context, options: BatchOptions) -> Summary | None:
     """``flux2 batch``: validate everything, then check, plan, or run. Raises BatchError (5)."""
     provider = ctx.provider()
@@ -50,13 +73,24 @@ def run_batch(ctx: Context, options: BatchOptions) -> Summary | None:
     entries = read_manifest(options.manifest)
     planned = plan_entries(ctx, provider, options.manifest, entries)
     if options.shard is not None:
+        whole = len(planned)
         planned = select_shard(planned, *options.shard)
+        k, n = options.shard
+        ctx.output.info(f"Shard {k}/{n}: {len(planned)} of {_entries(whole)}.")
     lock = LockFile.load(lock_path(options.manifest), warn=ctx.output.warn)
     if options.check:
-        check(ctx, planned, lock)
+        check(ctx, planned, lock, options)
         return None
     decisions = [
-        decide(ctx, entry, lock, resubmit_unknown=options.resubmit_unknown) for entry in planned
+        decide(
+            ctx,
+            entry,
+            lock,
+            resubmit_unknown=options.resubmit_unknown,
+            manifest=options.manifest,
+            fresh=options.fresh,
+        )
+        for entry in planned
     ]
     credits, usd, unpriced = estimate(decisions)
     if options.dry_run:
@@ -110,6 +144,7 @@ def print_plan(
     for decision in decisions:
         entry = decision.entry
         cost = entry.estimate if decision.pays else None
+        action = "reuse" if decision.source == "reused" else decision.action.value
         if output.json_mode:
             output.json_line(
                 {
@@ -117,22 +152,14 @@ def print_plan(
                     "name": entry.name,
                     "key": entry.key,
                     "line": entry.line,
-                    "action": decision.action.value,
+                    "action": action,
                     "fingerprint": entry.fingerprint,
                     "estimated_cost": cost.to_json() if cost is not None else None,
                     "request": entry.request.to_json(),
                 }
             )
         credit_text = "" if cost is None or cost.credits is None else f"{cost.credits:g}"
-        rows.append(
-            [
-                entry.key,
-                entry.line,
-                decision.action.value,
-                _short(entry.request.prompt),
-                credit_text,
-            ]
-        )
+        rows.append([entry.key, entry.line, action, _short(entry.request.prompt), credit_text])
     submits = sum(1 for decision in decisions if decision.pays)
     if output.json_mode:
         output.json_line(
@@ -150,18 +177,24 @@ def print_plan(
     output.table(None, ["entry", "line", "action", "prompt", "credits"], rows)
     note = f" ({unpriced} without a published price)" if unpriced else ""
     output.info(
-        f"Plan: {len(decisions)} entries, {submits} to submit; estimated cost {credits:g} "
+        f"Plan: {_entries(len(decisions))}, {submits} to submit; estimated cost {credits:g} "
         f"credits (≈ ${usd:.2f}){note}. Nothing was sent."
     )
 
 
-def check(ctx: Context, planned: list[PlannedEntry], lock: LockFile) -> None:
-    """``--check``: compare the manifest with the lock file and the files; send nothing."""
+def check(ctx: Context, planned: list[PlannedEntry], lock: LockFile, options: BatchOptions) -> None:
+    """``--check``: compare the manifest with the lock file and the files; send nothing.
+
+    Each out-of-date entry is printed once (a line on stdout, or its JSON line); the error
+    that follows counts them instead of naming them again.
+    """
     output = ctx.output
     problems: list[tuple[PlannedEntry, str]] = []
+    reports: list[EntryReport] = []
     for entry in planned:
         problem = lock.problem(entry.key, entry.fingerprint)
         state = "ok" if problem is None else problem.split(":")[0]
+        reports.append(EntryReport(entry.key, entry.line, state, message=problem))
         if output.json_mode:
             output.json_line(
                 {
@@ -176,23 +209,24 @@ def check(ctx: Context, planned: list[PlannedEntry], lock: LockFile) -> None:
         if problem is not None:
             problems.append((entry, problem))
             output.result(f"{state}\t{entry.key}\tline {entry.line}\t{problem}")
+    counts = {"missing": 0, "changed": 0, "stale": 0}
+    for _, problem in problems:
+        state = problem.split(":")[0]
+        counts[state] = counts.get(state, 0) + 1
     if output.json_mode:
-        counts = {"missing": 0, "changed": 0, "stale": 0}
-        for _, problem in problems:
-            counts[problem.split(":")[0]] += 1
         output.json_line(
             {"summary": True, "check": True, "ok": len(planned) - len(problems), **counts}
         )
+    totals = RunTotals(counts={"ok": len(planned) - len(problems), **counts})
+    _publish(ctx, options, reports, totals, title="flux2 batch --check")
     if not problems:
-        output.info(f"All {len(planned)} entries are up to date ({lock.path.name}).")
+        output.info(f"{_all(len(planned))} up to date ({lock.path.name}).")
         return
-    named = ", ".join(f"{entry.label}: {problem}" for entry, problem in problems[:20])
-    more = f" (and {len(problems) - 20} more)" if len(problems) > 20 else ""
+    kinds = ", ".join(f"{count} {state}" for state, count in counts.items() if count)
     raise BatchError(
-        f"{len(problems)} of {len(planned)} entries are out of date: {named}{more}",
-        hints=[
-            f"Run `flux2 batch {lock.path.name[: -len(LOCK_SUFFIX)]}` to bring them up to date."
-        ],
+        f"{_of(len(problems), len(planned))} {'is' if len(problems) == 1 else 'are'} out of "
+        f"date ({kinds}).",
+        hints=[f"Run `{_rerun(options)}` to bring them up to date."],
     )
 
 
@@ -207,6 +241,8 @@ def execute(
     output = ctx.output
     started = ctx.clock()
     summary = Summary(total=len(decisions))
+    reports: list[EntryReport] = []
+    began: dict[str, float] = {}
     running = 0
     finished = 0
     outcomes: list[Outcome] = []
@@ -218,31 +254,40 @@ def execute(
             finished += 1
             outcomes.append(outcome)
             entry = outcome.entry
+            outcome.status = _classify(ctx, outcome)
             if outcome.status == "done":
                 summary.done += 1
                 if outcome.submitted and outcome.task is not None and outcome.task.cost:
                     summary.credits += outcome.task.cost.credits or 0.0
+            elif outcome.status == "reused":
+                summary.reused += 1
             elif outcome.status == "skipped":
                 summary.skipped += 1
             else:
-                summary.failed += 1
+                setattr(summary, outcome.status, getattr(summary, outcome.status) + 1)
                 summary.failures.append(outcome)
-            if outcome.status == "done" and outcome.task is not None:
+            if outcome.status in ("done", "reused") and outcome.task is not None:
                 lock.put(entry.key, lock_record(lock, entry, outcome.task))
             elif outcome.status == "skipped":
                 if outcome.task is not None:
                     lock.put(entry.key, lock_record(lock, entry, outcome.task))
                 elif outcome.decision.record is not None:
                     lock.put(entry.key, {**outcome.decision.record, "line": entry.line})
+            outputs = _outputs(outcome, lock)
+            seconds = ctx.clock() - began[entry.key] if entry.key in began else None
+            reports.append(_entry_report(outcome, outputs, seconds))
             if output.json_mode:
-                output.json_line(outcome.to_json())
-            elif outcome.status != "failed":
-                for path in outcome.paths(lock):
-                    output.result(path)
+                entry_json = outcome.to_json()
+                entry_json["task_id"] = _task_id(outcome)
+                entry_json["outputs"] = outputs
+                output.json_line(entry_json)
+            elif outcome.status not in PROBLEM_STATUSES:
+                for item in outputs:
+                    output.result(item["path"])
             line = None if output.json_mode else _progress_line(outcome, finished, summary.total)
             advance(
-                done=summary.done + summary.skipped,
-                failed=summary.failed,
+                done=summary.done + summary.reused + summary.skipped,
+                failed=len(summary.failures),
                 running=running,
                 credits=summary.credits,
                 line=line,
@@ -254,11 +299,10 @@ def execute(
                 report(Outcome(decision, "skipped", task=decision.task))
             elif decision.action is Action.UNKNOWN:
                 error = UnknownOutcomeError(
-                    "a POST for this entry got no answer in an earlier run; the task may exist "
-                    "at the provider (outcome unknown).",
-                    hints=["Check `flux2 history`, then re-run with --resubmit-unknown."],
+                    "an earlier create call for this entry got no clear answer; the task may "
+                    "exist at the provider (outcome unknown)."
                 )
-                report(Outcome(decision, "failed", error=error))
+                report(Outcome(decision, "unknown", error=error))
             else:
                 work.append(decision)
         if work:
@@ -268,6 +312,7 @@ def execute(
                 for kind, payload in runner.run(work):
                     if kind == "start":
                         running += 1
+                        began[payload.entry.key] = ctx.clock()
                     else:
                         running -= 1
                         report(payload)
@@ -285,6 +330,19 @@ def execute(
         output.json_line(summary.to_json())
     else:
         _print_summary(ctx, summary)
+    totals = RunTotals(
+        counts={
+            "done": summary.done,
+            "reused": summary.reused,
+            "skipped": summary.skipped,
+            "failed": summary.failed,
+            "timed_out": summary.timed_out,
+            "unknown": summary.unknown,
+        },
+        credits=summary.credits,
+        wall_seconds=summary.wall_seconds,
+    )
+    _publish(ctx, options, reports, totals, title="flux2 batch")
     if summary.failures:
         raise _failed(options, summary)
     return summary
@@ -299,12 +357,129 @@ def write_gallery(
     from flux2_cli.batch import gallery
 
     items = gallery.items_from_outcomes(outcomes, lock, sandbox=ctx.sandbox)
-    if options.report is not None:
-        gallery.write_report(options.report, items, title=f"flux2 batch {options.manifest.name}")
-        ctx.output.info(f"Report: {options.report}")
-    if options.contact_sheet is not None:
-        gallery.write_contact_sheet(options.contact_sheet, items)
-        ctx.output.info(f"Contact sheet: {options.contact_sheet}")
+    title = f"flux2 batch {options.manifest.name}"
+    targets = (("--report", options.report), ("--contact-sheet", options.contact_sheet))
+    for what, path in targets:
+        if path is None:
+            continue
+        try:
+            if what == "--report":
+                gallery.write_report(path, items, title=title)
+            else:
+                gallery.write_contact_sheet(path, items)
+        except OSError as exc:  # the run's outcome stands; only the picture of it is lost
+            ctx.output.warn(f"{what} {path}: cannot write it ({exc.strerror or exc}).")
+            continue
+        ctx.output.info(f"{'Report' if what == '--report' else 'Contact sheet'}: {path}")
+
+
+def _classify(ctx: Context, outcome: Outcome) -> str:
+    """done, reused, skipped, failed, timed_out or unknown: what a run's outcome counts as."""
+    if outcome.status == "done":
+        return "reused" if outcome.decision.source == "reused" else "done"
+    if outcome.status in ("skipped", "unknown"):
+        return outcome.status
+    error = outcome.error
+    if isinstance(error, WaitTimeoutError):
+        return "timed_out"  # the task still runs; a re-run polls it
+    if error is not None and error_code(error) == OUTCOME_UNKNOWN:
+        return "unknown"
+    if (
+        error is not None
+        and outcome.decision.action is Action.SUBMIT
+        and not outcome.submitted
+        and _intent_open(ctx, outcome.entry)
+    ):
+        # A 5xx or a lost answer to the paid POST: the provider may have made the task. Told
+        # as the re-run will tell it (its intent stays open), never "failed, re-run to retry".
+        outcome.error = UnknownOutcomeError(
+            f"the create call got no clear answer ({error.message.rstrip('.')}); the task may "
+            "exist at the provider (outcome unknown)."
+        )
+        return "unknown"
+    return "failed"
+
+
+def _intent_open(ctx: Context, entry: PlannedEntry) -> bool:
+    try:
+        return bool(ctx.ledger().open_intents(entry.fingerprint))
+    except Flux2Error:
+        return False
+
+
+def _outputs(outcome: Outcome, lock: LockFile) -> list[dict[str, Any]]:
+    """Every saved image of the entry, from its task or (skipped) from the lock record."""
+    if outcome.status in PROBLEM_STATUSES:
+        return []
+    task = outcome.task
+    if task is not None and task.images:
+        return [
+            {"path": image.path, "sha256": image.sha256}
+            for image in task.images
+            if image.path and image.path != "-"
+        ]
+    record = outcome.decision.record or {}
+    return [
+        {"path": str(lock.resolve(str(item.get("path", "")))), "sha256": item.get("sha256")}
+        for item in record.get("outputs") or []
+        if isinstance(item, dict)
+    ]
+
+
+def _task_id(outcome: Outcome) -> str | None:
+    if outcome.task is not None:
+        return outcome.task.task_id
+    task_id = (outcome.decision.record or {}).get("task_id")
+    return str(task_id) if task_id else None
+
+
+def _entry_report(
+    outcome: Outcome, outputs: list[dict[str, Any]], seconds: float | None
+) -> EntryReport:
+    error = outcome.error
+    return EntryReport(
+        key=outcome.entry.key,
+        line=outcome.entry.line,
+        status=outcome.status,
+        message=error.message if error is not None else None,
+        code=error_code(error) if error is not None else None,
+        task_id=_task_id(outcome),
+        seconds=seconds,
+        outputs=tuple(str(item["path"]) for item in outputs),
+    )
+
+
+def _publish(
+    ctx: Context,
+    options: BatchOptions,
+    reports: list[EntryReport],
+    totals: RunTotals,
+    *,
+    title: str,
+) -> None:
+    """``--junit``, and under GitHub Actions the annotations and the step summary."""
+    from flux2_cli.batch import reports as ci
+    from flux2_cli.env import is_github_actions
+
+    if options.junit is not None:
+        try:
+            ci.write_junit(options.junit, options.manifest, reports, title)
+        except OSError as exc:
+            ctx.output.warn(f"--junit {options.junit}: cannot write the report ({exc}).")
+    if not is_github_actions():
+        return
+    manifest = ci.annotation_path(options.manifest, os.environ)
+    for line in ci.workflow_commands(manifest, reports):
+        ctx.output.command(line)
+    try:
+        ci.append_step_summary(os.environ, ci.step_summary(manifest, reports, totals, title=title))
+    except OSError as exc:
+        ctx.output.warn(f"$GITHUB_STEP_SUMMARY cannot be written ({exc}).")
+
+
+def _rerun(options: BatchOptions) -> str:
+    """The command that resumes this run, with the flags that matter."""
+    return options.rerun or f"flux2 batch {options.manifest}"
 
 
 def _interrupted(options: BatchOptions, running: int, code: int, what: str) -> InterruptedError_:
@@ -313,58 +488,93 @@ def _interrupted(options: BatchOptions, running: int, code: int, what: str) -> I
         "(recorded in the ledger).",
         exit_code=code,
         hints=[
-            f"Re-run `flux2 batch {options.manifest}` to resume: submitted tasks are polled, "
+            f"Re-run `{_rerun(options)}` to resume: submitted tasks are polled, "
             "not paid for again; finished entries are skipped."
         ],
     )
 
 
-def _failed(options: BatchOptions, summary: Summary) -> BatchError:
-    failures = summary.failures
-    names = ", ".join(outcome.entry.label for outcome in failures[:20])
-    more = f" (and {len(failures) - 20} more)" if len(failures) > 20 else ""
+def _failed(options: BatchOptions, summary: Summary) -> Flux2Error:
+    """BatchError (5) naming the entries by line, or BatchTimedOutError (6) for timeouts only."""
+    problems = sorted(summary.failures, key=lambda outcome: (outcome.entry.line, outcome.entry.key))
+    names = ", ".join(outcome.entry.label for outcome in problems[:NAMED_MAX])
+    more = f" (and {len(problems) - NAMED_MAX} more)" if len(problems) > NAMED_MAX else ""
+    rerun = _rerun(options)
     hints = []
-    for outcome in failures[:20]:
+    for outcome in problems[:NAMED_MAX]:
         assert outcome.error is not None
-        hints.append(f"{outcome.entry.label}: {outcome.error.message}")
-    if any(error_code(outcome.error) == OUTCOME_UNKNOWN for outcome in failures if outcome.error):
         hints.append(
-            "Entries whose outcome is unknown may exist at the provider; check `flux2 history` "
-            "or the dashboard, then re-run with --resubmit-unknown to submit them again."
+            f"{outcome.entry.label}: {STATUS_TEXT[outcome.status]}: {outcome.error.message}"
         )
-    hints.append(
-        f"Re-run `flux2 batch {options.manifest}` to retry: finished entries are skipped and "
-        "submitted ones resumed, not paid for again."
-    )
-    return BatchError(
-        f"{len(failures)} of {summary.total} entries failed: {names}{more}", hints=hints
-    )
+    kinds = {status: getattr(summary, status) for status in PROBLEM_STATUSES}
+    if kinds["unknown"]:
+        hints.append(
+            f"Outcome unknown: the provider may have made these tasks. `{rerun} --dry-run` "
+            "lists them (action unknown); look for them on the provider's dashboard, then "
+            f"`{rerun} --resubmit-unknown` submits them again (it may pay twice)."
+        )
+    if kinds["timed_out"]:
+        hints.append(
+            f"Timed-out tasks are still running at the provider: `{rerun}` resumes them "
+            "(polled, not paid for again)."
+        )
+    if kinds["failed"]:
+        hints.append(
+            f"Re-run `{rerun}` to retry the failed entries: finished entries are skipped and "
+            "submitted ones resumed, not paid for again."
+        )
+    whole = _of(len(problems), summary.total)
+    if kinds["timed_out"] == len(problems):
+        return BatchTimedOutError(
+            f"{whole} timed out (still running at the provider): {names}{more}", hints=hints
+        )
+    if kinds["failed"] == len(problems):
+        return BatchError(f"{whole} failed: {names}{more}", hints=hints)
+    parts = ", ".join(f"{count} {STATUS_TEXT[status]}" for status, count in kinds.items() if count)
+    return BatchError(f"{whole} did not succeed ({parts}): {names}{more}", hints=hints)
 
 
 def _progress_line(outcome: Outcome, finished: int, total: int) -> str:
     entry = outcome.entry
-    prefix = f"[{finished}/{total}] {outcome.status} {entry.label}"
-    if outcome.status == "failed" and outcome.error is not None:
+    prefix = f"[{finished}/{total}] {STATUS_TEXT.get(outcome.status, outcome.status)} {entry.label}"
+    if outcome.status in PROBLEM_STATUSES and outcome.error is not None:
         return f"{prefix}: {outcome.error.message}"
     if outcome.status == "skipped":
         return f"{prefix}: up to date ({outcome.decision.source})"
     task_id = outcome.task.task_id if outcome.task is not None else ""
+    if outcome.status == "reused":
+        return f"{prefix}: reused task {task_id} from an earlier run (--fresh generates anew)"
     return f"{prefix}: task {task_id}"
 
 
 def _print_summary(ctx: Context, summary: Summary) -> None:
     """The closing table, on stderr (stdout carries only the saved paths)."""
-    headers = ["done", "failed", "skipped", "credits", "wall time"]
-    values = [
-        str(summary.done),
-        str(summary.failed),
-        str(summary.skipped),
-        f"{summary.credits:g}",
-        f"{summary.wall_seconds:.1f} s",
-    ]
-    widths = [max(len(h), len(v)) for h, v in zip(headers, values, strict=True)]
-    ctx.output.info("  ".join(h.rjust(w) for h, w in zip(headers, widths, strict=True)))
-    ctx.output.info("  ".join(v.rjust(w) for v, w in zip(values, widths, strict=True)))
+    columns: list[tuple[str, str]] = [("done", str(summary.done))]
+    if summary.reused:
+        columns.append(("reused", str(summary.reused)))
+    columns += [("skipped", str(summary.skipped)), ("failed", str(summary.failed))]
+    if summary.timed_out:
+        columns.append(("timed out", str(summary.timed_out)))
+    if summary.unknown:
+        columns.append(("unknown", str(summary.unknown)))
+    columns += [("credits", f"{summary.credits:g}"), ("wall time", f"{summary.wall_seconds:.1f} s")]
+    widths = [max(len(header), len(value)) for header, value in columns]
+    ctx.output.info("  ".join(h.rjust(w) for (h, _), w in zip(columns, widths, strict=True)))
+    ctx.output.info("  ".join(v.rjust(w) for (_, v), w in zip(columns, widths, strict=True)))
+
+
+def _entries(count: int) -> str:
+    """``1 entry``, ``2 entries``."""
+    return f"{count} entr{'y' if count == 1 else 'ies'}"
+
+
+def _of(count: int, total: int) -> str:
+    """``1 of 1 entry``, ``2 of 5 entries``."""
+    return f"{count} of {_entries(total)}"
+
+
+def _all(count: int) -> str:
+    return "The 1 entry is" if count == 1 else f"All {count} entries are"
 
 
 def _short(text: str, limit: int = 60) -> str:

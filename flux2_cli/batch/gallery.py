@@ -269,7 +269,9 @@ main{display:grid;grid-template-columns:repeat(auto-fill,minmax(260px,1fr));gap:
 .missing{display:flex;align-items:center;justify-content:center;width:100%;height:120px;
 background:#eee;color:#666;border-radius:4px}
 .badge{font-size:11px;padding:1px 6px;border-radius:8px;margin-right:4px;background:#e0e0e0}
-.status-done .badge.status,.status-skipped .badge.status{background:#d7f5dd;color:#0b5d1e}
+.status-done .badge.status,.status-skipped .badge.status,.status-reused .badge.status
+{background:#d7f5dd;color:#0b5d1e}
+.status-timed_out .badge.status,.status-unknown .badge.status{background:#fff0c2;color:#6b4e00}
 .status-failed .badge.status{background:#fde0e3;color:#b00020}
 .badge.sandbox{background:#fff4d6;color:#7a4b00}
 .message{color:#b00020;white-space:pre-wrap}.prompt{margin:4px 0}

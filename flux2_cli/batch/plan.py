@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -156,18 +156,66 @@ def _entry_output(output: str, base: Path) -> str:
     return text + "/" if output.endswith(("/", os.sep)) else text
 
 
-def parse_shard(text: str) -> tuple[int, int]:
-    """``K/N`` (1 ≤ K ≤ N) or a UsageError."""
+def parse_shard(text: str, env: Mapping[str, str] | None = None) -> tuple[int, int]:
+    """``K/N`` (1 ≤ K ≤ N), or ``auto`` read from the CI's variables; else a UsageError."""
+    if text.strip().lower() == "auto":
+        return auto_shard(os.environ if env is None else env)
     part, sep, whole = text.partition("/")
     try:
         k, n = int(part), int(whole)
     except ValueError:
         k = n = 0
     if not sep or n < 1 or not 1 <= k <= n:
-        raise UsageError(f"--shard {text!r}: expected K/N with 1 ≤ K ≤ N, such as 2/4.")
+        raise UsageError(f"--shard {text!r}: expected K/N with 1 ≤ K ≤ N, such as 2/4, or auto.")
     return k, n
 
 
+def auto_shard(env: Mapping[str, str]) -> tuple[int, int]:
+    """``--shard auto``: the first CI whose index and total variables are both set."""
+    from flux2_cli.env import SHARD_VARIABLES
+
+    for index_var, total_var, first in SHARD_VARIABLES:
+        index_text, total_text = env.get(index_var, "").strip(), env.get(total_var, "").strip()
+        if not index_text and not total_text:
+            continue
+        if not index_text or not total_text:
+            missing = total_var if index_text else index_var
+            present = index_var if index_text else total_var
+            raise UsageError(
+                f"--shard auto: {present} is set but {missing} is not; set both, "
+                "or give --shard K/N."
+            )
+        try:
+            index, total = int(index_text), int(total_text)
+        except ValueError:
+            index = total = -1
+        k = index - first + 1
+        if total < 1 or not 1 <= k <= total:
+            raise UsageError(
+                f"--shard auto: {index_var}={index_text!r} and {total_var}={total_text!r} "
+                f"do not make a shard ({index_var} counts from {first})."
+            )
+        return k, total
+    names = ", ".join(f"{index_var}/{total_var}" for index_var, total_var, _ in SHARD_VARIABLES)
+    raise UsageError(
+        f"--shard auto: none of the CI's shard variables is set ({names}).",
+        hints=["Give --shard K/N, or run it in a parallel CI job."],
+    )
+
+
 def select_shard(planned: list[PlannedEntry], k: int, n: int) -> list[PlannedEntry]:
-    """Shard ``k`` of ``n``: a stable split by fingerprint (the same entries every run)."""
-    return [entry for entry in planned if int(entry.fingerprint, 16) % n == k - 1]
+    """Shard ``k`` of ``n``: an even, stable share, in manifest order.
+
+    Entries are ordered by a hash of what they are (never their line), and that order is cut
+    into ``n`` runs whose sizes differ by at most one. Reordering the manifest changes nothing;
+    an added or removed entry moves at most ``n - 1`` others across a cut.
+    """
+    ordered = sorted(planned, key=_shard_token)
+    count = len(ordered)
+    chosen = {id(entry) for entry in ordered[(k - 1) * count // n : k * count // n]}
+    return [entry for entry in planned if id(entry) in chosen]
+
+
+def _shard_token(entry: PlannedEntry) -> tuple[str, str]:
+    # The fingerprint depends only on the request (repeats are told apart), not on the line.
+    return entry.fingerprint, entry.key

@@ -127,6 +127,9 @@ class BatchOptions:
     embed_metadata: bool = False
     report: Path | None = None  # --report PATH.html
     contact_sheet: Path | None = None  # --contact-sheet PATH.png
+    fresh: bool = False  # never reuse a task made for another manifest (or by `gen`)
+    rerun: str = ""  # the command that resumes this run, with the flags that matter
+    junit: Path | None = None  # --junit PATH: a JUnit XML report, one test case per entry
 
 
 @dataclass
@@ -134,7 +137,7 @@ class Outcome:
     """How one entry ended."""
 
     decision: Decision
-    status: str  # done | failed | skipped
+    status: str  # done | reused | skipped | failed | timed_out | unknown
     task: Task | None = None
     error: Flux2Error | None = None
     submitted: bool = False
@@ -175,9 +178,12 @@ class Summary:
     done: int = 0
     failed: int = 0
     skipped: int = 0
+    reused: int = 0
+    timed_out: int = 0
+    unknown: int = 0
     credits: float = 0.0
     wall_seconds: float = 0.0
-    failures: list[Outcome] = field(default_factory=list)
+    failures: list[Outcome] = field(default_factory=list)  # every entry that did not succeed
 
     def to_json(self) -> dict[str, Any]:
         """The closing object of ``--json``."""
@@ -185,12 +191,21 @@ class Summary:
             "summary": True,
             "total": self.total,
             "done": self.done,
-            "failed": self.failed,
+            "reused": self.reused,
             "skipped": self.skipped,
+            "failed": self.failed,
+            "timed_out": self.timed_out,
+            "unknown": self.unknown,
             "credits": tidy_number(self.credits),
             "wall_seconds": round(self.wall_seconds, 3),
-            "failed_entries": [outcome.entry.key for outcome in self.failures],
+            "failed_entries": [
+                outcome.entry.key for outcome in sorted(self.failures, key=_by_line)
+            ],
         }
+
+
+def _by_line(outcome: Outcome) -> tuple[int, str]:
+    return outcome.entry.line, outcome.entry.key
 
 
 def error_json(error: Flux2Error) -> dict[str, Any]:

@@ -25,6 +25,12 @@ def _complete_provider(incomplete: str) -> list[str]:
     return [value for value in provider_ids() if value.startswith(incomplete)]
 
 
+def _complete_profile(incomplete: str) -> list[str]:
+    from flux2_cli.completers import profile_names
+
+    return profile_names(incomplete)
+
+
 ProviderOpt = Annotated[
     str | None,
     typer.Option(
@@ -58,7 +64,11 @@ ApiKeyOpt = Annotated[
 ProfileOpt = Annotated[
     str | None,
     typer.Option(
-        "--profile", metavar="NAME", help="Config profile to use.", rich_help_panel=ACCOUNT
+        "--profile",
+        metavar="NAME",
+        help="Config profile to use.",
+        rich_help_panel=ACCOUNT,
+        autocompletion=_complete_profile,
     ),
 ]
 SandboxOpt = Annotated[
@@ -199,6 +209,32 @@ FormatOpt = Annotated[
         help="png, jpeg or webp, as the provider allows.",
         metavar="FORMAT",
         autocompletion=_complete(FORMATS),
+        show_default=False,
+    ),
+]
+
+
+def _complete_task_id(incomplete: str) -> list[str]:
+    from flux2_cli.completers import task_ids
+
+    return task_ids(incomplete)
+
+
+TaskIdsArg = Annotated[
+    list[str],
+    typer.Argument(
+        help="Task ids: a whole id, a unique prefix or short id (6+ characters), or `last`.",
+        metavar="TASK_ID...",
+        autocompletion=_complete_task_id,
+        show_default=False,
+    ),
+]
+TaskIdsOptArg = Annotated[
+    list[str] | None,
+    typer.Argument(
+        help="Task ids: a whole id, a unique prefix or short id (6+ characters), or `last`.",
+        metavar="[TASK_ID]...",
+        autocompletion=_complete_task_id,
         show_default=False,
     ),
 ]

@@ -85,8 +85,9 @@ def batch(
         str | None,
         typer.Option(
             "--shard",
-            help="Take the stable K-th of N shares (by request fingerprint), e.g. 2/4.",
-            metavar="K/N",
+            help="Take the K-th of N even, stable shares (e.g. 2/4); auto reads the CI's "
+            "variables (GitLab, CircleCI, Buildkite, Kubernetes Indexed Jobs).",
+            metavar="K/N|auto",
             rich_help_panel=BATCH_PANEL,
             show_default=False,
         ),
@@ -96,6 +97,15 @@ def batch(
         typer.Option(
             "--resubmit-unknown",
             help="Submit again the entries whose earlier POST got no answer (may pay twice).",
+            rich_help_panel=BATCH_PANEL,
+        ),
+    ] = False,
+    fresh: Annotated[
+        bool,
+        typer.Option(
+            "--fresh",
+            help="Generate anew instead of reusing a task the ledger holds for the same request "
+            "from another manifest (or from gen).",
             rich_help_panel=BATCH_PANEL,
         ),
     ] = False,
@@ -116,6 +126,17 @@ def batch(
             "--contact-sheet",
             help="Write a labelled grid of the entries' images as PNG.",
             metavar="PATH.png",
+            rich_help_panel=BATCH_PANEL,
+            show_default=False,
+        ),
+    ] = None,
+    junit: Annotated[
+        Path | None,
+        typer.Option(
+            "--junit",
+            help="Write a JUnit XML report, one test case per entry (GitLab, Jenkins, CircleCI, "
+            "Buildkite and GitHub test reports read it).",
+            metavar="PATH",
             rich_help_panel=BATCH_PANEL,
             show_default=False,
         ),
@@ -169,6 +190,8 @@ def batch(
     sandbox: SandboxOpt = False,
 ) -> None:
     """Run a manifest of prompts concurrently; re-runs resume and skip finished entries."""
+    import shlex
+
     from flux2_cli.batch import BatchOptions, parse_shard, run_batch
     from flux2_cli.commands._common import make_context
 
@@ -208,9 +231,51 @@ def batch(
                 overwrite=overwrite,
                 sidecar=not no_sidecar,
                 embed_metadata=embed_metadata,
+                fresh=fresh,
+                junit=junit,
                 report=report,
                 contact_sheet=contact_sheet,
+                rerun=shlex.join(
+                    _rerun_argv(
+                        manifest,
+                        sandbox=sandbox,
+                        provider=provider,
+                        base_url=base_url,
+                        profile=profile,
+                        region=region,
+                        output=output_path,
+                        shard=shard,
+                    )
+                ),
             ),
         )
     finally:
         ctx.close()
+
+
+def _rerun_argv(
+    manifest: Path,
+    *,
+    sandbox: bool,
+    provider: str | None,
+    base_url: str | None,
+    profile: str | None,
+    region: str | None,
+    output: str | None,
+    shard: str | None,
+) -> list[str]:
+    """``flux2 batch FILE`` with the flags that decide where and what a resume runs."""
+    argv = ["flux2", "batch", str(manifest)]
+    if sandbox:
+        argv.append("--sandbox")
+    for flag, value in (
+        ("--provider", provider),
+        ("--base-url", base_url),
+        ("--profile", profile),
+        ("--region", region),
+        ("-o", output),
+        ("--shard", shard),
+    ):
+        if value is not None:
+            argv += [flag, value]
+    return argv

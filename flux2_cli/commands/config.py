@@ -35,10 +35,39 @@ KEY_NAMES: tuple[str, ...] = (
     "profile",
 )
 
-KeyArg = Annotated[str, typer.Argument(help=f"One of: {', '.join(KEY_NAMES)}.", show_default=False)]
+
+def _complete_key(incomplete: str) -> list[str]:
+    from flux2_cli.completers import config_keys
+
+    return config_keys(incomplete)
+
+
+def _complete_value(ctx: typer.Context, incomplete: str) -> list[str]:
+    from flux2_cli.completers import config_values
+
+    return config_values(ctx.params.get("key"), incomplete)
+
+
+def _complete_profile(incomplete: str) -> list[str]:
+    from flux2_cli.completers import profile_names
+
+    return profile_names(incomplete)
+
+
+KeyArg = Annotated[
+    str,
+    typer.Argument(
+        help=f"One of: {', '.join(KEY_NAMES)}.", show_default=False, autocompletion=_complete_key
+    ),
+]
 ProfileOpt = Annotated[
     str | None,
-    typer.Option("--profile", "-p", help="Act on [profiles.NAME] instead of the top level."),
+    typer.Option(
+        "--profile",
+        "-p",
+        help="Act on [profiles.NAME] instead of the top level.",
+        autocompletion=_complete_profile,
+    ),
 ]
 
 
@@ -83,7 +112,10 @@ def set_command(
     key: KeyArg,
     value: Annotated[
         str,
-        typer.Argument(help="The value; '-' reads it from stdin (keeps keys out of history)."),
+        typer.Argument(
+            help="The value; '-' reads it from stdin (keeps keys out of history).",
+            autocompletion=_complete_value,
+        ),
     ],
     profile: ProfileOpt = None,
 ) -> None:

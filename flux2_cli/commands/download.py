@@ -22,26 +22,34 @@ from flux2_cli.commands._options import (
     QuietOpt,
     RegionOpt,
     SandboxOpt,
+    TaskIdsOptArg,
     TimeoutOpt,
     VerboseOpt,
 )
-from flux2_cli.errors import EXIT_INTERRUPTED, EXIT_TERMINATED
 
 if TYPE_CHECKING:
     from flux2_cli.context import Context
+    from flux2_cli.download import DownloadOptions
     from flux2_cli.task import Task
 
 
 def download(
-    task_ids: Annotated[
-        list[str] | None, typer.Argument(help="Task ids to download.", show_default=False)
-    ] = None,
+    task_ids: TaskIdsOptArg = None,
     pending: Annotated[
         bool,
         typer.Option(
             "--pending",
             metavar="",
-            help="Every finished task in the ledger not yet downloaded whose URLs still live.",
+            help="Every finished task in the ledger not yet downloaded whose images are still "
+            "there (each to where it was asked to go); lists the tasks still running.",
+        ),
+    ] = False,
+    include_no_download: Annotated[
+        bool,
+        typer.Option(
+            "--include-no-download",
+            metavar="",
+            help="With --pending: also the tasks made with `gen --no-download`.",
         ),
     ] = False,
     output_path: OutputOpt = None,
@@ -62,17 +70,30 @@ def download(
     region: RegionOpt = None,
     sandbox: SandboxOpt = False,
 ) -> None:
-    """Download the images of finished tasks and print the saved paths."""
-    from flux2_cli import jobs
-    from flux2_cli.commands._common import make_context, status_text
+    """Download the images of finished tasks and print the saved paths.
+
+    One result per id: a task that fails does not stop the others; the exit code is the
+    highest of the per-id codes. With several ids (or --pending), -o names a folder.
+    """
+    from flux2_cli.commands._common import make_context
     from flux2_cli.download import DownloadOptions, validate_template
-    from flux2_cli.errors import Flux2Error, TaskFailedError, UsageError
-    from flux2_cli.task import Task
+    from flux2_cli.errors import UsageError
 
     if not task_ids and not pending:
         raise UsageError("Name one or more task ids, or use --pending.")
     if task_ids and pending:
         raise UsageError("Give task ids or --pending, not both.")
+    if include_no_download and not pending:
+        raise UsageError("--include-no-download goes with --pending.")
+    several = pending or len(task_ids or []) > 1
+    if several and output_path is not None and _names_a_file(output_path):
+        what = "--pending" if pending else f"{len(task_ids or [])} task ids"
+        raise UsageError(
+            f"-o {output_path} names one file, but {what} can save many images.",
+            hints=[f"Give a folder instead: -o {output_path.rstrip('/')}-dir/ (ending in /)."]
+            if output_path != "-"
+            else [],
+        )
     ctx = make_context(
         provider=provider,
         base_url=base_url,
@@ -88,8 +109,6 @@ def download(
         name=name,
     )
     try:
-        if output_path == "-" and (pending or len(task_ids or []) > 1):
-            raise UsageError("-o - takes exactly one task id.")
         validate_template(ctx.settings.name)
         options = DownloadOptions(
             output=ctx.settings.output_dir,
@@ -98,59 +117,146 @@ def download(
             sidecar=not no_sidecar and output_path != "-",
             embed_metadata=embed_metadata,
         )
+        show = (open_flag, preview_flag)
         if pending:
-            tasks = jobs.pending_downloads(ctx, warn=ctx.output.warn)
-            if not tasks:
-                ctx.output.info("Nothing to download: no finished task is waiting in the ledger.")
+            _pending(
+                ctx,
+                options,
+                explicit_output=output_path is not None,
+                every=include_no_download,
+                show=show,
+            )
         else:
-            tasks = [jobs.find_task(ctx, task_id) for task_id in task_ids or []]
-        single = not pending and len(tasks) == 1
-        shown: list[Task] = []
-        failed: list[tuple[str, Flux2Error]] = []
-        for task in tasks:
-            try:
-                with jobs.interruptible(task.task_id):
-                    if not task.status.is_final or not task.images:
-                        with ctx.output.status(f"task {task.task_id[:12]}") as show:
-                            task = jobs.wait(
-                                ctx,
-                                task,
-                                timeout=ctx.settings.timeout,
-                                poll_first=True,
-                                on_update=lambda current: show(status_text(current)),
-                            )
-                    shown.append(jobs.download(ctx, task, options))
-            except Flux2Error as exc:
-                if exc.exit_code in (EXIT_INTERRUPTED, EXIT_TERMINATED):
-                    raise
-                if isinstance(exc, TaskFailedError) and isinstance(exc.task, Task):
-                    shown.append(exc.task)  # --json: the failed task, with its error
-                if single:
-                    if shown:
-                        _render(ctx, shown, output_path, single=True)
-                    raise
-                named = task.task_id in exc.message
-                ctx.output.error(
-                    exc.message if named else f"{task.task_id}: {exc.message}", exc.hints
-                )
-                failed.append((task.task_id, exc))
-        _render(ctx, shown, output_path, single=single)
-        if output_path != "-":
-            from flux2_cli.commands._common import show_images
-
-            show_images(ctx, shown, open_flag=open_flag, preview_flag=preview_flag)
-        if failed:
-            ids = ", ".join(task_id for task_id, _ in failed)
-            summary = Flux2Error(f"{len(failed)} of {len(tasks)} tasks not downloaded: {ids}")
-            summary.exit_code = failed[0][1].exit_code
-            raise summary
+            _by_id(ctx, task_ids or [], options, output_path, show=show)
     finally:
         ctx.close()
 
 
-def _render(ctx: Context, tasks: list[Task], output_path: str | None, *, single: bool) -> None:
-    """Saved paths (or the task objects with --json); nothing when -o - sent the bytes."""
-    from flux2_cli.commands._common import render_tasks
+def _show_images(ctx: Context, tasks: list[Task], show: tuple[bool | None, bool | None]) -> None:
+    """``--open``/``--preview`` (or the config's) on the images just saved."""
+    from flux2_cli.commands._common import show_images
 
-    if output_path != "-":
-        render_tasks(ctx, tasks, lines="paths", single=single)
+    show_images(ctx, tasks, open_flag=show[0], preview_flag=show[1])
+
+
+def _names_a_file(output: str) -> bool:
+    """True when ``-o`` names one file (or stdout), not a folder."""
+    import os
+    from pathlib import Path
+
+    if output == "-":
+        return True
+    separators = tuple(sep for sep in (os.sep, os.altsep, "/") if sep)
+    return not (output.endswith(separators) or Path(output).expanduser().is_dir())
+
+
+def _by_id(
+    ctx: Context,
+    refs: list[str],
+    options: DownloadOptions,
+    output: str | None,
+    *,
+    show: tuple[bool | None, bool | None] = (None, None),
+) -> None:
+    from flux2_cli.commands._ids import Outcomes, lookup
+    from flux2_cli.errors import Flux2Error
+
+    outcomes = Outcomes(ctx, total=len(refs), summary="not downloaded")
+    for index, ref in enumerate(refs):
+        try:
+            task, _ = lookup(ctx, ref)
+            task = _fetch(ctx, task, options)
+        except Flux2Error as exc:
+            outcomes.failed(index, exc, ref)
+            continue
+        outcomes.done(index, task)
+        _paths(ctx, task, output)
+    if output != "-":
+        _show_images(ctx, outcomes.tasks, show)
+    outcomes.finish(json_document=output != "-")
+
+
+def _pending(
+    ctx: Context,
+    options: DownloadOptions,
+    *,
+    explicit_output: bool,
+    every: bool,
+    show: tuple[bool | None, bool | None] = (None, None),
+) -> None:
+    from flux2_cli import jobs
+    from flux2_cli.commands._ids import Outcomes
+    from flux2_cli.errors import Flux2Error
+
+    ready, running = jobs.pending_downloads(ctx, warn=ctx.output.warn, include_no_download=every)
+    if running:
+        ids = " ".join(task.task_id for task in running)
+        ctx.output.info(
+            f"{len(running)} task(s) still running, not downloaded yet: {ids}"
+            " (run `flux2 download --pending` again later)"
+        )
+    if not ready:
+        ctx.output.info("Nothing to download: no finished task is waiting in the ledger.")
+    outcomes = Outcomes(ctx, total=len(ready), single=False, summary="not downloaded")
+    for index, task in enumerate(ready):
+        try:
+            done = _fetch(ctx, task, pending_options(task, options, explicit_output))
+        except Flux2Error as exc:
+            outcomes.failed(index, exc, task.task_id)
+            continue
+        outcomes.done(index, done)
+        _paths(ctx, done, None)
+    _show_images(ctx, outcomes.tasks, show)
+    outcomes.finish()
+
+
+def pending_options(task: Task, options: DownloadOptions, explicit_output: bool) -> DownloadOptions:
+    """Where one ``--pending`` task goes: an explicit -o wins, else the task's own output
+    intent (the -o/--name it was submitted with), else the -o/config default."""
+    from dataclasses import replace
+
+    intent = task.extra.get("output_intent") if not explicit_output else None
+    if isinstance(intent, dict):
+        return replace(
+            options,
+            output=intent.get("output") or options.output,
+            name_template=intent.get("name") or options.name_template,
+        )
+    return options
+
+
+def _fetch(ctx: Context, task: Task, options: DownloadOptions) -> Task:
+    """Wait for a task that still runs, then download its images."""
+    from flux2_cli import jobs
+    from flux2_cli.commands._common import status_text
+    from flux2_cli.errors import UrlExpiredError
+    from flux2_cli.task import short_id
+
+    with jobs.interruptible(task.task_id):
+        if not task.status.is_final or not task.images:
+            with ctx.output.status(f"task {short_id(task.task_id)}") as show:
+                task = jobs.wait(
+                    ctx,
+                    task,
+                    timeout=ctx.settings.timeout,
+                    poll_first=True,
+                    on_update=lambda current: show(status_text(current)),
+                )
+        try:
+            return jobs.download(ctx, task, options)
+        except UrlExpiredError as exc:
+            ctx.ledger().mark_gone(task)
+            exc.hints.append(
+                f"Marked task {short_id(task.task_id)} as gone: `download --pending` leaves "
+                "it out from now on."
+            )
+            raise
+
+
+def _paths(ctx: Context, task: Task, output: str | None) -> None:
+    """The saved paths on stdout as each task lands (nothing when -o - sent the bytes)."""
+    if output == "-" or ctx.output.json_mode:
+        return
+    for image in task.images:
+        if image.path and image.path != "-":
+            ctx.output.result(image.path)

@@ -241,7 +241,7 @@ def _run(ctx: Context, opts: GenOptions) -> None:
     from flux2_cli.commands._common import status_text
     from flux2_cli.download import DownloadOptions, check_destination, validate_template
     from flux2_cli.errors import InterruptedError_, TaskFailedError, WaitTimeoutError
-    from flux2_cli.task import Task
+    from flux2_cli.task import Task, short_id
 
     provider = ctx.provider()
     request = jobs.build_request(ctx, provider, opts.request)
@@ -262,6 +262,8 @@ def _run(ctx: Context, opts: GenOptions) -> None:
     with jobs.interruptible(None):
         task = jobs.submit(ctx, provider, request)
     task_id = task.task_id
+    if opts.no_download:  # `download --pending` leaves it alone unless asked
+        ctx.ledger().update(task.evolve(extra={**task.extra, jobs.NO_DOWNLOAD: True}))
     output.info(f"Submitted task {task_id} ({provider.capabilities.id}, {task.model}).")
     if opts.no_wait:
         _render(ctx, task, "ids")
@@ -273,7 +275,7 @@ def _run(ctx: Context, opts: GenOptions) -> None:
         show(status_text(current))
 
     try:
-        with jobs.interruptible(task_id), output.status(f"task {task_id[:12]}") as show:
+        with jobs.interruptible(task_id), output.status(f"task {short_id(task_id)}") as show:
             show(status_text(task))
             task = jobs.wait(ctx, task, timeout=ctx.settings.timeout, on_update=update)
     except (TaskFailedError, WaitTimeoutError, InterruptedError_) as exc:

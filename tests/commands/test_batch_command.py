@@ -61,9 +61,9 @@ def api_key(monkeypatch: pytest.MonkeyPatch, sentinel_key: str) -> str:
 class FakeApi:
     """API in One as far as batch needs it, thread-safe, counting what it is asked.
 
-    Prompts steer it: "reject" answers 400, "forever" never finishes. A task completes on its
-    ``polls_to_finish``-th poll. With ``limit`` set, a create while ``limit`` tasks are in
-    flight answers 429 (a server-side concurrency cap).
+    Prompts steer it: "reject" answers 400, "explode" 500, "forever" never finishes. A task
+    completes on its ``polls_to_finish``-th poll. With ``limit`` set, a create while ``limit``
+    tasks are in flight answers 429 (a server-side concurrency cap).
     """
 
     polls_to_finish: int = 2
@@ -96,6 +96,8 @@ class FakeApi:
         with self.lock:
             if "reject" in body["prompt"]:
                 return httpx.Response(400, json={"code": 400, "message": "prompt refused"})
+            if "explode" in body["prompt"]:
+                return httpx.Response(500, json={"code": 500, "message": "internal error"})
             over = self.limit is not None and self.in_flight >= self.limit
             if over or self.refuse_first_creates > 0:
                 self.refuse_first_creates -= 1
@@ -184,7 +186,8 @@ def test_row47_batch_of_100_one_400_one_timeout_rest_finish_exit5_rerun_skips_fi
     assert (
         states[11]["error"]["exit_code"] == 2 and "prompt refused" in states[11]["error"]["message"]
     )
-    assert states[21]["status"] == "failed" and states[21]["error"]["code"] == "timeout"
+    # A timeout is counted as timed out, not failed: the task goes on and resumes next time.
+    assert states[21]["status"] == "timed_out" and states[21]["error"]["code"] == "timeout"
     assert states[21]["task"]["status"] == "running"
     done = [line for line in entries if line["status"] == "done"]
     assert len(done) == 98
@@ -193,14 +196,16 @@ def test_row47_batch_of_100_one_400_one_timeout_rest_finish_exit5_rerun_skips_fi
         "summary": True,
         "total": 100,
         "done": 98,
-        "failed": 2,
+        "reused": 0,
         "skipped": 0,
+        "failed": 1,
+        "timed_out": 1,
+        "unknown": 0,
         "credits": 98 * 5,
         "wall_seconds": summary["wall_seconds"],
-        "failed_entries": summary["failed_entries"],
+        "failed_entries": ["#11", "#21"],  # by line, whatever order they ended in
     }
-    assert sorted(summary["failed_entries"]) == ["#11", "#21"]
-    assert "2 of 100 entries failed" in result.stderr
+    assert "2 of 100 entries did not succeed (1 failed, 1 timed out)" in result.stderr
     assert "#11 (line 11)" in result.stderr and "#21 (line 21)" in result.stderr
     assert len(images_in(out)) == 98
     assert api.creates == 99 and api.max_in_flight <= 8
@@ -214,7 +219,7 @@ def test_row47_batch_of_100_one_400_one_timeout_rest_finish_exit5_rerun_skips_fi
     assert again.exit_code == 5
     states = {line["entry"]: line for line in json_lines(again.stdout)[:-1]}
     assert sum(1 for line in states.values() if line["status"] == "skipped") == 98
-    assert states[21]["status"] == "failed" and states[21]["source"] == "ledger"
+    assert states[21]["status"] == "timed_out" and states[21]["source"] == "ledger"
     assert len(httpx_mock.get_requests(method="POST")) == posts_before + 1
     assert api.creates == creates_before
     assert api.polls > polls_before  # the running task was polled again
@@ -439,10 +444,10 @@ def test_dry_run_prints_the_plan_with_per_entry_and_total_cost_and_sends_nothing
     assert httpx_mock.get_requests() == []
 
 
-def test_shards_split_the_manifest_stably_and_completely(
-    httpx_mock: HTTPXMock, tmp_path: Path, clock: ThreadClock
+def test_shards_split_the_manifest_evenly_stably_and_completely(
+    httpx_mock: HTTPXMock, tmp_path: Path, clock: ThreadClock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    manifest = write_manifest(tmp_path / "m.txt", [f"prompt number {n}" for n in range(20)])
+    manifest = tmp_path / "m.txt"
     manifest.write_text("\n".join(f"prompt number {n}" for n in range(20)) + "\n")
 
     def keys(shard: str) -> list[str]:
@@ -450,10 +455,26 @@ def test_shards_split_the_manifest_stably_and_completely(
         assert result.exit_code == 0, result.stderr
         return [line["key"] for line in json_lines(result.stdout)[:-1]]
 
-    shares = [keys(f"{k}/3") for k in (1, 2, 3)]
+    shares = [keys(f"{k}/4") for k in (1, 2, 3, 4)]
     assert sorted(key for share in shares for key in share) == sorted(f"#{n}" for n in range(1, 21))
-    assert keys("2/3") == shares[1]
-    assert batch(str(manifest), "--shard", "4/3").exit_code == 2
+    assert [len(share) for share in shares] == [5, 5, 5, 5]  # was 8/5/3/4
+    assert keys("2/4") == shares[1]
+    assert batch(str(manifest), "--shard", "5/4").exit_code == 2
+    # --shard auto: GitLab's CI_NODE_INDEX counts from 1.
+    monkeypatch.setenv("CI_NODE_INDEX", "2")
+    monkeypatch.setenv("CI_NODE_TOTAL", "4")
+    assert keys("auto") == shares[1]
+
+
+def test_shard_auto_outside_a_parallel_ci_job_is_exit2_naming_the_variables(
+    httpx_mock: HTTPXMock, tmp_path: Path
+) -> None:
+    manifest = write_manifest(tmp_path / "m.jsonl", ["a red fox"])
+    result = batch(str(manifest), "--shard", "auto")
+    assert result.exit_code == 2
+    assert "CI_NODE_INDEX/CI_NODE_TOTAL" in result.stderr
+    assert "JOB_COMPLETION_INDEX/FLUX2_SHARD_TOTAL" in result.stderr
+    assert httpx_mock.get_requests() == []
 
 
 def test_row46_a_bad_manifest_is_exit2_with_the_line_and_nothing_is_sent(
@@ -523,6 +544,6 @@ def test_human_mode_prints_paths_on_stdout_and_a_summary_on_stderr(
     assert Path(path).is_file()
     assert "[1/2]" in result.stderr and "[2/2]" in result.stderr
     header = next(line for line in result.stderr.splitlines() if "wall time" in line)
-    assert header.split()[:4] == ["done", "failed", "skipped", "credits"]
+    assert header.split()[:4] == ["done", "skipped", "failed", "credits"]
     assert "1 of 2 entries failed: #2 (line 2)" in result.stderr
     assert "prompt refused" in result.stderr

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from pytest_httpx import HTTPXMock
 
+from flux2_cli.task import short_id
 from tests.helpers import FakeTime, install_fake_time, run_cli
 
 
@@ -61,7 +62,10 @@ def test_download_pending_json_is_an_array_even_when_its_only_task_fails(
 ) -> None:
     broken = run_cli(["gen", "a red fox [sandbox:html]", "--provider", "sandbox", "--no-download"])
     assert broken.exit_code == 0, broken.output
-    result = run_cli(["download", "--pending", "-o", f"{tmp_path}/", "--json"])
+    # --no-download tasks are fetched by --pending only when asked
+    result = run_cli(
+        ["download", "--pending", "--include-no-download", "-o", f"{tmp_path}/", "--json"]
+    )
     assert result.exit_code == 8, result.output
     assert json.loads(result.stdout) == []
 
@@ -72,7 +76,7 @@ def test_download_pending_fetches_tasks_last_seen_running(tmp_path: Path) -> Non
     assert result.exit_code == 0, result.output
     paths = result.stdout.split()
     assert len(paths) == 1 and Path(paths[0]).is_file()
-    assert task_id[:8] in paths[0]
+    assert short_id(task_id) in paths[0]
     again = run_cli(["download", "--pending", "-o", f"{tmp_path}/"])
     assert again.exit_code == 0 and again.stdout == ""
 

@@ -1,0 +1,232 @@
+"""``flux2 batch`` outcomes as people and pipelines read them: reused, timed out, unknown, hints."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from pytest_httpx import HTTPXMock
+
+from flux2_cli.batch.lock import file_sha256
+
+# The fake API and its fixtures (the per-thread clock, the autouse key) are shared.
+from tests.commands.test_batch_command import (  # noqa: F401
+    FakeApi,
+    api_key,
+    batch,
+    clock,
+    images_in,
+    json_lines,
+    serve,
+    write_manifest,
+)
+from tests.helpers import run_cli
+
+pytestmark = pytest.mark.usefixtures("clock")
+
+
+def test_a_task_of_another_manifest_is_reused_reported_and_fresh_generates_anew(
+    httpx_mock: HTTPXMock, tmp_path: Path
+) -> None:
+    api = serve(httpx_mock, FakeApi())
+
+    def manifest_in(folder: str, prompts: list[str]) -> Path:
+        (tmp_path / folder).mkdir()
+        return write_manifest(tmp_path / folder / "m.jsonl", prompts)
+
+    first = manifest_in("a", ["a red fox", "a blue whale"])
+    assert batch(str(first), "-o", str(tmp_path / "a" / "out")).exit_code == 0
+    second = manifest_in("b", ["a red fox", "a blue whale"])
+
+    result = batch(str(second), "-o", str(tmp_path / "b" / "out"), "--json")
+
+    assert result.exit_code == 0, result.stderr
+    lines = json_lines(result.stdout)
+    assert [line["status"] for line in lines[:-1]] == ["reused", "reused"]
+    assert lines[-1]["reused"] == 2 and lines[-1]["done"] == 0 and lines[-1]["credits"] == 0
+    assert api.creates == 2  # nothing paid again
+    # Brought into this manifest's output, not pointing at the other folder's files.
+    assert len(images_in(tmp_path / "b" / "out")) == 2
+
+    third = manifest_in("c", ["a red fox"])
+    human = run_cli(["batch", str(third), "--provider", "apiinone", "-o", str(tmp_path / "c")])
+    assert human.exit_code == 0, human.stderr
+    assert "reused task task0001_flux2 from an earlier run" in human.stderr
+    header = next(line for line in human.stderr.splitlines() if "wall time" in line)
+    assert "reused" in header.split()
+
+    fourth = manifest_in("d", ["a red fox", "a blue whale"])
+    fresh = batch(str(fourth), "-o", str(tmp_path / "d"), "--fresh", "--json")
+    assert fresh.exit_code == 0, fresh.stderr
+    assert [line["status"] for line in json_lines(fresh.stdout)[:-1]] == ["done", "done"]
+    assert api.creates == 4  # --fresh paid for both again
+
+
+def test_timeouts_alone_are_counted_as_timed_out_and_exit_6(
+    httpx_mock: HTTPXMock, tmp_path: Path
+) -> None:
+    serve(httpx_mock, FakeApi())
+    manifest = write_manifest(tmp_path / "m.jsonl", ["a red fox", "runs forever and ever"])
+
+    result = batch(str(manifest), "-o", str(tmp_path / "out"), "--timeout", "20")
+
+    assert result.exit_code == 6, result.stderr
+    assert "1 of 2 entries timed out (still running at the provider): #2 (line 2)" in (
+        result.stderr
+    )
+    assert "failed" not in result.stderr.split("error:")[1].split("\n")[0]
+    header, values = next(
+        (line, next_line)
+        for line, next_line in zip(
+            result.stderr.splitlines(), result.stderr.splitlines()[1:], strict=False
+        )
+        if "wall time" in line
+    )
+    assert "timed out" in header and values.split()[:4] == ["1", "0", "0", "1"]
+    assert "resumes them" in result.stderr
+
+
+def test_one_failure_and_one_timeout_is_exit_5(httpx_mock: HTTPXMock, tmp_path: Path) -> None:
+    serve(httpx_mock, FakeApi())
+    manifest = write_manifest(tmp_path / "m.jsonl", ["runs forever and ever", "please reject"])
+    result = batch(str(manifest), "-o", str(tmp_path / "out"), "--timeout", "20", "-c", "1")
+    assert result.exit_code == 5
+    assert "2 of 2 entries did not succeed (1 failed, 1 timed out)" in result.stderr
+    # Named by line, whatever order they ended in.
+    assert "#1 (line 1), #2 (line 2)" in result.stderr
+
+
+def test_a_500_on_submit_tells_one_story_on_the_first_run_and_the_rerun(
+    httpx_mock: HTTPXMock, tmp_path: Path
+) -> None:
+    api = serve(httpx_mock, FakeApi())
+    manifest = write_manifest(tmp_path / "m.jsonl", ["a red fox", "make it explode"])
+    out = tmp_path / "out"
+
+    first = batch(str(manifest), "-o", str(out), "--json")
+    again = batch(str(manifest), "-o", str(out), "--json")
+
+    for result in (first, again):
+        assert result.exit_code == 5
+        entry = {line["entry"]: line for line in json_lines(result.stdout)[:-1]}[2]
+        assert entry["status"] == "unknown" and entry["error"]["code"] == "outcome_unknown"
+        assert "outcome unknown" in result.stderr
+        assert "re-run to retry" not in result.stderr.lower()
+        assert "--dry-run` lists them" in result.stderr and "--resubmit-unknown" in result.stderr
+    assert api.creates == 1  # the 500 was not sent again
+    # Where the hint points, the entry is shown.
+    plan = json_lines(batch(str(manifest), "--dry-run", "--json").stdout)
+    assert [line["action"] for line in plan[:-1]] == ["skip", "unknown"]
+
+
+def test_resume_hints_repeat_the_flags_that_matter(httpx_mock: HTTPXMock, tmp_path: Path) -> None:
+    serve(httpx_mock, FakeApi())
+    manifest = write_manifest(tmp_path / "m.jsonl", ["a red fox", "please reject"])
+    out = tmp_path / "out"
+    result = run_cli(
+        ["batch", str(manifest), "--provider", "apiinone", "-o", str(out), "--timeout", "20"]
+    )
+    assert result.exit_code == 5
+    assert f"Re-run `flux2 batch {manifest} --provider apiinone -o {out}`" in result.stderr
+
+
+def test_json_lists_every_asset_skipped_entries_with_their_outputs_from_the_lock(
+    httpx_mock: HTTPXMock, tmp_path: Path
+) -> None:
+    serve(httpx_mock, FakeApi())
+    manifest = write_manifest(
+        tmp_path / "m.jsonl", ["a red fox", {"prompt": "a whale", "name": "w"}]
+    )
+    out = tmp_path / "out"
+    first = sorted(
+        json_lines(batch(str(manifest), "-o", str(out), "--json").stdout)[:-1],
+        key=lambda line: line["entry"],
+    )
+
+    second = json_lines(batch(str(manifest), "-o", str(out), "--json").stdout)[:-1]
+
+    assert [line["status"] for line in second] == ["skipped", "skipped"]
+    for before, after in zip(first, second, strict=True):
+        assert after["task"] is None
+        assert after["task_id"] == before["task"]["task_id"]
+        (item,) = after["outputs"]
+        assert item == before["outputs"][0]
+        assert (
+            Path(item["path"]).is_absolute() and file_sha256(Path(item["path"])) == item["sha256"]
+        )
+
+
+def test_check_prints_each_status_once_and_counts_in_the_error(
+    httpx_mock: HTTPXMock, tmp_path: Path
+) -> None:
+    manifest = write_manifest(tmp_path / "m.jsonl", [{"prompt": "a red fox", "name": "fox"}])
+    result = run_cli(["batch", str(manifest), "--check"])
+    assert result.exit_code == 5
+    both = result.stdout + result.stderr
+    assert both.count("fox") == 1 and "missing\tfox\tline 1" in result.stdout
+    assert "1 of 1 entry is out of date (1 missing)" in result.stderr
+    assert "entries" not in result.stderr
+
+
+def test_one_entry_is_one_entry_not_1_entries(httpx_mock: HTTPXMock, tmp_path: Path) -> None:
+    serve(httpx_mock, FakeApi())
+    manifest = write_manifest(tmp_path / "m.jsonl", ["a red fox"])
+    plan = batch(str(manifest), "--dry-run")
+    assert "Plan: 1 entry, 1 to submit" in plan.stderr
+    assert batch(str(manifest), "-o", str(tmp_path / "out")).exit_code == 0
+    ok = run_cli(["batch", str(manifest), "--check"])
+    assert ok.exit_code == 0 and "The 1 entry is up to date" in ok.stderr
+    for result in (plan, ok):
+        assert "1 entries" not in result.stderr
+    assert json.loads((tmp_path / "m.jsonl.lock.json").read_text())["entries"]
+
+
+def test_junit_and_github_actions_reports_through_the_command(
+    httpx_mock: HTTPXMock, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from junitparser import JUnitXml
+
+    serve(httpx_mock, FakeApi())
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("GITHUB_ACTIONS", "true")
+    monkeypatch.setenv("GITHUB_WORKSPACE", str(tmp_path))
+    summary_file = tmp_path / "step-summary.md"
+    monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(summary_file))
+    (tmp_path / "assets").mkdir()
+    manifest = write_manifest(
+        tmp_path / "assets" / "m.jsonl", ["a red fox", "please reject it", "runs forever"]
+    )
+
+    result = batch(
+        str(manifest), "-o", "out", "--timeout", "20", "--junit", "reports/batch.xml", "-q"
+    )
+
+    assert result.exit_code == 5
+    commands = [line for line in result.stderr.splitlines() if line.startswith("::")]
+    assert commands == [
+        "::error file=assets/m.jsonl,line=2,title=flux2 batch%3A failed::#2: failed: "
+        + commands[0].split("#2: failed: ", 1)[1],
+        "::warning file=assets/m.jsonl,line=3,title=flux2 batch%3A timed out::#3: timed out: "
+        + commands[1].split("#3: timed out: ", 1)[1],
+    ]
+    assert "prompt refused" in commands[0]
+    assert "::" not in result.stdout  # stdout keeps only the saved paths
+    suite = next(iter(JUnitXml.fromfile(str(tmp_path / "reports" / "batch.xml"))))
+    assert (suite.tests, suite.failures, suite.errors) == (3, 1, 1)
+    text = summary_file.read_text()
+    assert (
+        "| done | reused | skipped | failed | timed out | unknown | credits | wall time |" in text
+    )
+    assert "| 1 | 0 | 0 | 1 | 1 | 0 | 5 |" in text
+    assert "| 2 | #2 | failed |" in text and "| 3 | #3 | timed out |" in text
+
+    # --check reports stale entries the same way.
+    (tmp_path / "out").joinpath(next(p.name for p in (tmp_path / "out").glob("*.png"))).write_bytes(
+        b"edited"
+    )
+    check = batch(str(manifest), "--check", "--junit", "reports/check.xml")
+    assert check.exit_code == 5
+    assert "::error file=assets/m.jsonl,line=1,title=flux2 batch%3A stale::" in check.stderr
+    suite = next(iter(JUnitXml.fromfile(str(tmp_path / "reports" / "check.xml"))))
+    assert (suite.tests, suite.failures, suite.errors) == (3, 3, 0)
