@@ -186,7 +186,12 @@ def _lighten_completion() -> None:
                     return () if (param.multiple or param.nargs == -1) else None
                 return build(self._parameter).coerce(value, param=param, ctx=ctx)
 
-        parameter_class.get_runtime_param = _NoneFirst
+        def get_runtime_param(self: Any) -> _NoneFirst:
+            # A method, so that each parameter gets its own wrapper (a class assigned here
+            # would be called without the parameter, and every value would parse as None).
+            return _NoneFirst(self)
+
+        parameter_class.get_runtime_param = get_runtime_param
     if hasattr(_completion_classes, "_sanitize_help_text"):
         _completion_classes._sanitize_help_text = _plain_help
 

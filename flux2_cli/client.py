@@ -97,6 +97,16 @@ def parse_retry_after(value: str | None, now: datetime | None = None) -> float |
     return float(text)
 
 
+@dataclass(frozen=True)
+class PreparedCall:
+    """A request as :meth:`HttpClient.send` would put it on the wire, credentials redacted."""
+
+    method: str
+    url: str
+    headers: dict[str, str]
+    body: bytes
+
+
 class HttpClient:
     """Sends a provider's HttpCalls with auth, timeouts and the safe-retry rules."""
 
@@ -149,6 +159,28 @@ class HttpClient:
         if call.url.startswith(("http://", "https://")):
             return call.url
         return urljoin(self.base_url + "/", call.url.lstrip("/"))
+
+    def prepare(self, call: HttpCall) -> PreparedCall:
+        """The first request ``send(call)`` would send, built by the same httpx client (URL,
+        headers, body bytes), with the key and signed query values redacted; nothing is sent.
+        ``--dry-run`` prints this."""
+        headers: dict[str, str] = {}
+        if call.authenticated and self._api_key:
+            headers.update(self.provider.auth_headers(self._api_key))
+        request = self._http.build_request(
+            call.method, self.url_for(call), json=call.json, params=call.params, headers=headers
+        )
+        return PreparedCall(
+            method=request.method,
+            url=redact_url(str(request.url)),
+            headers=redact_headers(
+                {
+                    name.decode("latin-1"): value.decode("latin-1")
+                    for name, value in request.headers.raw
+                }
+            ),
+            body=request.content,
+        )
 
     def send(self, call: HttpCall) -> Any:
         """Send ``call`` under the retry rules; the parsed JSON answer, or an error of the tree."""

@@ -41,23 +41,21 @@ from typing import Any
 from flux2_cli import env as envvars
 from flux2_cli.errors import ConfigError, UsageError
 from flux2_cli.providers import DEFAULT_PROVIDER, provider_ids
-from flux2_cli.request import FORMATS, MODES, RATIOS, RESOLUTIONS, is_url
+from flux2_cli.request import CONFIG_KEYS, OPTIONS, REQUEST_DEFAULTS, Invalid, is_url
 
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover - exercised on 3.10 only
     import tomli as tomllib
 
+# The request options (model, mode, ratio, res, format, safety) come from request.py's table:
+# this module stores them as written and never checks them for a run; the request builder does,
+# naming the config key and profile. ``config set`` checks them with the same rule.
 KEYS: tuple[str, ...] = (
     "provider",
     "api_key",
     "base_url",
-    "model",
-    "mode",
-    "ratio",
-    "res",
-    "format",
-    "safety",
+    *CONFIG_KEYS,
     "output_dir",
     "name",
     "timeout",
@@ -75,12 +73,7 @@ DEFAULTS: dict[str, Any] = {
     "provider": DEFAULT_PROVIDER,
     "api_key": None,
     "base_url": None,
-    "model": None,
-    "mode": "pro",
-    "ratio": "1:1",
-    "res": "1K",
-    "format": None,
-    "safety": None,
+    **REQUEST_DEFAULTS,  # shown by `config get`; the request builder applies them
     "output_dir": ".",
     "name": "{slug}-{id8}",
     "timeout": 600.0,
@@ -122,12 +115,6 @@ class Settings:
     api_key: str | None
     api_key_source: str | None
     base_url: str | None
-    model: str | None
-    mode: str
-    ratio: str
-    res: str
-    format: str | None
-    safety: int | None
     output_dir: str
     name: str
     timeout: float
@@ -138,6 +125,9 @@ class Settings:
     # --open / --preview by default (gen, download, status --wait).
     open: bool = False
     preview: bool = False
+    # The request options the file sets, as written: the chosen profile's, then the top
+    # level's (profile name None). The request builder checks them and names their source.
+    request_defaults: tuple[tuple[str | None, Mapping[str, Any]], ...] = ()
 
 
 # --- reading -------------------------------------------------------------------------------
@@ -367,34 +357,13 @@ def coerce_value(key: str, value: Any, source: str = "") -> Any:
         if not is_url(text):
             raise _bad(key, value, "expected an http(s) URL", source)
         return text
-    if key == "model":
-        text = _as_text(key, value, source)
-        if not text:
-            raise _bad(key, value, "expected a model id", source)
-        return text
-    if key == "mode":
-        text = _as_text(key, value, source).lower()
-        if text not in MODES:
-            raise _bad(key, value, f"choose one of {', '.join(MODES)}", source)
-        return text
-    if key == "ratio":
-        text = _as_text(key, value, source)
-        if text not in RATIOS:
-            raise _bad(key, value, f"choose one of {', '.join(RATIOS)}", source)
-        return text
-    if key == "res":
-        text = _as_text(key, value, source).upper()
-        if text not in RESOLUTIONS:
-            raise _bad(key, value, f"choose one of {', '.join(RESOLUTIONS)}", source)
-        return text
-    if key == "format":
-        text = _as_text(key, value, source).lower()
-        text = "jpeg" if text == "jpg" else text
-        if text not in FORMATS:
-            raise _bad(key, value, f"choose one of {', '.join(FORMATS)}", source)
-        return text
-    if key == "safety":
-        return _as_int(key, value, source)
+    if key in CONFIG_KEYS:
+        try:
+            return OPTIONS[key].check(value)
+        except Invalid as exc:
+            label = f"{key} (from {source})" if source else key
+            error = ConfigError if source.startswith("config file") else UsageError
+            raise error(f"{label}: {exc}.") from None
     if key == "output_dir":
         text = _as_text(key, value, source)
         if not text:
@@ -556,7 +525,7 @@ def resolve_settings(
     values["base_url"] = base_url
 
     for key in KEYS:
-        if key in values or key == "api_key":
+        if key in values or key == "api_key" or key in CONFIG_KEYS:
             continue
         value = given(key)
         values[key] = value if value is not None else layered(key)[0]
@@ -566,12 +535,6 @@ def resolve_settings(
         api_key=api_key,
         api_key_source=api_key_source,
         base_url=values["base_url"],
-        model=values["model"],
-        mode=values["mode"],
-        ratio=values["ratio"],
-        res=values["res"],
-        format=values["format"],
-        safety=values["safety"],
         # The shell expands ~ on the command line but not inside TOML.
         output_dir=os.path.expanduser(values["output_dir"]),
         name=values["name"],
@@ -582,6 +545,11 @@ def resolve_settings(
         config_path=path,
         open=bool(values["open"]),
         preview=bool(values["preview"]),
+        request_defaults=tuple(
+            (name, {key: table[key] for key in CONFIG_KEYS if key in table})
+            for name, table in ((profile, profile_table), (None, data))
+            if any(key in table for key in CONFIG_KEYS)
+        ),
     )
     return settings, warnings
 

@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from flux2_cli.providers.base import Provider
 
 SANDBOX_KEY = "sandbox-key"
+PREVIEW_KEY = "no-key-set"
 
 
 def is_sandbox_url(url: str | None) -> bool:
@@ -156,6 +157,17 @@ class Context:
                 key_source=self._key_for(provider.capabilities.id)[1],
             )
         return self._clients[key]
+
+    def preview_client(self, provider: Provider, base_url: str) -> HttpClient:
+        """A client for ``--dry-run``, which prepares requests and never sends one: the key
+        when there is one (it is redacted when shown), else a stand-in. The caller closes it."""
+        from flux2_cli.client import HttpClient
+
+        try:
+            key = self.api_key(provider, base_url)
+        except AuthError:
+            key = PREVIEW_KEY
+        return HttpClient(provider, base_url=base_url, api_key=key)
 
     def ledger(self) -> Ledger:
         """The task ledger (opened on first use)."""

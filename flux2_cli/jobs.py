@@ -25,11 +25,10 @@ from flux2_cli.errors import (
     TaskFailedError,
     TerminatedSignal,
     UrlExpiredError,
-    UsageError,
     WaitTimeoutError,
     resume_hints,
 )
-from flux2_cli.request import GenerationRequest, RequestFlags, parse_param, validate_request
+from flux2_cli.request import GenerationRequest
 from flux2_cli.task import Task, TaskError, TaskStatus, utc_now
 
 if TYPE_CHECKING:
@@ -56,37 +55,6 @@ def poll_intervals(first: float, rng: random.Random | None = None) -> Iterator[f
     while True:
         yield interval * rng.uniform(1 - POLL_JITTER, 1 + POLL_JITTER)
         interval = min(POLL_CAP_S, interval * POLL_GROWTH)
-
-
-def build_request(ctx: Context, provider: Provider, flags: RequestFlags) -> GenerationRequest:
-    """The validated neutral request: flags over settings, then the provider's own rules.
-
-    ``gen`` and every batch entry come through here, so both refuse exactly the same inputs.
-    """
-    if (flags.width is not None or flags.height is not None) and (
-        flags.ratio_given or flags.res_given
-    ):
-        raise UsageError("Give --width/--height or --ratio/--res, not both.")
-    settings = ctx.settings
-    request = validate_request(
-        GenerationRequest(
-            prompt=flags.prompt,
-            ratio=settings.ratio,
-            res=settings.res,
-            mode=settings.mode,
-            refs=flags.refs,
-            seed=flags.seed,
-            width=flags.width,
-            height=flags.height,
-            format=settings.format,
-            safety=settings.safety,
-            callback_url=flags.callback_url,
-            params=dict(parse_param(text) for text in flags.params),
-            model=settings.model,
-        )
-    )
-    provider.validate(request)
-    return request
 
 
 def prepare_request(provider: Provider, request: GenerationRequest) -> GenerationRequest:

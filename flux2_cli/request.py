@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import re
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -129,22 +131,6 @@ class GenerationRequest:
         return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 
 
-@dataclass(frozen=True)
-class RequestFlags:
-    """What one ``gen`` call or batch entry asks for beyond the settings (ratio, res, mode,
-    format, safety and model come from the settings, where flags and config already met)."""
-
-    prompt: str
-    ratio_given: bool = False
-    res_given: bool = False
-    refs: tuple[str, ...] = ()
-    seed: int | None = None
-    width: int | None = None
-    height: int | None = None
-    callback_url: str | None = None
-    params: tuple[str, ...] = ()
-
-
 def snap(value: int, multiple: int) -> int:
     """Round to the nearest multiple, halves rounding up (1080 -> 1088 for 32 and for 16)."""
     if multiple <= 1:
@@ -152,68 +138,232 @@ def snap(value: int, multiple: int) -> int:
     return math.floor(value / multiple + 0.5) * multiple
 
 
-def normalise_ratio(value: str) -> str:
-    """Canonical ratio or a UsageError listing the seven."""
-    text = value.strip()
-    if text not in RATIOS:
-        raise UsageError(f"--ratio {value!r} is not supported; choose one of {', '.join(RATIOS)}.")
-    return text
+class Invalid(ValueError):
+    """A value an option does not take; the text says why and never names where it came from
+    (the request builder puts the source in front: ``--ratio``, ``m.jsonl line 3: ratio``)."""
 
 
-def normalise_res(value: str) -> str:
-    """Canonical upper-case resolution (``2k`` -> ``2K``) or a UsageError."""
-    text = value.strip().upper()
-    if text not in RESOLUTIONS:
-        raise UsageError(f"--res {value!r} is not supported; choose 1K or 2K.")
-    return text
+@dataclass(frozen=True)
+class RequestOption:
+    """One request option: its field (also its manifest and config key), flag and check.
+
+    A new request option is one row of :data:`OPTIONS` (and a field of GenerationRequest):
+    the builder, the manifest reader and ``config set`` all read this table.
+    """
+
+    name: str
+    flag: str
+    check: Callable[[Any], Any]
+    configurable: bool = False
 
 
-def normalise_mode(value: str) -> str:
-    """Canonical mode or a UsageError."""
-    text = value.strip().lower()
-    if text not in MODES:
-        raise UsageError(f"--mode {value!r} is not supported; choose pro or flex.")
-    return text
+def _choice(value: Any, choices: tuple[str, ...], canonical: str) -> str:
+    if not isinstance(value, str):
+        raise Invalid(f"{value!r} is not one of {', '.join(choices)}")
+    if canonical not in choices:
+        raise Invalid(f"{value!r} is not supported; choose one of {', '.join(choices)}")
+    return canonical
 
 
-def normalise_format(value: str) -> str:
-    """Canonical output format (``jpg`` -> ``jpeg``) or a UsageError."""
-    text = value.strip().lower()
-    text = _FORMAT_ALIASES.get(text, text)
-    if text not in FORMATS:
-        raise UsageError(f"--format {value!r} is not supported; choose png, jpeg or webp.")
-    return text
-
-
-def validate_prompt(prompt: str) -> str:
-    """The prompt, checked: 3 to 5,000 characters, not blank, no NUL or control bytes."""
-    if "\x00" in prompt:
-        raise UsageError("The prompt contains a NUL character.")
-    stripped = prompt.strip()
+def check_prompt(value: Any) -> str:
+    """The prompt, stripped: 3 to 5,000 characters, not blank, no NUL or control bytes."""
+    if not isinstance(value, str):
+        raise Invalid(f"expected text, not {value!r}")
+    if "\x00" in value:
+        raise Invalid("contains a NUL character")
+    stripped = value.strip()
     if not stripped:
-        raise UsageError("The prompt is empty.")
+        raise Invalid("the prompt is empty")
     if any(ord(ch) < 32 and ch not in "\t\n\r" for ch in stripped):
-        raise UsageError("The prompt contains control characters.")
+        raise Invalid("contains control characters")
     if len(stripped) < PROMPT_MIN_CHARS:
-        raise UsageError(f"The prompt is too short: at least {PROMPT_MIN_CHARS} characters.")
+        raise Invalid(f"the prompt is too short: at least {PROMPT_MIN_CHARS} characters")
     if len(stripped) > PROMPT_MAX_CHARS:
-        raise UsageError(
-            f"The prompt is too long: {len(stripped)} characters, at most {PROMPT_MAX_CHARS}."
+        raise Invalid(
+            f"the prompt is too long: {len(stripped)} characters, at most {PROMPT_MAX_CHARS}"
         )
     return stripped
 
 
-def parse_param(text: str) -> tuple[str, Any]:
-    """``KEY=VALUE`` from ``--param``: the value parsed as JSON, else kept as a string."""
+def check_ratio(value: Any) -> str:
+    """One of the seven ratios."""
+    return _choice(value, RATIOS, value.strip() if isinstance(value, str) else "")
+
+
+def check_res(value: Any) -> str:
+    """``1K`` or ``2K`` (any case)."""
+    return _choice(value, RESOLUTIONS, value.strip().upper() if isinstance(value, str) else "")
+
+
+def check_mode(value: Any) -> str:
+    """``pro`` or ``flex`` (any case)."""
+    return _choice(value, MODES, value.strip().lower() if isinstance(value, str) else "")
+
+
+def check_format(value: Any) -> str:
+    """``png``, ``jpeg`` (or ``jpg``) or ``webp``."""
+    text = value.strip().lower() if isinstance(value, str) else ""
+    return _choice(value, FORMATS, _FORMAT_ALIASES.get(text, text))
+
+
+def _integer(value: Any) -> int:
+    if isinstance(value, bool):
+        raise Invalid(f"{value!r} is not an integer")
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, str):
+        try:
+            return int(value.strip())
+        except ValueError:
+            pass
+    raise Invalid(f"{value!r} is not an integer")
+
+
+def check_seed(value: Any) -> int:
+    """A non-negative 63-bit integer."""
+    number = _integer(value)
+    if not 0 <= number <= 2**63 - 1:
+        raise Invalid(f"{number} must be a non-negative integer")
+    return number
+
+
+def check_side(value: Any) -> int:
+    """A width or height: 1 to 16,384 pixels (the provider's size rule comes later)."""
+    number = _integer(value)
+    if not 1 <= number <= MAX_DIMENSION:
+        raise Invalid(f"{number} is out of range (1 to {MAX_DIMENSION})")
+    return number
+
+
+def check_safety(value: Any) -> int:
+    """An integer (its range is the provider's)."""
+    return _integer(value)
+
+
+def check_url(value: Any) -> str:
+    """An absolute http(s) URL."""
+    if not isinstance(value, str) or not is_url(value.strip()):
+        raise Invalid(f"{value!r} is not an http(s) URL")
+    return value.strip()
+
+
+def check_model(value: Any) -> str:
+    """A non-empty model id."""
+    if not isinstance(value, str) or not value.strip():
+        raise Invalid("the model id is empty")
+    return value.strip()
+
+
+def check_refs(value: Any) -> tuple[str, ...]:
+    """At most eight references (URLs or paths)."""
+    items = (value,) if isinstance(value, str) else value
+    if not isinstance(items, (list, tuple)) or not all(isinstance(item, str) for item in items):
+        raise Invalid("expected a list of URLs or paths")
+    refs = tuple(item.strip() for item in items if item.strip())
+    if len(refs) > MAX_REFERENCES:
+        raise Invalid(f"{len(refs)} references given; at most {MAX_REFERENCES}")
+    return refs
+
+
+def check_params(value: Any) -> dict[str, Any]:
+    """``KEY=VALUE`` texts (or a mapping) as a dict; values parsed as JSON; no nulls."""
+    if isinstance(value, Mapping):
+        pairs = [(str(key), item) for key, item in value.items()]
+    elif isinstance(value, (list, tuple)):
+        pairs = [_param_pair(text) for text in value]
+    else:
+        raise Invalid("expected KEY=VALUE pairs")
+    params: dict[str, Any] = {}
+    for key, item in pairs:
+        if _holds_null(item):
+            # No provider is sent explicit nulls (wire-contracts.md; BFL answers 500 to some).
+            raise Invalid(f"{key}: null values are not sent; leave the key out")
+        params[key] = item
+    return params
+
+
+def _param_pair(text: Any) -> tuple[str, Any]:
+    if not isinstance(text, str):
+        raise Invalid(f"{text!r} is not KEY=VALUE")
     key, sep, raw = text.partition("=")
     key = key.strip()
     if not sep or not key:
-        raise UsageError(f"--param {text!r} is not KEY=VALUE.")
+        raise Invalid(f"{text!r} is not KEY=VALUE")
     try:
         value: Any = json.loads(raw)
     except ValueError:
         value = raw
     return key, value
+
+
+OPTIONS: dict[str, RequestOption] = {
+    option.name: option
+    for option in (
+        RequestOption("prompt", "PROMPT", check_prompt),
+        RequestOption("model", "--model", check_model, configurable=True),
+        RequestOption("mode", "--mode", check_mode, configurable=True),
+        RequestOption("ratio", "--ratio", check_ratio, configurable=True),
+        RequestOption("res", "--res", check_res, configurable=True),
+        RequestOption("format", "--format", check_format, configurable=True),
+        RequestOption("safety", "--safety", check_safety, configurable=True),
+        RequestOption("refs", "--ref", check_refs),
+        RequestOption("seed", "--seed", check_seed),
+        RequestOption("width", "--width", check_side),
+        RequestOption("height", "--height", check_side),
+        RequestOption("callback_url", "--callback-url", check_url),
+        RequestOption("params", "--param", check_params),
+    )
+}
+# The request options a config file (or a profile) may set, in the order `config` shows them.
+CONFIG_KEYS: tuple[str, ...] = tuple(name for name, opt in OPTIONS.items() if opt.configurable)
+# Where a value no source gave comes from: flux2's own defaults (the provider's come later).
+REQUEST_DEFAULTS: dict[str, Any] = {
+    "ratio": DEFAULT_RATIO,
+    "res": DEFAULT_RES,
+    "mode": DEFAULT_MODE,
+}
+
+
+def _as_usage(flag: str, check: Callable[[Any], Any], value: Any) -> Any:
+    try:
+        return check(value)
+    except Invalid as exc:
+        raise UsageError(f"{flag}: {exc}.") from None
+
+
+def normalise_ratio(value: str) -> str:
+    """Canonical ratio or a UsageError listing the seven."""
+    return str(_as_usage("--ratio", check_ratio, value))
+
+
+def normalise_res(value: str) -> str:
+    """Canonical upper-case resolution (``2k`` -> ``2K``) or a UsageError."""
+    return str(_as_usage("--res", check_res, value))
+
+
+def normalise_mode(value: str) -> str:
+    """Canonical mode or a UsageError."""
+    return str(_as_usage("--mode", check_mode, value))
+
+
+def normalise_format(value: str) -> str:
+    """Canonical output format (``jpg`` -> ``jpeg``) or a UsageError."""
+    return str(_as_usage("--format", check_format, value))
+
+
+def validate_prompt(prompt: str) -> str:
+    """The prompt, checked: 3 to 5,000 characters, not blank, no NUL or control bytes."""
+    return str(_as_usage("The prompt", check_prompt, prompt))
+
+
+def parse_param(text: str) -> tuple[str, Any]:
+    """``KEY=VALUE`` from ``--param``: the value parsed as JSON, else kept as a string."""
+    try:
+        return _param_pair(text)
+    except Invalid as exc:
+        raise UsageError(f"--param: {exc}.") from None
 
 
 def is_url(text: str) -> bool:
@@ -232,42 +382,14 @@ def _holds_null(value: Any) -> bool:
 
 
 def validate_request(request: GenerationRequest) -> GenerationRequest:
-    """Checks that hold for every provider; provider rules come from its Capabilities."""
-    prompt = validate_prompt(request.prompt)
-    ratio = normalise_ratio(request.ratio)
-    res = normalise_res(request.res)
-    mode = normalise_mode(request.mode)
-    fmt = normalise_format(request.format) if request.format is not None else None
-    if len(request.refs) > MAX_REFERENCES:
-        raise UsageError(f"{len(request.refs)} references given; at most {MAX_REFERENCES} (--ref).")
+    """A request built in code (not from flags), checked field by field as the builder does;
+    the builder (flux2_cli.build) is the road for what a user typed."""
     if (request.width is None) != (request.height is None):
         raise UsageError("--width and --height go together.")
-    for flag, value in (("--width", request.width), ("--height", request.height)):
-        if value is not None and not 1 <= value <= MAX_DIMENSION:
-            raise UsageError(f"{flag} {value} is out of range (1 to {MAX_DIMENSION}).")
-    if request.seed is not None and not 0 <= request.seed <= 2**63 - 1:
-        raise UsageError(f"--seed {request.seed} must be a non-negative integer.")
-    if request.callback_url is not None and not is_url(request.callback_url):
-        raise UsageError(f"--callback-url {request.callback_url!r} is not an http(s) URL.")
-    if request.model is not None and not request.model.strip():
-        raise UsageError("--model is empty.")
-    for key, value in request.params.items():
-        if _holds_null(value):
-            # No provider is sent explicit nulls (wire-contracts.md; BFL answers 500 to some).
-            raise UsageError(f"--param {key}: null values are not sent; leave the key out.")
-    return GenerationRequest(
-        prompt=prompt,
-        ratio=ratio,
-        res=res,
-        mode=mode,
-        refs=request.refs,
-        seed=request.seed,
-        width=request.width,
-        height=request.height,
-        format=fmt,
-        safety=request.safety,
-        callback_url=request.callback_url,
-        webhook_secret=request.webhook_secret,
-        params=dict(request.params),
-        model=request.model.strip() if request.model else None,
-    )
+    changes: dict[str, Any] = {}
+    for name, option in OPTIONS.items():
+        value = getattr(request, name)
+        if value is None or (name in ("refs", "params") and not value):
+            continue
+        changes[name] = _as_usage(option.flag, option.check, value)
+    return dataclasses.replace(request, **changes)

@@ -10,9 +10,16 @@ from typing import Any
 import pytest
 
 from flux2_cli.batch.lock import LockFile, file_sha256, lock_path
-from flux2_cli.batch.manifest import ManifestError, parse_manifest, read_manifest, sniff_kind
+from flux2_cli.batch.manifest import (
+    ManifestError,
+    Problems,
+    parse_manifest,
+    read_manifest,
+    sniff_kind,
+)
 from flux2_cli.batch.plan import parse_shard, plan_entries, select_shard
 from flux2_cli.batch.runner import RateGate
+from flux2_cli.build import FLAG, Layer
 from flux2_cli.context import Context
 from flux2_cli.errors import UsageError
 from tests.helpers import FakeTime
@@ -26,10 +33,11 @@ def make_ctx(**values: object) -> Context:
     return Context.create({"provider": "apiinone", **values})
 
 
-def plan(manifest: Path, ctx: Context | None = None) -> list:  # type: ignore[type-arg]
+def plan(manifest: Path, ctx: Context | None = None, **flags: object) -> list:  # type: ignore[type-arg]
     ctx = ctx or make_ctx()
-    entries = read_manifest(manifest)
-    return plan_entries(ctx, ctx.provider(), manifest, entries)
+    problems = Problems(manifest.name)
+    entries = read_manifest(manifest, problems=problems)
+    return plan_entries(ctx, ctx.provider(), manifest, entries, Layer(FLAG, flags), problems)
 
 
 # --------------------------------------------------------------------------- parsing
@@ -64,7 +72,8 @@ def test_jsonl_types_aliases_and_nulls() -> None:
     assert entry.values["refs"] == ("https://x.test/a.png", "https://x.test/b.png")
     assert entry.values["callback_url"] == "https://hook.test/x"
     assert entry.values["params"] == ("steps=30", 'style="raw"', "guidance=4")
-    assert entry.values["width"] == 1024 and entry.values["height"] == 768
+    # Values stay as written: the request builder checks and converts them (one road).
+    assert entry.values["width"] == "1024" and entry.values["height"] == 768
     assert "seed" not in entry.values
 
 
@@ -77,13 +86,9 @@ def test_jsonl_types_aliases_and_nulls() -> None:
         (b'{"prompt": "ok fox"}\n{"prompt": "a", "sede": 3}\n', "jsonl", 2, "'seed'"),
         (b'{"prompt": "ok fox"}\r\n{"prompt": "fox",}\r\n', "jsonl", 2, "not valid JSON"),
         (b'{"prompt": "ok fox"}\n[1, 2]\n', "jsonl", 2, "JSON object"),
-        (b'{"prompt": "ok fox", "seed": "abc"}\n', "jsonl", 1, "'seed' must be an integer"),
-        (b'{"prompt": "ok fox", "seed": true}\n', "jsonl", 1, "'seed' must be an integer"),
-        (b'{"prompt": "ok fox", "ratio": 16}\n', "jsonl", 1, "'ratio' must be a string"),
         (b'{"seed": 3}\n', "jsonl", 1, "no 'prompt'"),
         (b"prompt,ratoi\nfox,1:1\n", "csv", 1, "did you mean 'ratio'"),
         (b"\n\nprompt,seed\nfox,1\nfox,2,3\n", "csv", 5, "3 cells"),
-        (b"prompt,seed\nok fox,x1\n", "csv", 2, "'seed' must be an integer"),
         (b"seed,ratio\n1,1:1\n", "csv", 1, "no 'prompt' column"),
     ],
 )
@@ -92,7 +97,7 @@ def test_row46_each_bad_input_is_a_line_numbered_error(
 ) -> None:
     with pytest.raises(ManifestError) as caught:
         parse_manifest(data, kind=kind, source="m")
-    assert f"m: line {line}: " in caught.value.message
+    assert f"m line {line}: " in caught.value.message
     assert words in caught.value.message
     assert caught.value.exit_code == 2
 
@@ -129,7 +134,7 @@ def test_csv_header_quoted_cells_refs_and_line_numbers() -> None:
     assert entries[0].values == {
         "prompt": "a fox, in snow",
         "ratio": "16:9",
-        "seed": 42,
+        "seed": "42",
         "refs": ("https://x.test/a.png", "https://x.test/b.png"),
         "name": "hero",
     }
@@ -146,7 +151,9 @@ def test_kind_from_extension_then_content(tmp_path: Path) -> None:
     assert read_manifest(unknown)[0].values == {"prompt": "a red fox"}
     as_text = tmp_path / "prompts.txt"
     as_text.write_text('{"prompt": "a red fox"}\n')
-    assert read_manifest(as_text)[0].values == {"prompt": '{"prompt": "a red fox"}'}
+    # A line of JSON is never sent as a prompt, whatever the extension says.
+    with pytest.raises(ManifestError, match=r"prompts\.txt line 1: this line is JSON"):
+        read_manifest(as_text)
 
 
 def test_missing_manifest_is_exit2(tmp_path: Path) -> None:
@@ -160,13 +167,16 @@ def test_missing_manifest_is_exit2(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("entry", "words"),
     [
-        ({"prompt": "a red fox", "ratio": "5:4"}, "--ratio '5:4' is not supported"),
-        ({"prompt": "ab"}, "too short"),
-        ({"prompt": "a red fox", "width": 1024}, "--width and --height go together"),
+        ({"prompt": "a red fox", "ratio": "5:4"}, "ratio: '5:4' is not supported"),
+        ({"prompt": "ab"}, "prompt: the prompt is too short"),
+        ({"prompt": "a red fox", "width": 1024}, "width: width and height go together"),
         ({"prompt": "a red fox", "ratio": "1:1", "width": 1024, "height": 1024}, "not both"),
         ({"prompt": "a red fox", "name": "{nope}"}, "unknown field {nope}"),
-        ({"prompt": "a red fox", "params": {"x": None}}, "null values"),
-        ({"prompt": "a red fox", "output": "-"}, "cannot be -"),
+        ({"prompt": "a red fox", "params": {"x": None}}, "params: x: null values"),
+        ({"prompt": "a red fox", "output": "-"}, "output: cannot be -"),
+        ({"prompt": "a red fox", "seed": "abc"}, "seed: 'abc' is not an integer"),
+        ({"prompt": "a red fox", "seed": True}, "seed: True is not an integer"),
+        ({"prompt": "a red fox", "ratio": 16}, "ratio: 16 is not one of"),
     ],
 )
 def test_bad_values_carry_the_request_error_prefixed_with_the_line(
@@ -176,7 +186,7 @@ def test_bad_values_carry_the_request_error_prefixed_with_the_line(
     manifest.write_bytes(jsonl({"prompt": "a fine fox"}, entry))
     with pytest.raises(UsageError) as caught:
         plan(manifest)
-    assert caught.value.message.startswith("m.jsonl: line 2: ")
+    assert caught.value.message.startswith("m.jsonl line 2: ")
     assert words in caught.value.message
 
 
@@ -189,8 +199,8 @@ def test_entries_override_command_defaults(tmp_path: Path) -> None:
             {"prompt": "a red fox", "output": "art/", "name": "{slug}-{ratio}"},
         )
     )
-    ctx = make_ctx(ratio="3:2", output_dir="out")
-    first, second, third = plan(manifest, ctx)
+    ctx = make_ctx(output_dir="out")
+    first, second, third = plan(manifest, ctx, ratio="3:2")
     assert (first.request.ratio, first.request.mode, first.key) == ("3:2", "pro", "#1")
     assert first.output == "out/" and first.name_template == "{slug}-{id8}"
     assert (second.request.ratio, second.request.res, second.request.mode) == ("16:9", "2K", "flex")
@@ -473,3 +483,96 @@ def test_lock_file_is_shareable_not_private(tmp_path: Path) -> None:
     lock.path.chmod(0o664)
     lock.put("#2", {"line": 2, "fingerprint": "cd", "outputs": []})
     assert stat.S_IMODE(lock.path.stat().st_mode) == 0o664  # an existing mode is kept
+
+
+# --------------------------------------------------------------------------- manifests (issue 13)
+
+
+def test_every_problem_of_a_manifest_is_reported_in_one_pass(tmp_path: Path) -> None:
+    manifest = tmp_path / "m.jsonl"
+    manifest.write_bytes(
+        jsonl(
+            {"prompt": "a red fox", "ratio": "5:4"},
+            {"prompt": "ab"},
+            {"prompt": "a blue whale", "sede": 3},
+            {"prompt": "a green frog", "res": "8K", "seed": "x"},
+            {"prompt": "a grey owl", "mode": "turbo"},
+        )
+    )
+    with pytest.raises(ManifestError) as caught:
+        plan(manifest)
+    assert caught.value.problems == [
+        "m.jsonl line 1: ratio: '5:4' is not supported; choose one of "
+        "1:1, 4:3, 3:4, 16:9, 9:16, 3:2, 2:3.",
+        "m.jsonl line 2: prompt: the prompt is too short: at least 3 characters.",
+        "m.jsonl line 3: unknown key 'sede'; did you mean 'seed'?",
+        "m.jsonl line 4: res: '8K' is not supported; choose one of 1K, 2K.",
+        "m.jsonl line 4: seed: 'x' is not an integer.",
+        "m.jsonl line 5: mode: 'turbo' is not supported; choose one of pro, flex.",
+    ]
+    assert len(caught.value.problems) == 6
+    assert caught.value.message.startswith("6 problems in the manifest:\n")
+    assert "--" not in caught.value.message  # the manifest's keys, never the flags
+
+
+def test_manifest_problems_are_capped_at_twenty(tmp_path: Path) -> None:
+    manifest = tmp_path / "m.jsonl"
+    manifest.write_bytes(jsonl(*({"prompt": "a fox", "ratio": "0:0"} for _ in range(30))))
+    with pytest.raises(ManifestError) as caught:
+        plan(manifest)
+    assert len(caught.value.problems) == 30
+    assert caught.value.message.count("\n  m.jsonl line") == 20
+    assert caught.value.message.endswith("… and 10 more")
+
+
+def test_a_json_array_manifest_keeps_each_entrys_line() -> None:
+    data = (
+        b'[\n  {"prompt": "a red fox"},\n  "a blue whale",\n\n  {"prompt": "ab", "ratio": 1}\n]\n'
+    )
+    entries = parse_manifest(data, kind="json")
+    assert [(e.line, e.values["prompt"]) for e in entries] == [
+        (2, "a red fox"),
+        (3, "a blue whale"),
+        (5, "ab"),
+    ]
+    assert sniff_kind(['[{"prompt": "x"}]']) == "json"
+    with pytest.raises(ManifestError, match=r"m line 3: expected a JSON object"):
+        parse_manifest(b'[\n {"prompt": "a fox"},\n 5\n]', kind="json", source="m")
+    with pytest.raises(ManifestError, match=r"m line 2: not valid JSON"):
+        parse_manifest(b'[\n {"prompt": "a fox",}\n]', kind="json", source="m")
+
+
+def test_a_tsv_header_is_never_a_prompt(tmp_path: Path) -> None:
+    manifest = tmp_path / "m.tsv"
+    manifest.write_text("prompt\tratio\na red fox, at dawn\t16:9\n")
+    (entry,) = read_manifest(manifest)
+    assert entry.values == {"prompt": "a red fox, at dawn", "ratio": "16:9"}
+    sniffed = tmp_path / "m.list"
+    sniffed.write_text("prompt\tseed\na red fox\t3\n")
+    assert read_manifest(sniffed)[0].values == {"prompt": "a red fox", "seed": "3"}
+    as_text = tmp_path / "m.txt"
+    as_text.write_text("prompt\tratio\na red fox\n")
+    with pytest.raises(ManifestError, match=r"m\.txt line 1: this line is a CSV header"):
+        read_manifest(as_text)
+
+
+def test_relative_refs_and_outputs_are_taken_from_the_manifests_folder(tmp_path: Path) -> None:
+    folder = tmp_path / "assets"
+    folder.mkdir()
+    manifest = folder / "m.jsonl"
+    manifest.write_bytes(
+        jsonl(
+            {
+                "prompt": "a red fox",
+                "refs": ["refs/a.png", "https://x.test/b.png", str(tmp_path / "c.png")],
+                "output": "out/",
+            }
+        )
+    )
+    (entry,) = read_manifest(manifest)
+    assert entry.values["refs"] == (
+        str(folder / "refs" / "a.png"),
+        "https://x.test/b.png",
+        str(tmp_path / "c.png"),
+    )
+    assert entry.values["output"] == str(folder / "out") + "/"

@@ -171,3 +171,28 @@ def test_the_bash_script_drives_completion_in_bash(tmp_path: Path) -> None:
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.splitlines() == SEVEN_RATIOS
+
+
+def test_the_lightened_completion_still_parses_values(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Completers of ids and profiles read the other parameters: they must not be None."""
+    import typer
+    from typer import _completion_classes, core
+
+    from flux2_cli import cli
+
+    monkeypatch.setattr(
+        core._TyperParameter, "get_runtime_param", core._TyperParameter.get_runtime_param
+    )
+    monkeypatch.setattr(
+        _completion_classes, "_sanitize_help_text", _completion_classes._sanitize_help_text
+    )
+    cli._lighten_completion()
+    command = typer.main.get_command(cli.app)
+    gen = command.commands["gen"]  # type: ignore[attr-defined]
+    params = {param.name: param for param in gen.params}
+    ctx = gen.make_context("gen", ["a red fox"], resilient_parsing=True)
+    assert params["provider"].process_value(ctx, "bfl") == "bfl"
+    assert params["seed"].process_value(ctx, "7") == 7
+    assert params["ref"].process_value(ctx, ("a.png", "b.png")) == ["a.png", "b.png"]
+    assert params["provider"].process_value(ctx, None) is None
+    assert params["ref"].process_value(ctx, None) == ()

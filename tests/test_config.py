@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from flux2_cli import config
+from flux2_cli.build import FLAG, Layer, build_request, config_layers
 from flux2_cli.config import (
     DEFAULTS,
     get_value,
@@ -23,7 +24,8 @@ from flux2_cli.config import (
     validate_value,
 )
 from flux2_cli.errors import ConfigError, UsageError
-from flux2_cli.providers import REGISTRY
+from flux2_cli.providers import REGISTRY, get_provider
+from flux2_cli.request import GenerationRequest
 
 SENTINEL = "sk-SENTINEL-9f8e7d6c5b4a-wxyz"
 POSIX = pytest.mark.skipif(os.name == "nt", reason="POSIX file modes")
@@ -61,6 +63,12 @@ def resolve(
     return resolve_settings(cli, env=env or {}, path=path)
 
 
+def asked(settings: config.Settings, **flags: object) -> GenerationRequest:
+    """The request the builder makes from ``flags`` over the config's request options."""
+    layers = [Layer(FLAG, {"prompt": "a red fox", **flags}), *config_layers(settings)]
+    return build_request(get_provider("bfl"), layers).request
+
+
 # --- precedence ----------------------------------------------------------------------------
 
 
@@ -68,7 +76,9 @@ def test_defaults_without_a_file(cfg: Path) -> None:
     settings, warnings = resolve(cfg)
     assert warnings == []
     assert settings.provider == DEFAULTS["provider"] == "apiinone"
-    assert (settings.mode, settings.ratio, settings.res) == ("pro", "1:1", "1K")
+    request = asked(settings)
+    assert (request.mode, request.ratio, request.res) == ("pro", "1:1", "1K")
+    assert settings.request_defaults == ()
     assert (settings.timeout, settings.poll_interval, settings.concurrency) == (600.0, 1.0, 4)
     assert (settings.name, settings.output_dir) == ("{slug}-{id8}", ".")
     assert settings.api_key is None and settings.api_key_source is None
@@ -92,14 +102,13 @@ timeout = 30
 
 def test_cli_beats_profile_beats_top_level_beats_defaults(cfg: Path) -> None:
     write(cfg, LAYERED)
-    settings, _ = resolve(cfg, ratio="16:9")
-    assert settings.ratio == "16:9"  # command line
-    assert settings.timeout == 30.0  # profile
-    assert settings.res == "2K" and settings.concurrency == 8  # top level
-    assert settings.poll_interval == 1.0  # default
     settings, _ = resolve(cfg)
-    assert settings.ratio == "3:2"  # profile over top level
-    assert settings.mode == "flex"
+    assert asked(settings, ratio="16:9").ratio == "16:9"  # command line
+    assert settings.timeout == 30.0  # profile
+    assert asked(settings).res == "2K" and settings.concurrency == 8  # top level
+    assert settings.poll_interval == 1.0  # default
+    assert asked(settings).ratio == "3:2"  # profile over top level
+    assert asked(settings).mode == "flex"
 
 
 @pytest.mark.parametrize(
@@ -198,7 +207,7 @@ def test_flux2_config_names_the_file(tmp_path: Path, cfg: Path) -> None:
     other = tmp_path / "elsewhere.toml"
     write(other, 'ratio = "9:16"\n')
     settings, _ = resolve_settings({}, env={"FLUX2_CONFIG": str(other)})
-    assert settings.ratio == "9:16"
+    assert asked(settings).ratio == "9:16"
     assert settings.config_path == other
     assert config.load_config() == {}  # the fixture's FLUX2_CONFIG (from os.environ): no file
 
@@ -227,11 +236,11 @@ def test_profile_chosen_by_cli_then_env_then_file(cfg: Path) -> None:
     write(cfg, PROFILES)
     env = {"FLUX2_PROFILE": "work"}
     settings, _ = resolve(cfg, env, profile="ci")
-    assert (settings.profile, settings.ratio) == ("ci", "2:3")
+    assert (settings.profile, asked(settings).ratio) == ("ci", "2:3")
     settings, _ = resolve(cfg, env)
-    assert (settings.profile, settings.ratio) == ("work", "16:9")
+    assert (settings.profile, asked(settings).ratio) == ("work", "16:9")
     settings, _ = resolve(cfg)
-    assert (settings.profile, settings.ratio) == ("home", "4:3")
+    assert (settings.profile, asked(settings).ratio) == ("home", "4:3")
 
 
 def test_unknown_profile_names_the_existing_ones(cfg: Path) -> None:
@@ -292,12 +301,17 @@ def test_profiles_must_be_tables(cfg: Path) -> None:
         load_config(cfg)
 
 
-def test_invalid_value_in_the_file_names_file_and_profile(cfg: Path) -> None:
+def test_invalid_value_in_the_file_names_the_key_and_profile(cfg: Path) -> None:
     write(cfg, '[profiles.work]\nratio = "5:4"\n')
+    settings, _ = resolve(cfg, profile="work")  # only a request that uses it is refused
+    with pytest.raises(UsageError) as caught:
+        asked(settings)
+    assert caught.value.message.startswith("config key ratio (profile work): '5:4'")
+    assert "config set ratio VALUE --profile work" in " ".join(caught.value.hints)
+    write(cfg, 'timeout = "soon"\n')
     with pytest.raises(ConfigError) as caught:
-        resolve(cfg, profile="work")
-    assert "ratio" in caught.value.message
-    assert f"config file {cfg} (profile work)" in caught.value.message
+        resolve(cfg)
+    assert f"config file {cfg}" in caught.value.message
 
 
 def test_bad_key_in_the_file_is_refused_without_echoing_it(cfg: Path) -> None:
@@ -321,7 +335,7 @@ def test_output_dir_from_the_file_expands_the_home_folder(
 def test_unknown_keys_in_the_file_are_warned_about(cfg: Path) -> None:
     write(cfg, 'ration = "1:1"\n')
     settings, warnings = resolve(cfg)
-    assert settings.ratio == "1:1"
+    assert asked(settings).ratio == "1:1"
     assert len(warnings) == 1
     assert "'ration'" in warnings[0] and "did you mean 'ratio'" in warnings[0]
 
@@ -334,7 +348,7 @@ def test_readable_file_warns_and_next_write_locks_it_down(cfg: Path) -> None:
     write(cfg, 'ratio = "4:3"\n', mode=0o644)
     os.chmod(cfg.parent, 0o755)
     settings, warnings = resolve(cfg)
-    assert settings.ratio == "4:3"  # still works
+    assert asked(settings).ratio == "4:3"  # still works
     assert len(warnings) == 1
     assert "readable by other users" in warnings[0] and "chmod 600" in warnings[0]
     set_value("res", "2K", path=cfg)
@@ -518,8 +532,8 @@ def test_invalid_values(key: str, raw: str) -> None:
 
 
 def test_cli_values_are_validated_naming_the_flag(cfg: Path) -> None:
-    with pytest.raises(UsageError, match="--ratio"):
-        resolve(cfg, ratio="5:4")
+    with pytest.raises(UsageError, match="--timeout"):
+        resolve(cfg, timeout="soon")
     with pytest.raises(UsageError, match="FLUX2_PROVIDER"):
         resolve(cfg, {"FLUX2_PROVIDER": "nope"})
 

@@ -100,8 +100,8 @@ def test_validate_normalises() -> None:
         ({"callback_url": "ftp://x.example/hook"}, "--callback-url"),
         ({"callback_url": "not a url"}, "--callback-url"),
         ({"model": "  "}, "--model"),
-        ({"params": {"seed": None}}, "--param seed"),
-        ({"params": {"extra": {"deep": [1, None]}}}, "--param extra"),
+        ({"params": {"seed": None}}, "--param: seed"),
+        ({"params": {"extra": {"deep": [1, None]}}}, "--param: extra"),
     ],
 )
 def test_validate_refuses(changes: dict[str, Any], fragment: str) -> None:

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from flux2_cli.batch.decide import Action, Decision, decide
 from flux2_cli.batch.lock import LockFile, lock_path, lock_record
-from flux2_cli.batch.manifest import read_manifest
+from flux2_cli.batch.manifest import Problems, read_manifest
 from flux2_cli.batch.plan import PlannedEntry, plan_entries, select_shard
 from flux2_cli.batch.reports import EntryReport, RunTotals
 from flux2_cli.batch.runner import (
@@ -70,8 +70,9 @@ def run_batch(ctx: Context, options: BatchOptions) -> Summary | None:
         from flux2_cli.batch.gallery import check_targets
 
         check_targets(options.report, options.contact_sheet)
-    entries = read_manifest(options.manifest)
-    planned = plan_entries(ctx, provider, options.manifest, entries)
+    problems = Problems("stdin" if str(options.manifest) == "-" else options.manifest.name)
+    entries = read_manifest(options.manifest, options.manifest_kind, problems)
+    planned = plan_entries(ctx, provider, options.manifest, entries, options.flags, problems)
     if options.shard is not None:
         whole = len(planned)
         planned = select_shard(planned, *options.shard)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import os
 from collections.abc import Iterable, Mapping
@@ -10,13 +9,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from flux2_cli import jobs
 from flux2_cli.batch.lock import file_sha256
-from flux2_cli.batch.manifest import ManifestEntry, line_error
-from flux2_cli.errors import (
-    UsageError,
-)
-from flux2_cli.request import GenerationRequest, RequestFlags, is_url
+from flux2_cli.batch.manifest import ManifestEntry, Problems
+from flux2_cli.build import ENTRY, Layer, RequestError, build_request, config_layers
+from flux2_cli.errors import UsageError
+from flux2_cli.request import GenerationRequest, is_url
 from flux2_cli.task import Cost
 
 if TYPE_CHECKING:
@@ -51,50 +48,42 @@ def plan_entries(
     provider: Provider,
     manifest: Path,
     entries: Iterable[ManifestEntry],
+    flags: Layer | None = None,
+    problems: Problems | None = None,
 ) -> list[PlannedEntry]:
-    """Validate every entry (command-line options are the defaults); errors name the line."""
+    """Build every entry's request through the one road (its own keys, then the command-line
+    ``flags``, then the config); every problem of every entry is reported at once, with those
+    the manifest reader gathered in ``problems``."""
     from flux2_cli.download import validate_template
 
     settings = ctx.settings
-    base = manifest.parent
     planned: list[PlannedEntry] = []
     seen_fingerprints: dict[str, int] = {}
     seen_keys: dict[str, int] = {}
     if settings.output_dir == "-":
         raise UsageError("-o - (image bytes on stdout) does not go with batch; give a folder.")
     default_output = _as_folder(settings.output_dir)
+    source = "stdin" if str(manifest) == "-" else manifest.name
+    problems = problems if problems is not None else Problems(source)
+    notices: list[str] = []
+    defaults = [flags] if flags is not None else []
+    defaults += config_layers(settings)
     for entry in entries:
         values = entry.values
-        source = manifest.name
-        entry_settings = dataclasses.replace(
-            settings,
-            ratio=values.get("ratio", settings.ratio),
-            res=values.get("res", settings.res),
-            mode=values.get("mode", settings.mode),
-            format=values.get("format", settings.format),
-            safety=values.get("safety", settings.safety),
-            model=values.get("model", settings.model),
-        )
-        flags = RequestFlags(
-            prompt=values["prompt"],
-            ratio_given="ratio" in values,
-            res_given="res" in values,
-            refs=values.get("refs", ()),
-            seed=values.get("seed"),
-            width=values.get("width"),
-            height=values.get("height"),
-            callback_url=values.get("callback_url"),
-            params=values.get("params", ()),
-        )
+        where = f"{source} line {entry.line}"
         name = values.get("name") or None
+        template = name or settings.name
         try:
-            request = jobs.build_request(
-                dataclasses.replace(ctx, settings=entry_settings), provider, flags
-            )
-            template = name or settings.name
             validate_template(template)
         except UsageError as exc:
-            raise line_error(source, entry.line, exc.message, exc.hints) from None
+            problems.add(entry.line, f"name: {exc.message}", exc.hints)
+        try:
+            built = build_request(provider, [Layer(ENTRY, values, where), *defaults])
+        except RequestError as exc:
+            problems.extend(entry.line, exc.problems, exc.hints)
+            continue
+        notices.extend(notice for notice in built.notices if notice not in notices)
+        request = built.request
         model = provider.model_for(request)
         fingerprint = request_fingerprint(request, provider.capabilities.id, model)
         # Identical entries are distinct images: each repeat gets its own fingerprint.
@@ -104,13 +93,13 @@ def plan_entries(
             fingerprint = hashlib.sha256(f"{fingerprint}#{repeat}".encode()).hexdigest()
         key = name if name and "{" not in name else f"#{entry.number}"
         if key in seen_keys:
-            raise line_error(
-                source, entry.line, f"name {key!r} is already used on line {seen_keys[key]}."
-            )
+            problems.add(entry.line, f"name {key!r} is already used on line {seen_keys[key]}.")
+            continue
         seen_keys[key] = entry.line
         output = values.get("output")
         if output == "-":
-            raise line_error(source, entry.line, "'output' cannot be - in a batch; give a path.")
+            problems.add(entry.line, "output: cannot be - in a batch; give a path.")
+            continue
         planned.append(
             PlannedEntry(
                 number=entry.number,
@@ -121,11 +110,14 @@ def plan_entries(
                 provider=provider.capabilities.id,
                 model=model,
                 fingerprint=fingerprint,
-                output=_entry_output(output, base) if output else default_output,
+                output=output if output else default_output,
                 name_template=template,
                 estimate=provider.estimate_cost(request),
             )
         )
+    problems.raise_if_any()
+    for notice in notices:
+        ctx.output.info(notice)
     return planned
 
 
@@ -145,15 +137,6 @@ def _as_folder(output: str) -> str:
     if output in ("", "."):
         return "."
     return output if output.endswith(("/", os.sep)) else output + "/"
-
-
-def _entry_output(output: str, base: Path) -> str:
-    """An entry's ``output``, relative paths taken from the manifest's folder."""
-    path = Path(output).expanduser()
-    if not path.is_absolute():
-        path = base / path
-    text = str(path)
-    return text + "/" if output.endswith(("/", os.sep)) else text
 
 
 def parse_shard(text: str, env: Mapping[str, str] | None = None) -> tuple[int, int]:

@@ -32,6 +32,7 @@ from flux2_cli.errors import (
 from flux2_cli.task import Task, TaskStatus
 
 if TYPE_CHECKING:
+    from flux2_cli.build import Layer
     from flux2_cli.context import Context
     from flux2_cli.providers.base import Provider
 
@@ -127,6 +128,9 @@ class BatchOptions:
     embed_metadata: bool = False
     report: Path | None = None  # --report PATH.html
     contact_sheet: Path | None = None  # --contact-sheet PATH.png
+    # The command line's request options (the entries' defaults) and the manifest's format.
+    flags: Layer | None = None
+    manifest_kind: str | None = None
     fresh: bool = False  # never reuse a task made for another manifest (or by `gen`)
     rerun: str = ""  # the command that resumes this run, with the flags that matter
     junit: Path | None = None  # --junit PATH: a JUnit XML report, one test case per entry

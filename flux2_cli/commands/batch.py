@@ -11,7 +11,6 @@ from flux2_cli.commands._options import (
     ApiKeyOpt,
     BaseUrlOpt,
     EmbedOpt,
-    FormatOpt,
     JsonOpt,
     ModeOpt,
     NameOpt,
@@ -36,8 +35,10 @@ def batch(
     manifest: Annotated[
         Path,
         typer.Argument(
-            help="JSON Lines (.jsonl), CSV with a header row (.csv) or plain text (one prompt "
-            "a line); entries take gen's long option names, plus name and output.",
+            help="JSON Lines (.jsonl), a JSON array (.json), CSV or TSV with a header row "
+            "(.csv, .tsv) or plain text (one prompt a line); - reads stdin (give --format). "
+            "Entries take gen's long option names, plus name and output; relative paths are "
+            "taken from the manifest's folder.",
             metavar="FILE",
             show_default=False,
         ),
@@ -144,7 +145,17 @@ def batch(
     ratio: RatioOpt = None,
     res: ResOpt = None,
     mode: ModeOpt = None,
-    image_format: FormatOpt = None,
+    formats: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--format",
+            metavar="FORMAT",
+            help="The images' format (png, jpeg, webp, as the provider allows) and/or the "
+            "manifest's (jsonl, json, csv, tsv, txt: needed for -); repeatable.",
+            rich_help_panel=REQUEST_PANEL,
+            show_default=False,
+        ),
+    ] = None,
     safety: Annotated[
         int | None,
         typer.Option(
@@ -193,9 +204,17 @@ def batch(
     import shlex
 
     from flux2_cli.batch import BatchOptions, parse_shard, run_batch
+    from flux2_cli.batch.manifest import KIND_ALIASES, KINDS, check_kind
+    from flux2_cli.build import FLAG, Layer
     from flux2_cli.commands._common import make_context
+    from flux2_cli.errors import UsageError
 
     shard_range = parse_shard(shard) if shard is not None else None
+    manifest_kinds = {*KINDS, *KIND_ALIASES}
+    kinds = [check_kind(f) for f in formats or () if f.strip().lower() in manifest_kinds]
+    images = [f for f in formats or () if f.strip().lower() not in manifest_kinds]
+    if len(kinds) > 1 or len(images) > 1:
+        raise UsageError("--format: give at most one manifest format and one image format.")
     ctx = make_context(
         provider=provider,
         base_url=base_url,
@@ -206,12 +225,6 @@ def batch(
         json_mode=json_output,
         quiet=quiet,
         verbose=verbose,
-        model=model,
-        mode=mode,
-        ratio=ratio,
-        res=res,
-        format=image_format,
-        safety=safety,
         output_dir=output_path,
         name=name,
         timeout=timeout,
@@ -231,6 +244,18 @@ def batch(
                 overwrite=overwrite,
                 sidecar=not no_sidecar,
                 embed_metadata=embed_metadata,
+                flags=Layer(
+                    FLAG,
+                    {
+                        "model": model,
+                        "mode": mode,
+                        "ratio": ratio,
+                        "res": res,
+                        "format": images[0] if images else None,
+                        "safety": safety,
+                    },
+                ),
+                manifest_kind=kinds[0] if kinds else None,
                 fresh=fresh,
                 junit=junit,
                 report=report,

@@ -31,9 +31,9 @@ from flux2_cli.commands._options import (
     TimeoutOpt,
     VerboseOpt,
 )
-from flux2_cli.request import RequestFlags
 
 if TYPE_CHECKING:
+    from flux2_cli.build import Layer
     from flux2_cli.context import Context
     from flux2_cli.providers.base import Provider
     from flux2_cli.request import GenerationRequest
@@ -168,6 +168,7 @@ def gen(
     sandbox: SandboxOpt = False,
 ) -> None:
     """Generate an image: submit, wait with a live spinner, download, print the saved paths."""
+    from flux2_cli.build import FLAG, Layer
     from flux2_cli.commands._common import make_context, read_prompt
 
     ctx = make_context(
@@ -180,31 +181,34 @@ def gen(
         json_mode=json_output,
         quiet=quiet,
         verbose=verbose,
-        model=model,
-        mode=mode,
-        ratio=ratio,
-        res=res,
-        format=image_format,
-        safety=safety,
         output_dir=output_path,
         name=name,
         timeout=timeout,
     )
     try:
+        flags = Layer(
+            FLAG,
+            {
+                "prompt": read_prompt(prompt),
+                "model": model,
+                "mode": mode,
+                "ratio": ratio,
+                "res": res,
+                "format": image_format,
+                "safety": safety,
+                "refs": tuple(ref or ()),
+                "seed": seed,
+                "width": width,
+                "height": height,
+                "callback_url": callback_url,
+                "params": tuple(param or ()),
+            },
+            labels={"prompt": "PROMPT (stdin)" if prompt == "-" else "PROMPT"},
+        )
         _run(
             ctx,
             GenOptions(
-                request=RequestFlags(
-                    prompt=read_prompt(prompt),
-                    ratio_given=ratio is not None,
-                    res_given=res is not None,
-                    refs=tuple(ref or ()),
-                    seed=seed,
-                    width=width,
-                    height=height,
-                    callback_url=callback_url,
-                    params=tuple(param or ()),
-                ),
+                flags=flags,
                 output=output_path,
                 overwrite=overwrite,
                 sidecar=not no_sidecar,
@@ -222,9 +226,9 @@ def gen(
 
 @dataclass(frozen=True)
 class GenOptions:
-    """The gen flags that are not settings: the request's own, then output and flow."""
+    """What one gen call asks for: the request's flags (one layer), then output and flow."""
 
-    request: RequestFlags
+    flags: Layer
     output: str | None = None
     overwrite: bool = False
     sidecar: bool = True
@@ -238,13 +242,17 @@ class GenOptions:
 
 def _run(ctx: Context, opts: GenOptions) -> None:
     from flux2_cli import jobs
+    from flux2_cli.build import build_request, config_layers
     from flux2_cli.commands._common import status_text
     from flux2_cli.download import DownloadOptions, check_destination, validate_template
     from flux2_cli.errors import InterruptedError_, TaskFailedError, WaitTimeoutError
     from flux2_cli.task import Task, short_id
 
     provider = ctx.provider()
-    request = jobs.build_request(ctx, provider, opts.request)
+    built = build_request(provider, [opts.flags, *config_layers(ctx.settings)])
+    for notice in built.notices:
+        ctx.output.info(notice)
+    request = built.request
     if opts.output == "-" and (opts.no_wait or opts.no_download or ctx.output.json_mode):
         from flux2_cli.errors import UsageError
 
@@ -312,21 +320,21 @@ def _render(ctx: Context, task: Any, lines: str) -> None:
 
 
 def _print_dry_run(ctx: Context, provider: Provider, request: GenerationRequest) -> None:
-    """The exact request flux2 would send, with the key redacted, and the price."""
+    """The very request the client would send (key redacted), as the client prepares it."""
     from flux2_cli import jobs
-    from flux2_cli.client import USER_AGENT
-    from flux2_cli.redact import REDACTED, redact_url
 
     base_url = ctx.base_url(provider)
     call = provider.build_create(jobs.prepare_request(provider, request))
-    url = call.url if call.url.startswith("http") else base_url + "/" + call.url.lstrip("/")
-    headers = {
-        **{name: REDACTED for name in provider.auth_headers(REDACTED)},
-        "Content-Type": "application/json",
-        "User-Agent": USER_AGENT,
-    }
+    client = ctx.preview_client(provider, base_url)
+    try:
+        prepared = client.prepare(call)
+    finally:
+        client.close()
     cost = provider.estimate_cost(request)
-    body = _shorten(call.json or {})
+    try:
+        body: Any = json.loads(prepared.body) if prepared.body else None
+    except ValueError:
+        body = prepared.body.decode("utf-8", "replace")
     output = ctx.output
     if not ctx.settings.api_key and provider.capabilities.requires_key and not ctx.sandbox:
         output.warn("no API key is set; a real run would stop with exit 3.")
@@ -334,20 +342,20 @@ def _print_dry_run(ctx: Context, provider: Provider, request: GenerationRequest)
         output.document(
             {
                 "dry_run": True,
-                "method": call.method,
-                "url": redact_url(url),
-                "headers": headers,
-                "body": body,
+                "method": prepared.method,
+                "url": prepared.url,
+                "headers": prepared.headers,
+                "body": _shorten(body),
                 "estimated_cost": cost.to_json() if cost else None,
                 "request": request.to_json(),
             }
         )
         return
-    output.result(f"{call.method} {redact_url(url)}")
-    for name, value in headers.items():
-        output.result(f"{name}: {value}")
+    output.result(f"{prepared.method} {prepared.url}")
+    for header, value in prepared.headers.items():
+        output.result(f"{header}: {value}")
     output.result("")
-    output.result(json.dumps(body, indent=2, ensure_ascii=False))
+    output.result(json.dumps(_shorten(body), indent=2, ensure_ascii=False))
     if cost is None:
         output.info(f"Estimated cost: not published by {provider.capabilities.id}.")
     else:

@@ -356,57 +356,78 @@ def flux_params(
     return params
 
 
+class OptionRefused(UsageError):
+    """A request option this provider does not take, or not with that value.
+
+    ``field`` is the GenerationRequest field (``ratio``, ``width/height``); ``not_taken`` says
+    the provider takes no value at all for it, so a config default for it can be skipped. The
+    message names the flag; the request builder renames it after the value's real source.
+    """
+
+    def __init__(self, field: str, why: str, provider: str, *, not_taken: bool = False) -> None:
+        flags = "/".join(_FLAGS.get(part, "--" + part) for part in field.split("/"))
+        super().__init__(f"{flags}: {why} (provider {provider}).")
+        self.field = field
+        self.why = why
+        self.provider = provider
+        self.not_taken = not_taken
+
+
+_FLAGS = {"refs": "--ref", "params": "--param", "callback_url": "--callback-url"}
+
+
 def validate_against(request: GenerationRequest, caps: Capabilities) -> None:
     """Refuse, naming the provider and the option, whatever ``caps`` does not take."""
     name = caps.id
 
-    def refuse(option: str, why: str) -> UsageError:
-        return UsageError(f"{option}: {why} (provider {name}).")
+    def refuse(option: str, why: str, *, not_taken: bool = False) -> OptionRefused:
+        return OptionRefused(option, why, name, not_taken=not_taken)
 
     if request.mode not in caps.modes:
-        raise refuse("--mode", f"{request.mode!r} is not offered; choose {', '.join(caps.modes)}")
+        raise refuse("mode", f"{request.mode!r} is not offered; choose {', '.join(caps.modes)}")
     if request.has_explicit_size:
         if caps.size_rule is None:
             raise refuse(
-                "--width/--height",
+                "width/height",
                 "not taken; this provider sizes images by --ratio and --res only",
+                not_taken=True,
             )
         assert request.width is not None and request.height is not None
         problem = caps.size_rule.violation(request.width, request.height)
         if problem:
-            raise refuse("--width/--height", problem)
+            raise refuse("width/height", problem)
     else:
         if request.ratio not in caps.ratios:
-            raise refuse("--ratio", f"{request.ratio!r} is not offered")
+            raise refuse("ratio", f"{request.ratio!r} is not offered")
         if request.res not in caps.resolutions:
-            raise refuse("--res", f"{request.res!r} is not offered")
+            raise refuse("res", f"{request.res!r} is not offered")
     if len(request.refs) > caps.max_refs:
-        raise refuse("--ref", f"at most {caps.max_refs} references")
+        raise refuse("refs", f"at most {caps.max_refs} references")
     for ref in request.refs:
         if not is_url(ref) and not caps.inline_refs:
             raise refuse(
-                "--ref",
+                "refs",
                 f"{ref!r} is a local path, but this provider only takes public http(s) URLs",
             )
     if request.seed is not None and not caps.takes_seed:
-        raise refuse("--seed", "not documented; send it anyway with --param seed=N")
+        raise refuse("seed", "not documented; send it anyway with --param seed=N", not_taken=True)
     if request.format is not None:
         if not caps.formats:
-            raise refuse("--format", "not taken; the provider chooses the format")
+            raise refuse("format", "not taken; the provider chooses the format", not_taken=True)
         if request.format not in caps.formats:
             raise refuse(
-                "--format", f"{request.format!r} not offered; choose {'/'.join(caps.formats)}"
+                "format", f"{request.format!r} not offered; choose {'/'.join(caps.formats)}"
             )
     if request.safety is not None:
         if caps.safety_range is None:
-            raise refuse("--safety", "not taken")
+            raise refuse("safety", "not taken", not_taken=True)
         low, high = caps.safety_range
         if not low <= request.safety <= high:
-            raise refuse("--safety", f"{request.safety} is outside {low}–{high}")
+            raise refuse("safety", f"{request.safety} is outside {low}–{high}")
     if request.callback_url is not None and not caps.takes_callback:
-        raise refuse("--callback-url", "webhooks are not documented")
+        raise refuse("callback_url", "webhooks are not documented", not_taken=True)
     if request.webhook_secret is not None and not caps.takes_webhook_secret:
-        raise refuse("webhook secret", "not taken")
+        raise UsageError(f"webhook secret: not taken (provider {name}).")
 
 
 def require_callback_for_secret(request: GenerationRequest, provider_id: str) -> None:

@@ -9,12 +9,12 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from flux2_cli.env import PROVIDER_KEY_VARS
-from flux2_cli.errors import UsageError
 from flux2_cli.providers import parsing
 from flux2_cli.providers.base import (
     BaseProvider,
     Capabilities,
     HttpCall,
+    OptionRefused,
     SizeRule,
     flux_params,
     require_callback_for_secret,
@@ -120,9 +120,10 @@ class BflProvider(BaseProvider):
         require_callback_for_secret(request, PROVIDER_ID)
         model = self.model_for(request)
         if not MODEL_SEGMENT_RE.match(model):
-            raise UsageError(
-                f"--model {model!r}: not a model id (letters, digits, '.', '_', '-') "
-                f"(provider {PROVIDER_ID})."
+            raise OptionRefused(
+                "model",
+                f"{model!r} is not a model id (letters, digits, '.', '_', '-')",
+                PROVIDER_ID,
             )
         for key, (low, high) in PARAM_RANGES.items():
             if key not in request.params:
@@ -132,15 +133,15 @@ class BflProvider(BaseProvider):
             ok_type = isinstance(value, int) if integral else isinstance(value, (int, float))
             if isinstance(value, bool) or not ok_type or not low <= value <= high:
                 kind = "an integer" if integral else "a number"
-                raise UsageError(
-                    f"--param {key}={value!r}: must be {kind} from {low:g} to {high:g} "
-                    f"(provider {PROVIDER_ID})."
+                raise OptionRefused(
+                    "params",
+                    f"{key}={value!r} must be {kind} from {low:g} to {high:g}",
+                    PROVIDER_ID,
                 )
         upsampling = request.params.get("prompt_upsampling")
         if upsampling is not None and not isinstance(upsampling, bool):
-            raise UsageError(
-                f"--param prompt_upsampling={upsampling!r}: must be true or false "
-                f"(provider {PROVIDER_ID})."
+            raise OptionRefused(
+                "params", f"prompt_upsampling={upsampling!r} must be true or false", PROVIDER_ID
             )
 
     def build_create(self, request: GenerationRequest) -> HttpCall:

@@ -7,12 +7,12 @@ from datetime import timedelta
 from typing import Any
 
 from flux2_cli.env import PROVIDER_KEY_VARS
-from flux2_cli.errors import UsageError
 from flux2_cli.providers import parsing
 from flux2_cli.providers.base import (
     BaseProvider,
     Capabilities,
     HttpCall,
+    OptionRefused,
     SizeRule,
     flux_params,
     require_callback_for_secret,
@@ -91,10 +91,12 @@ class VtrixProvider(BaseProvider):
         """The shared checks; ``--mode flex`` is refused unless ``--model`` chooses the model."""
         if request.mode not in self.capabilities.modes:
             if request.model is None:
-                raise UsageError(
-                    f"--mode: {request.mode!r} is not offered by provider {PROVIDER_ID} "
-                    f"(it documents FLUX.2 [pro] only); use --mode pro, or name a model with "
-                    f"--model (e.g. {', '.join(self.capabilities.extra_models)})."
+                raise OptionRefused(
+                    "mode",
+                    f"{request.mode!r} is not offered (it documents FLUX.2 [pro] only); use "
+                    f"pro, or name a model with --model (e.g. "
+                    f"{', '.join(self.capabilities.extra_models)})",
+                    PROVIDER_ID,
                 )
             # --model decides the model here; the mode is only a label.
             request = dataclasses.replace(request, mode=self.capabilities.modes[0])

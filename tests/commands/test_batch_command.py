@@ -486,7 +486,7 @@ def test_row46_a_bad_manifest_is_exit2_with_the_line_and_nothing_is_sent(
     )
     result = batch(str(manifest))
     assert result.exit_code == 2
-    assert "m.jsonl: line 3: --ratio '5:4' is not supported" in result.stderr
+    assert "m.jsonl line 3: ratio: '5:4' is not supported" in result.stderr
     manifest.write_bytes(b'{"prompt": "a red fox"}\n{"prompt": "caf\xe9"}\n')
     result = batch(str(manifest))
     assert result.exit_code == 2 and "line 2: not valid UTF-8" in result.stderr
@@ -547,3 +547,33 @@ def test_human_mode_prints_paths_on_stdout_and_a_summary_on_stderr(
     assert header.split()[:4] == ["done", "skipped", "failed", "credits"]
     assert "1 of 2 entries failed: #2 (line 2)" in result.stderr
     assert "prompt refused" in result.stderr
+
+
+def test_a_manifest_from_stdin_needs_its_format_and_takes_paths_from_the_current_folder(
+    httpx_mock: HTTPXMock, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    refused = run_cli(["batch", "-", "--provider", "sandbox", "--dry-run"], input="a red fox\n")
+    assert refused.exit_code == 2 and "--format jsonl|json|csv|tsv|txt" in refused.stderr
+    lines = '{"prompt": "a red fox", "ratio": "16:9"}\n{"prompt": "a blue whale"}\n'
+    args = ["batch", "-", "--format", "jsonl", "--provider", "sandbox", "--dry-run", "--json"]
+    result = run_cli(args, input=lines)
+    assert result.exit_code == 0, result.output
+    plan = json_lines(result.stdout)
+    assert [line.get("line") for line in plan[:-1]] == [1, 2]
+    # The images' format and the manifest's go together, --format given twice.
+    both = run_cli([*args, "--format", "webp", "--provider", "bfl"], input=lines)
+    assert both.exit_code == 0, both.output
+    assert all(line["request"]["format"] == "webp" for line in json_lines(both.stdout)[:-1])
+    assert httpx_mock.get_requests() == []
+
+
+def test_a_json_array_manifest_runs_as_entries_never_as_one_raw_prompt(
+    httpx_mock: HTTPXMock, tmp_path: Path
+) -> None:
+    manifest = tmp_path / "arr.json"
+    manifest.write_text('[{"prompt": "a red fox"}, {"prompt": "a blue whale", "seed": 3}]')
+    result = run_cli(["batch", str(manifest), "--provider", "sandbox", "--dry-run", "--json"])
+    assert result.exit_code == 0, result.output
+    prompts = [line["request"]["prompt"] for line in json_lines(result.stdout)[:-1]]
+    assert prompts == ["a red fox", "a blue whale"]

@@ -1,0 +1,224 @@
+"""The request builder: the one road from what was asked to the neutral request.
+
+Every request (``gen``, each batch entry, ``--dry-run``) is built here, and only here, from its
+sources in precedence, highest first: the explicit layers a command passes (``gen``'s flags; for
+a batch entry its own keys, then the command-line flags, which are the entries' defaults), then
+the config file's chosen profile, then its top level, then flux2's defaults (the provider's own
+defaults are the provider's: a value no layer sets is not sent).
+
+Each value remembers its source, so that every message names it: ``--ratio``,
+``prompts.jsonl line 3: ratio``, ``config key safety (profile work)``. Values are checked once,
+by the rules of :data:`flux2_cli.request.OPTIONS`, then against the provider's Capabilities.
+
+A config value (a default, not asked for in this run) for an option the chosen provider does not
+take at all (``safety``, ``format``, ``seed`` …) is not sent and is reported once as a notice:
+``config set safety 3`` is for the providers that have a safety setting. The same option given
+on the command line or in a manifest is an error (exit 2): nothing that was asked for is
+silently dropped.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from flux2_cli.errors import UsageError
+from flux2_cli.request import OPTIONS, REQUEST_DEFAULTS, GenerationRequest, Invalid
+
+if TYPE_CHECKING:
+    from flux2_cli.config import Settings
+    from flux2_cli.providers.base import Provider
+
+FLAG = "flag"
+ENTRY = "entry"
+ENV = "env"
+CONFIG = "config"
+SIZE_BY_RATIO = ("ratio", "res")
+SIZE_BY_PIXELS = ("width", "height")
+MAX_PROVIDER_RETRIES = len(OPTIONS)
+
+
+@dataclass(frozen=True)
+class Layer:
+    """One source of request values and how to name each of its keys in a message.
+
+    ``kind`` is ``flag`` (``--ratio``), ``entry`` (``where`` = ``m.jsonl line 3``: ``m.jsonl
+    line 3: ratio``), ``env`` (``where`` = the variable) or ``config`` (``where`` = ``profile
+    work`` or empty: ``config key ratio (profile work)``). ``labels`` overrides single names
+    (``gen -`` names its prompt ``PROMPT (stdin)``).
+    """
+
+    kind: str
+    values: Mapping[str, Any]
+    where: str = ""
+    labels: Mapping[str, str] = field(default_factory=dict)
+
+    def label(self, key: str) -> str:
+        """Where ``key``'s value came from, in the words a message uses."""
+        if key in self.labels:
+            return self.labels[key]
+        if self.kind == FLAG:
+            return "/".join(
+                OPTIONS[part].flag if part in OPTIONS else "--" + part.replace("_", "-")
+                for part in key.split("/")
+            )
+        if self.kind == ENTRY:
+            return f"{self.where}: {key}"
+        if self.kind == CONFIG:
+            return f"config key {key}" + (f" ({self.where})" if self.where else "")
+        return self.where
+
+    @property
+    def asked(self) -> bool:
+        """True for what this run asked for (flags, a manifest entry); False for defaults."""
+        return self.kind in (FLAG, ENTRY)
+
+    def given(self, key: str) -> bool:
+        """True when this layer sets ``key`` (None and empty lists set nothing)."""
+        value = self.values.get(key)
+        return value is not None and value != () and value != []
+
+
+class RequestError(UsageError):
+    """The request cannot be built: every problem found, each naming its source (exit 2)."""
+
+    def __init__(self, problems: Sequence[str], hints: list[str] | None = None) -> None:
+        self.problems = list(problems)
+        if len(self.problems) == 1:
+            message = self.problems[0]
+        else:
+            message = f"{len(self.problems)} problems:\n" + "\n".join(
+                f"  {problem}" for problem in self.problems
+            )
+        super().__init__(message, hints=hints)
+
+
+@dataclass(frozen=True)
+class Built:
+    """A validated request, where each of its values came from, and notices for people."""
+
+    request: GenerationRequest
+    sources: Mapping[str, str]
+    notices: tuple[str, ...] = ()
+
+
+def config_layers(settings: Settings) -> list[Layer]:
+    """The config file's request options as layers: the chosen profile's, then the top level's."""
+    return [
+        Layer(CONFIG, values, f"profile {profile}" if profile else "")
+        for profile, values in settings.request_defaults
+    ]
+
+
+def build_request(provider: Provider, layers: Sequence[Layer]) -> Built:
+    """The validated neutral request from ``layers`` (highest first) for ``provider``.
+
+    Raises RequestError listing every problem, each prefixed with its source.
+    """
+    layers = _settle_size(list(layers))
+    problems: list[str] = []
+    hints: list[str] = []
+    values: dict[str, Any] = {}
+    sources: dict[str, str] = {}
+    origin: dict[str, Layer] = {}
+    for name, option in OPTIONS.items():
+        layer = next((layer for layer in layers if layer.given(name)), None)
+        if layer is None:
+            continue
+        try:
+            values[name] = option.check(layer.values[name])
+        except Invalid as exc:
+            problems.append(f"{layer.label(name)}: {exc}.")
+            hints.extend(_config_hints(name, layer))
+            continue
+        sources[name] = layer.label(name)
+        origin[name] = layer
+    if "prompt" not in values and not any("prompt" in p for p in problems):
+        problems.append("no prompt given.")
+    problems.extend(_pair_problems(layers))
+    if problems:
+        raise RequestError(problems, hints)
+    for name, default in REQUEST_DEFAULTS.items():
+        values.setdefault(name, default)
+    request = GenerationRequest(**values)
+    request, notices = _provider_check(provider, request, sources, origin)
+    return Built(request=request, sources=sources, notices=tuple(notices))
+
+
+def _settle_size(layers: list[Layer]) -> list[Layer]:
+    """Ratio/res and width/height are two ways to size an image: the higher layer's way wins
+    (a config ratio never fights ``--width``); both in one layer is a problem (reported later)."""
+
+    def first(keys: Iterable[str]) -> int | None:
+        return next(
+            (i for i, layer in enumerate(layers) if any(layer.given(k) for k in keys)), None
+        )
+
+    by_ratio, by_pixels = first(SIZE_BY_RATIO), first(SIZE_BY_PIXELS)
+    if by_ratio is None or by_pixels is None or by_ratio == by_pixels:
+        return layers
+    drop = SIZE_BY_RATIO if by_pixels < by_ratio else SIZE_BY_PIXELS
+    return [
+        dataclasses.replace(layer, values={k: v for k, v in layer.values.items() if k not in drop})
+        for layer in layers
+    ]
+
+
+def _pair_problems(layers: Sequence[Layer]) -> list[str]:
+    problems: list[str] = []
+    for layer in layers:
+        ratio = [k for k in SIZE_BY_RATIO if layer.given(k)]
+        pixels = [k for k in SIZE_BY_PIXELS if layer.given(k)]
+        if ratio and pixels:
+            problems.append(
+                f"{layer.label(pixels[0])}: give width/height or ratio/res, not both "
+                f"({layer.label(ratio[0])} is given too)."
+            )
+        elif len(pixels) == 1:
+            other = "height" if pixels[0] == "width" else "width"
+            problems.append(
+                f"{layer.label(pixels[0])}: width and height go together; "
+                f"{layer.label(other)} is missing."
+            )
+    return problems
+
+
+def _provider_check(
+    provider: Provider,
+    request: GenerationRequest,
+    sources: dict[str, str],
+    origin: Mapping[str, Layer],
+) -> tuple[GenerationRequest, list[str]]:
+    """The provider's own rules; a config default it does not take at all is dropped once."""
+    from flux2_cli.providers.base import OptionRefused
+
+    notices: list[str] = []
+    for _ in range(MAX_PROVIDER_RETRIES):
+        try:
+            provider.validate(request)
+        except OptionRefused as exc:
+            fields = exc.field.split("/")
+            layer = origin.get(fields[0])
+            if exc.not_taken and layer is not None and not layer.asked:
+                shown = ", ".join(f"{sources[f]} = {getattr(request, f)!r}" for f in fields)
+                notices.append(f"{shown} does not apply to provider {exc.provider}; not sent.")
+                cleared: dict[str, Any] = {f: None for f in fields}
+                request = dataclasses.replace(request, **cleared)
+                for f in fields:
+                    sources.pop(f, None)
+                continue
+            label = layer.label(exc.field) if layer is not None else exc.field
+            hints = _config_hints(fields[0], layer) if layer is not None else []
+            raise RequestError([f"{label}: {exc.why} (provider {exc.provider})."], hints) from None
+        return request, notices
+    raise AssertionError("the provider kept refusing dropped options")  # pragma: no cover
+
+
+def _config_hints(key: str, layer: Layer) -> list[str]:
+    if layer.kind != CONFIG:
+        return []
+    profile = layer.where.removeprefix("profile ")
+    scope = f" --profile {profile}" if layer.where else ""
+    return [f"Change it with: flux2 config set {key} VALUE{scope} (or config unset {key}{scope})."]
