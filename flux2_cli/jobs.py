@@ -5,6 +5,7 @@ The sleep and the clock come from the Context, so tests never wait for real.
 
 from __future__ import annotations
 
+import dataclasses
 import random
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -55,6 +56,32 @@ def poll_intervals(first: float, rng: random.Random | None = None) -> Iterator[f
     while True:
         yield interval * rng.uniform(1 - POLL_JITTER, 1 + POLL_JITTER)
         interval = min(POLL_CAP_S, interval * POLL_GROWTH)
+
+
+def variants(request: GenerationRequest, count: int) -> list[GenerationRequest]:
+    """``-n N``: N copies of one request, with seeds S, S+1, … when a seed S was given (the
+    provider then took seeds, or validation refused it); else the provider draws each seed."""
+    if count <= 1:
+        return [request]
+    if request.seed is None:
+        return [request] * count
+    return [dataclasses.replace(request, seed=request.seed + index) for index in range(count)]
+
+
+def estimate_total(
+    provider: Provider, requests: list[GenerationRequest]
+) -> tuple[float, float, int]:
+    """Estimated credits and dollars of ``requests``, and how many have no published price."""
+    credits = usd = 0.0
+    unpriced = 0
+    for request in requests:
+        cost = provider.estimate_cost(request)
+        if cost is None or cost.credits is None:
+            unpriced += 1
+            continue
+        credits += cost.credits
+        usd += cost.usd or 0.0
+    return credits, usd, unpriced
 
 
 def prepare_request(provider: Provider, request: GenerationRequest) -> GenerationRequest:

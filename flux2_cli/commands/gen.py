@@ -39,14 +39,20 @@ if TYPE_CHECKING:
     from flux2_cli.request import GenerationRequest
 
 REQUEST_PANEL = "Request"
+MAX_COUNT = 100  # -n: more than this is a batch
 DRY_RUN_STRING_CHARS = 120
 FLOW_PANEL = "Flow"
 
 
 def gen(
     prompt: Annotated[
-        str, typer.Argument(help="What to draw; - reads it from stdin.", metavar="PROMPT")
-    ],
+        str | None,
+        typer.Argument(
+            help="What to draw; - reads it from stdin (optional with --from).",
+            metavar="PROMPT",
+            show_default=False,
+        ),
+    ] = None,
     ratio: RatioOpt = None,
     res: ResOpt = None,
     mode: ModeOpt = None,
@@ -121,6 +127,40 @@ def gen(
             rich_help_panel=REQUEST_PANEL,
         ),
     ] = None,
+    from_ref: Annotated[
+        str | None,
+        typer.Option(
+            "--from",
+            metavar="PATH|ID",
+            help="Repeat an earlier request: a sidecar, an image with flux2's metadata, or a "
+            "task id; flags given override single fields.",
+            rich_help_panel=REQUEST_PANEL,
+            show_default=False,
+        ),
+    ] = None,
+    count: Annotated[
+        int,
+        typer.Option(
+            "-n",
+            metavar="N",
+            min=1,
+            max=MAX_COUNT,
+            help="N images of one prompt, as N tasks (seeds S, S+1, … with --seed S); "
+            "{n} in --name.",
+            rich_help_panel=REQUEST_PANEL,
+        ),
+    ] = 1,
+    max_cost: Annotated[
+        float | None,
+        typer.Option(
+            "--max-cost",
+            min=0,
+            metavar="CREDITS",
+            help="Refuse to send anything (exit 2) when the estimate for all N is over CREDITS.",
+            rich_help_panel=FLOW_PANEL,
+            show_default=False,
+        ),
+    ] = None,
     output_path: OutputOpt = None,
     name: NameOpt = None,
     overwrite: OverwriteOpt = False,
@@ -168,11 +208,20 @@ def gen(
     sandbox: SandboxOpt = False,
 ) -> None:
     """Generate an image: submit, wait with a live spinner, download, print the saved paths."""
-    from flux2_cli.build import FLAG, Layer
+    from flux2_cli.build import ENTRY, FLAG, Layer
     from flux2_cli.commands._common import make_context, read_prompt
 
+    origin = _load_origin(from_ref) if from_ref is not None else None
+    if prompt is None and origin is None:
+        from flux2_cli.errors import UsageError
+
+        raise UsageError(
+            "Give a PROMPT (or - to read it from stdin), or --from PATH|ID to repeat an "
+            "earlier request."
+        )
     ctx = make_context(
-        provider=provider,
+        # The provider that made the earlier request, unless --provider says otherwise.
+        provider=provider or (origin.provider if origin is not None else None),
         base_url=base_url,
         api_key=api_key,
         profile=profile,
@@ -189,7 +238,7 @@ def gen(
         flags = Layer(
             FLAG,
             {
-                "prompt": read_prompt(prompt),
+                "prompt": read_prompt(prompt) if prompt is not None else None,
                 "model": model,
                 "mode": mode,
                 "ratio": ratio,
@@ -205,10 +254,20 @@ def gen(
             },
             labels={"prompt": "PROMPT (stdin)" if prompt == "-" else "PROMPT"},
         )
+        origin_layers = []
+        if origin is not None:
+            origin_layers.append(Layer(ENTRY, dict(origin.request), f"--from {origin.label}"))
+            ctx.output.info(
+                f"Repeating the request of {origin.label} ({origin.provider or 'provider unknown'}"
+                "); flags given override its fields."
+            )
         _run(
             ctx,
             GenOptions(
                 flags=flags,
+                origin=tuple(origin_layers),
+                count=count,
+                max_cost=max_cost,
                 output=output_path,
                 overwrite=overwrite,
                 sidecar=not no_sidecar,
@@ -229,6 +288,9 @@ class GenOptions:
     """What one gen call asks for: the request's flags (one layer), then output and flow."""
 
     flags: Layer
+    origin: tuple[Layer, ...] = ()  # --from: below the flags, above the config
+    count: int = 1  # -n
+    max_cost: float | None = None
     output: str | None = None
     overwrite: bool = False
     sidecar: bool = True
@@ -243,85 +305,219 @@ class GenOptions:
 def _run(ctx: Context, opts: GenOptions) -> None:
     from flux2_cli import jobs
     from flux2_cli.build import build_request, config_layers
-    from flux2_cli.commands._common import status_text
-    from flux2_cli.download import DownloadOptions, check_destination, validate_template
-    from flux2_cli.errors import InterruptedError_, TaskFailedError, WaitTimeoutError
-    from flux2_cli.task import Task, short_id
+    from flux2_cli.download import check_destination, validate_template
+    from flux2_cli.errors import UsageError
 
     provider = ctx.provider()
-    built = build_request(provider, [opts.flags, *config_layers(ctx.settings)])
+    built = build_request(provider, [opts.flags, *opts.origin, *config_layers(ctx.settings)])
     for notice in built.notices:
         ctx.output.info(notice)
-    request = built.request
-    if opts.output == "-" and (opts.no_wait or opts.no_download or ctx.output.json_mode):
-        from flux2_cli.errors import UsageError
-
+    requests = jobs.variants(built.request, opts.count)
+    if opts.output == "-" and (
+        opts.no_wait or opts.no_download or ctx.output.json_mode or opts.count > 1
+    ):
         raise UsageError(
-            "-o - writes image bytes to stdout; it cannot go with --json, --no-wait or "
-            "--no-download."
+            "-o - writes image bytes to stdout; it cannot go with --json, --no-wait, "
+            "--no-download or -n."
         )
     validate_template(ctx.settings.name)
+    if opts.count > 1 and opts.output is not None and _one_file(opts.output):
+        raise UsageError(
+            f"-o {opts.output} names one file, but -n {opts.count} makes {opts.count} images.",
+            hints=[
+                "Give a folder (ending in /), and --name with {n} if you like: --name 'fox-{n}'."
+            ],
+        )
     if not (opts.no_wait or opts.no_download):
         check_destination(opts.output if opts.output is not None else ctx.settings.output_dir)
+    if opts.max_cost is not None:
+        from flux2_cli.batch.flow import check_max_cost
+
+        credits, _, unpriced = jobs.estimate_total(provider, requests)
+        try:
+            check_max_cost(provider, opts.max_cost, credits, unpriced)
+        except UsageError as exc:
+            exc.hints = ["Raise --max-cost, or ask for fewer images (-n)."] if not unpriced else []
+            raise
     if opts.dry_run:
-        _print_dry_run(ctx, provider, request)
+        _print_dry_run(ctx, provider, requests)
         return
-    output = ctx.output
-    with jobs.interruptible(None):
-        task = jobs.submit(ctx, provider, request)
-    task_id = task.task_id
-    if opts.no_download:  # `download --pending` leaves it alone unless asked
-        ctx.ledger().update(task.evolve(extra={**task.extra, jobs.NO_DOWNLOAD: True}))
-    output.info(f"Submitted task {task_id} ({provider.capabilities.id}, {task.model}).")
+    if len(requests) == 1:
+        _run_one(ctx, provider, requests[0], opts)
+    else:
+        _run_many(ctx, provider, requests, opts)
+
+
+def _run_one(
+    ctx: Context, provider: Provider, request: GenerationRequest, opts: GenOptions
+) -> None:
+    """One task: any failure is the command's, with the task object first under --json."""
+    from flux2_cli import jobs
+    from flux2_cli.commands._common import show_images
+    from flux2_cli.errors import InterruptedError_, TaskFailedError, WaitTimeoutError
+    from flux2_cli.task import Task
+
+    task = _submit(ctx, provider, request, opts)
     if opts.no_wait:
-        _render(ctx, task, "ids")
+        _render(ctx, [task], "ids")
         return
     seen = [task]
-
-    def update(current: Task) -> None:
-        seen[0] = current
-        show(status_text(current))
-
     try:
-        with jobs.interruptible(task_id), output.status(f"task {short_id(task_id)}") as show:
-            show(status_text(task))
-            task = jobs.wait(ctx, task, timeout=ctx.settings.timeout, on_update=update)
+        task = _wait(ctx, task, seen)
     except (TaskFailedError, WaitTimeoutError, InterruptedError_) as exc:
         # Scripts reading --json still get the task object (with its error, or as last seen)
         # before exit 5, 6, 130 or 143: the id is what they need to pick it up again.
         last = exc.task if isinstance(exc, (TaskFailedError, WaitTimeoutError)) else seen[0]
-        if output.json_mode and isinstance(last, Task):
-            _render(ctx, last, "ids")
+        if ctx.output.json_mode and isinstance(last, Task):
+            _render(ctx, [last], "ids")
         raise
     if opts.no_download:
-        _render(ctx, task, "urls")
+        _render(ctx, [task], "urls")
         return
-    options = DownloadOptions(
+    with jobs.interruptible(task.task_id):
+        task = jobs.download(ctx, task, _download_options(ctx, opts, None))
+    if opts.output == "-":
+        return
+    _render(ctx, [task], "paths")
+    show_images(ctx, [task], open_flag=opts.open, preview_flag=opts.preview)
+
+
+def _run_many(
+    ctx: Context, provider: Provider, requests: list[GenerationRequest], opts: GenOptions
+) -> None:
+    """-n N: every task submitted first (they run side by side at the provider), then each
+    waited for and downloaded; one failing does not stop the others, the worst exit code wins."""
+    from flux2_cli import jobs
+    from flux2_cli.commands._common import show_images
+    from flux2_cli.errors import EXIT_INTERRUPTED, EXIT_TERMINATED, Flux2Error
+    from flux2_cli.task import Task
+
+    tasks: list[Task] = []
+    errors: list[Flux2Error] = []
+    for request in requests:
+        try:
+            tasks.append(_submit(ctx, provider, request, opts))
+        except Flux2Error as exc:
+            if not tasks or exc.exit_code in (EXIT_INTERRUPTED, EXIT_TERMINATED):
+                raise
+            # Those already submitted are paid for: see them through, then report this.
+            errors.append(exc)
+            ctx.output.error(f"task {len(tasks) + 1} of {len(requests)}: {exc.message}")
+            break
+    if opts.no_wait:
+        _render(ctx, tasks, "ids")
+        _raise_worst(errors, len(requests))
+        return
+    finished: list[Task] = []
+    for index, task in enumerate(tasks):
+        seen = [task]
+        try:
+            task = _wait(ctx, task, seen, f" ({index + 1}/{len(tasks)})")
+            if not opts.no_download:
+                with jobs.interruptible(task.task_id):
+                    task = jobs.download(ctx, task, _download_options(ctx, opts, index + 1))
+        except Flux2Error as exc:
+            if exc.exit_code in (EXIT_INTERRUPTED, EXIT_TERMINATED):
+                raise
+            errors.append(exc)
+            ctx.output.error(exc.message, exc.hints)
+            task = getattr(exc, "task", None) or seen[0]
+        finished.append(task)
+    _render(ctx, finished, "urls" if opts.no_download else "paths")
+    if not opts.no_download:
+        show_images(ctx, finished, open_flag=opts.open, preview_flag=opts.preview)
+    _raise_worst(errors, len(requests))
+
+
+def _submit(ctx: Context, provider: Provider, request: GenerationRequest, opts: GenOptions) -> Any:
+    from flux2_cli import jobs
+
+    with jobs.interruptible(None):
+        task = jobs.submit(ctx, provider, request)
+    if opts.no_download:  # `download --pending` leaves it alone unless asked
+        ctx.ledger().update(task.evolve(extra={**task.extra, jobs.NO_DOWNLOAD: True}))
+    ctx.output.info(f"Submitted task {task.task_id} ({provider.capabilities.id}, {task.model}).")
+    return task
+
+
+def _wait(ctx: Context, task: Any, seen: list[Any], suffix: str = "") -> Any:
+    """Poll behind a spinner (plain lines off a terminal); ``seen[0]`` is the last state."""
+    from flux2_cli import jobs
+    from flux2_cli.commands._common import status_text
+    from flux2_cli.task import short_id
+
+    def update(current: Any) -> None:
+        seen[0] = current
+        show(status_text(current))
+
+    label = f"task {short_id(task.task_id)}{suffix}"
+    with jobs.interruptible(task.task_id), ctx.output.status(label) as show:
+        show(status_text(task))
+        return jobs.wait(ctx, task, timeout=ctx.settings.timeout, on_update=update)
+
+
+def _download_options(ctx: Context, opts: GenOptions, number: int | None) -> Any:
+    """Where images go; with -n, ``{n}`` in the name is the task's number (1…N)."""
+    from flux2_cli.download import DownloadOptions
+
+    template = ctx.settings.name
+    if number is not None:
+        template = template.replace("{n}", str(number))
+    return DownloadOptions(
         output=opts.output if opts.output is not None else ctx.settings.output_dir,
-        name_template=ctx.settings.name,
+        name_template=template,
         overwrite=opts.overwrite,
         sidecar=opts.sidecar and opts.output != "-",
         embed_metadata=opts.embed_metadata,
     )
-    with jobs.interruptible(task_id):
-        task = jobs.download(ctx, task, options)
-    if opts.output == "-":
+
+
+def _raise_worst(errors: list[Any], total: int) -> None:
+    """Several failures: one summary with the highest of their exit codes."""
+    if not errors:
         return
-    _render(ctx, task, "paths")
-    from flux2_cli.commands._common import show_images
+    from flux2_cli.errors import Flux2Error
 
-    show_images(ctx, [task], open_flag=opts.open, preview_flag=opts.preview)
+    summary = Flux2Error(f"{len(errors)} of {total} tasks did not finish; see above.")
+    summary.exit_code = max(error.exit_code for error in errors)
+    raise summary
 
 
-def _render(ctx: Context, task: Any, lines: str) -> None:
+def _one_file(output: str) -> bool:
+    """True when ``-o`` names one file, not a folder."""
+    import os
+    from pathlib import Path
+
+    separators = tuple(sep for sep in (os.sep, os.altsep, "/") if sep)
+    return not (output.endswith(separators) or Path(output).expanduser().is_dir())
+
+
+def _load_origin(ref: str) -> Any:
+    """``--from``: the earlier request (a task id is looked up in the ledger)."""
+    from flux2_cli.origin import load_origin
+
+    def lookup(text: str) -> Any:
+        from flux2_cli.ledger import Ledger
+
+        with Ledger() as ledger:
+            return ledger.resolve(text)
+
+    return load_origin(ref, lookup=lookup)
+
+
+def _render(ctx: Context, tasks: list[Any], lines: str) -> None:
     from flux2_cli.commands._common import render_tasks
 
-    render_tasks(ctx, [task], lines=lines, single=True)
+    render_tasks(ctx, tasks, lines=lines, single=len(tasks) == 1)
 
 
-def _print_dry_run(ctx: Context, provider: Provider, request: GenerationRequest) -> None:
-    """The very request the client would send (key redacted), as the client prepares it."""
+def _print_dry_run(ctx: Context, provider: Provider, requests: list[GenerationRequest]) -> None:
+    """The very request the client would send (key redacted), as the client prepares it; with
+    -n, the first of them, and the cost of all."""
     from flux2_cli import jobs
+
+    request = requests[0]
+    count = len(requests)
 
     base_url = ctx.base_url(provider)
     call = provider.build_create(jobs.prepare_request(provider, request))
@@ -347,6 +543,8 @@ def _print_dry_run(ctx: Context, provider: Provider, request: GenerationRequest)
                 "headers": prepared.headers,
                 "body": _shorten(body),
                 "estimated_cost": cost.to_json() if cost else None,
+                "count": count,
+                "estimated_total": _total_json(provider, requests),
                 "request": request.to_json(),
             }
         )
@@ -364,7 +562,23 @@ def _print_dry_run(ctx: Context, provider: Provider, request: GenerationRequest)
             parts.append(f"{cost.credits:g} credits")
         if cost.usd is not None:
             parts.append(f"≈ ${cost.usd:.2f}")
-        output.info("Estimated cost: " + " ".join(parts) + " per image. Nothing was sent.")
+        total = ""
+        if count > 1:
+            credits, _, _ = jobs.estimate_total(provider, requests)
+            total = f", × {count} tasks = {credits:g} credits"
+            if request.seed is not None:
+                total += f" (seeds {request.seed}…{requests[-1].seed})"
+        output.info("Estimated cost: " + " ".join(parts) + f" per image{total}. Nothing was sent.")
+
+
+def _total_json(provider: Provider, requests: list[GenerationRequest]) -> dict[str, Any] | None:
+    """The estimate for every task of -n, or None when the provider publishes no price."""
+    from flux2_cli import jobs
+
+    credits, usd, unpriced = jobs.estimate_total(provider, requests)
+    if unpriced:
+        return None
+    return {"credits": credits, "usd": round(usd, 6)}
 
 
 def _shorten(value: Any) -> Any:
