@@ -41,44 +41,49 @@ class Origin:
 
 
 def load_origin(
-    ref: str, *, lookup: LedgerLookup | None = None, base: Path | None = None
+    ref: str,
+    *,
+    lookup: LedgerLookup | None = None,
+    base: Path | None = None,
+    flag: str = "--from",
 ) -> Origin:
     """The request ``ref`` names (see the module docstring); UsageError (exit 2) otherwise.
 
     ``base`` is the folder a relative path is taken from (a manifest's folder); ``lookup``
-    resolves a task id in the ledger.
+    resolves a task id in the ledger; ``flag`` is how messages name the source (``--from``, or
+    a manifest's ``from``).
     """
     text = ref.strip()
     if not text:
-        raise UsageError("--from is empty: give a sidecar, an image or a task id.")
+        raise UsageError(f"{flag} is empty: give a sidecar, an image or a task id.")
     path = Path(text).expanduser()
     if base is not None and not path.is_absolute():
         path = base / path
     if path.is_file():
         if path.suffix.lower() == ".json":
-            return _from_document(_read_json(path), f"{text}", text)
+            return _from_document(_read_json(path, flag), f"{text}", f"{flag} {text}")
         embedded = read_embedded(path)
         if embedded is not None:
-            return _from_document(embedded, f"{text} (embedded metadata)", text)
+            return _from_document(embedded, f"{text} (embedded metadata)", f"{flag} {text}")
         sidecar = path.with_suffix(".json")
         if sidecar.is_file():
-            return _from_document(_read_json(sidecar), f"{sidecar.name}", text)
+            return _from_document(_read_json(sidecar, flag), f"{sidecar.name}", f"{flag} {text}")
         raise UsageError(
-            f"--from {text}: the image carries no flux2 metadata and has no sidecar "
+            f"{flag} {text}: the image carries no flux2 metadata and has no sidecar "
             f"({sidecar.name}) beside it.",
             hints=["Images keep their request with --embed-metadata, or in the sidecar .json."],
         )
     if path.exists():
-        raise UsageError(f"--from {text}: not a file.")
+        raise UsageError(f"{flag} {text}: not a file.")
     entry = lookup(text) if lookup is not None else None
     if entry is None:
         raise UsageError(
-            f"--from {text}: no such file, and no task with that id in the local ledger.",
+            f"{flag} {text}: no such file, and no task with that id in the local ledger.",
             hints=["Give a sidecar (.json), an image flux2 saved, or a task id (flux2 history)."],
         )
     task = entry.task
     if not task.request:
-        raise UsageError(f"--from {text}: the ledger has no request recorded for that task.")
+        raise UsageError(f"{flag} {text}: the ledger has no request recorded for that task.")
     request = dict(task.request)
     seed = task.extra.get("seed") if isinstance(task.extra, dict) else None
     if request.get("seed") is None and isinstance(seed, int) and not isinstance(seed, bool):
@@ -114,14 +119,14 @@ def read_embedded(path: Path) -> dict[str, Any] | None:
     return None
 
 
-def _read_json(path: Path) -> Any:
+def _read_json(path: Path, flag: str) -> Any:
     try:
         if path.stat().st_size > MAX_SIDECAR_BYTES:
-            raise UsageError(f"--from {path}: too large for a sidecar.")
+            raise UsageError(f"{flag} {path}: too large for a sidecar.")
         return json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, ValueError) as exc:
         reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
-        raise UsageError(f"--from {path}: not a readable JSON sidecar ({reason}).") from None
+        raise UsageError(f"{flag} {path}: not a readable JSON sidecar ({reason}).") from None
 
 
 def _from_document(document: Any, label: str, given: str) -> Origin:
@@ -129,7 +134,7 @@ def _from_document(document: Any, label: str, given: str) -> Origin:
     "request": {...}}``."""
     request = document.get("request") if isinstance(document, dict) else None
     if not isinstance(request, dict) or not isinstance(request.get("prompt"), str):
-        raise UsageError(f"--from {given}: not a flux2 sidecar (no request with a prompt in it).")
+        raise UsageError(f"{given}: not a flux2 sidecar (no request with a prompt in it).")
     request = dict(request)
     seed = document.get("seed")
     if request.get("seed") is None and isinstance(seed, int) and not isinstance(seed, bool):

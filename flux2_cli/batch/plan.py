@@ -13,6 +13,7 @@ from flux2_cli.batch.lock import file_sha256
 from flux2_cli.batch.manifest import ManifestEntry, Problems
 from flux2_cli.build import ENTRY, Layer, RequestError, build_request, config_layers
 from flux2_cli.errors import UsageError
+from flux2_cli.jobs import variants
 from flux2_cli.request import GenerationRequest, is_url
 from flux2_cli.task import Cost
 
@@ -68,6 +69,7 @@ def plan_entries(
     notices: list[str] = []
     defaults = [flags] if flags is not None else []
     defaults += config_layers(settings)
+    base = Path.cwd() if str(manifest) == "-" else manifest.parent
     for entry in entries:
         values = entry.values
         where = f"{source} line {entry.line}"
@@ -77,48 +79,78 @@ def plan_entries(
             validate_template(template)
         except UsageError as exc:
             problems.add(entry.line, f"name: {exc.message}", exc.hints)
+        layers = [Layer(ENTRY, values, where)]
+        if values.get("from"):
+            origin = _origin_layer(ctx, str(values["from"]), base, where)
+            if isinstance(origin, UsageError):
+                problems.add(entry.line, origin.message, origin.hints)
+                continue
+            layers.append(origin)
         try:
-            built = build_request(provider, [Layer(ENTRY, values, where), *defaults])
+            built = build_request(provider, [*layers, *defaults])
         except RequestError as exc:
             problems.extend(entry.line, exc.problems, exc.hints)
             continue
         notices.extend(notice for notice in built.notices if notice not in notices)
-        request = built.request
-        model = provider.model_for(request)
-        fingerprint = request_fingerprint(request, provider.capabilities.id, model)
-        # Identical entries are distinct images: each repeat gets its own fingerprint.
-        repeat = seen_fingerprints.get(fingerprint, 0) + 1
-        seen_fingerprints[fingerprint] = repeat
-        if repeat > 1:
-            fingerprint = hashlib.sha256(f"{fingerprint}#{repeat}".encode()).hexdigest()
-        key = name if name and "{" not in name else f"#{entry.number}"
-        if key in seen_keys:
-            problems.add(entry.line, f"name {key!r} is already used on line {seen_keys[key]}.")
-            continue
-        seen_keys[key] = entry.line
         output = values.get("output")
         if output == "-":
             problems.add(entry.line, "output: cannot be - in a batch; give a path.")
             continue
-        planned.append(
-            PlannedEntry(
-                number=entry.number,
-                line=entry.line,
-                key=key,
-                name=name,
-                request=request,
-                provider=provider.capabilities.id,
-                model=model,
-                fingerprint=fingerprint,
-                output=output if output else default_output,
-                name_template=template,
-                estimate=provider.estimate_cost(request),
+        count = int(values.get("n") or 1)
+        base_key = name if name and "{" not in name else f"#{entry.number}"
+        if count > 1 and "{n}" not in template and "{" not in template:
+            template += "-{n}"  # a fixed name: N images need N names
+        for number, request in enumerate(variants(built.request, count), start=1):
+            model = provider.model_for(request)
+            fingerprint = request_fingerprint(request, provider.capabilities.id, model)
+            # Identical entries are distinct images: each repeat gets its own fingerprint.
+            repeat = seen_fingerprints.get(fingerprint, 0) + 1
+            seen_fingerprints[fingerprint] = repeat
+            if repeat > 1:
+                fingerprint = hashlib.sha256(f"{fingerprint}#{repeat}".encode()).hexdigest()
+            key = base_key if count == 1 else f"{base_key}-{number}"
+            if key in seen_keys:
+                problems.add(entry.line, f"name {key!r} is already used on line {seen_keys[key]}.")
+                break
+            seen_keys[key] = entry.line
+            planned.append(
+                PlannedEntry(
+                    number=entry.number,
+                    line=entry.line,
+                    key=key,
+                    name=name,
+                    request=request,
+                    provider=provider.capabilities.id,
+                    model=model,
+                    fingerprint=fingerprint,
+                    output=output if output else default_output,
+                    name_template=template.replace("{n}", str(number)) if count > 1 else template,
+                    estimate=provider.estimate_cost(request),
+                )
             )
-        )
     problems.raise_if_any()
     for notice in notices:
         ctx.output.info(notice)
     return planned
+
+
+def _origin_layer(ctx: Context, ref: str, base: Path, where: str) -> Layer | UsageError:
+    """An entry's ``from``: the earlier request as a layer below the entry's own keys.
+
+    The run's provider stays the run's: ``from`` brings the request's fields, not its provider.
+    """
+    from flux2_cli.origin import load_origin
+
+    if ref.strip().lower() == "last":
+        # A manifest is run again and again; "last" would name another task each time.
+        return UsageError(
+            "from: 'last' names a different task on every run; give a task id or a file."
+        )
+    try:
+        origin = load_origin(ref, lookup=ctx.ledger().resolve, base=base, flag="from")
+    except UsageError as exc:
+        return exc
+    return Layer(ENTRY, dict(origin.request), f"{where}: from {origin.label}")
 
 
 def request_fingerprint(request: GenerationRequest, provider: str, model: str) -> str:
