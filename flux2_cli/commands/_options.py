@@ -242,6 +242,7 @@ OpenOpt = Annotated[
     bool | None,
     typer.Option(
         "--open/--no-open",
+        metavar="",
         help="Open the saved images in the system viewer (only on a terminal, never under CI; "
         "default: config open).",
         rich_help_panel=OUTPUT_PANEL,
@@ -252,6 +253,7 @@ PreviewOpt = Annotated[
     bool | None,
     typer.Option(
         "--preview/--no-preview",
+        metavar="",
         help="Draw the saved images in the terminal: kitty, iTerm2, sixel, else half-blocks "
         "(only on a terminal, never under CI; default: config preview).",
         rich_help_panel=OUTPUT_PANEL,

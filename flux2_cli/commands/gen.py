@@ -139,17 +139,18 @@ def gen(
         ),
     ] = None,
     count: Annotated[
-        int,
+        int | None,
         typer.Option(
             "-n",
             metavar="N",
             min=1,
             max=MAX_COUNT,
             help="N images of one prompt, as N tasks (seeds S, S+1, … with --seed S); "
-            "{n} in --name.",
+            "{n} in --name (default 1).",
             rich_help_panel=REQUEST_PANEL,
+            show_default=False,
         ),
-    ] = 1,
+    ] = None,  # None, not 1: a default Typer must convert costs Tab completion a pydantic import
     max_cost: Annotated[
         float | None,
         typer.Option(
@@ -266,7 +267,7 @@ def gen(
             GenOptions(
                 flags=flags,
                 origin=tuple(origin_layers),
-                count=count,
+                count=count or 1,
                 max_cost=max_cost,
                 output=output_path,
                 overwrite=overwrite,
