@@ -15,13 +15,18 @@ take at all (``safety``, ``format``, ``seed`` …) is not sent and is reported o
 ``config set safety 3`` is for the providers that have a safety setting. The same option given
 on the command line or in a manifest is an error (exit 2): nothing that was asked for is
 silently dropped.
+
+The output intent (where a task's images go: ``-o``, ``--name``, what the task was submitted
+with, config ``output_dir`` and ``name``) is settled here too, by :func:`output_intent`.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import os
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from flux2_cli.errors import UsageError
@@ -135,7 +140,7 @@ def build_request(provider: Provider, layers: Sequence[Layer]) -> Built:
             continue
         sources[name] = layer.label(name)
         origin[name] = layer
-    if "prompt" not in values and not any("prompt" in p for p in problems):
+    if not any(layer.given("prompt") for layer in layers):
         problems.append("no prompt given.")
     problems.extend(_pair_problems(layers))
     if problems:
@@ -143,7 +148,16 @@ def build_request(provider: Provider, layers: Sequence[Layer]) -> Built:
     for name, default in REQUEST_DEFAULTS.items():
         values.setdefault(name, default)
     request = GenerationRequest(**values)
-    request, notices = _provider_check(provider, request, sources, origin)
+    entry = next((layer.where for layer in layers if layer.kind == ENTRY), "")
+    try:
+        request, notices = _provider_check(provider, request, sources, origin)
+    except RequestError:
+        raise
+    except UsageError as exc:
+        # A rule of the provider's own that names no option: say at least which entry.
+        raise RequestError(
+            [f"{entry}: {exc.message}" if entry else exc.message], exc.hints
+        ) from None
     return Built(request=request, sources=sources, notices=tuple(notices))
 
 
@@ -222,3 +236,145 @@ def _config_hints(key: str, layer: Layer) -> list[str]:
     profile = layer.where.removeprefix("profile ")
     scope = f" --profile {profile}" if layer.where else ""
     return [f"Change it with: flux2 config set {key} VALUE{scope} (or config unset {key}{scope})."]
+
+
+# --------------------------------------------------------------------------- the output intent
+
+OUTPUT_INTENT = "output_intent"  # Task.extra key: where a task's images go, kept in the ledger
+_IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")
+_SEPARATORS = tuple(sep for sep in ("/", os.sep, os.altsep) if sep)
+SHOWN_PATH_CHARS = 60
+DEFAULT_NAME_MAX = 255
+DEFAULT_PATH_MAX = 4096
+
+
+@dataclass(frozen=True)
+class OutputIntent:
+    """Where a task's images go: ``output`` as DownloadOptions takes it (a folder ending in
+    ``/``, a file path, or ``-``) and the file name template."""
+
+    output: str
+    name: str
+    # Where ``output`` came from, for messages: -o, config key output_dir, or the task's kept -o.
+    source: str = field(default="-o", compare=False)
+
+    def to_json(self) -> dict[str, str]:
+        """The form kept in the ledger (``Task.extra['output_intent']``): absolute paths, so a
+        later ``flux2 download`` from another folder saves in the same place."""
+        if self.output == "-":
+            return {"name": self.name}
+        folder = self.output.endswith(_SEPARATORS)
+        absolute = os.path.abspath(os.path.expanduser(self.output))
+        return {"output": absolute + ("/" if folder else ""), "name": self.name}
+
+
+def output_intent(
+    output: str | None,
+    name: str | None,
+    settings: Settings,
+    stored: Mapping[str, Any] | None = None,
+) -> OutputIntent:
+    """Where images go: ``-o``/``--name`` as given, else what the task was submitted with
+    (``stored``), else config ``output_dir`` (always a folder) and ``name``.
+
+    A template in ``-o`` (``-o 'out/{slug}.png'``) is a folder and a name template; a ``/`` in
+    ``--name`` (``--name 'heroes/{slug}'``) adds folders under the output folder. Folders are
+    created when the first file lands. Template fields in a folder part are refused with a hint.
+    """
+    stored = stored or {}
+    template, label = name, "--name"
+    if output is not None and output != "-" and "{" in output:
+        if name is not None:
+            raise UsageError(
+                f"-o {output}: a template in -o and --name {name} both name the file; give one.",
+                hints=["E.g. -o out/ --name '{slug}-{seed}'"],
+            )
+        folder, template = _split_template(output, "-o")
+        output, label = folder, "-o"
+    if template is None:
+        template = stored.get("name")
+    if template is None:
+        template, label = settings.name, "config key name"
+    if template.endswith(_IMAGE_SUFFIXES):
+        # The format comes from the image itself: ".png" in a template becomes ".{ext}".
+        template = template.rsplit(".", 1)[0] + ".{ext}"
+    if any(sep in template for sep in _SEPARATORS):
+        if os.path.isabs(template) or template.startswith("~"):
+            raise UsageError(
+                f"{label} {template}: the name template is relative to the output folder.",
+                hints=["Give the folder with -o FOLDER/ and the file name with --name."],
+            )
+        folder, template = _split_template(template, label)
+        base = output if output is not None else stored.get("output")
+        if base is None:
+            base = _as_folder(settings.output_dir)
+        if base == "-" or not _is_folder(base):
+            raise UsageError(
+                f"{label} with a folder ({folder}) needs -o to name a folder, not the file {base}.",
+                hints=["End -o with / to name a folder."],
+            )
+        output = os.path.join(base, folder) + "/"
+    source = "-o"
+    if output is None:
+        if stored.get("output"):
+            output, source = str(stored["output"]), "-o (kept with the task)"
+        else:
+            output, source = _as_folder(settings.output_dir), "config key output_dir"
+    check_path_length(output, source)
+    return OutputIntent(output=output, name=template, source=source)
+
+
+def check_path_length(path: str, flag: str) -> None:
+    """UsageError (exit 2) when ``path``, or one of its parts, is longer than the file system
+    takes: it could never be written, and the task would be paid for first."""
+    if path in ("", "-"):
+        return
+    if "\x00" in path:
+        raise UsageError(f"{flag}: the path contains a NUL character.")
+    full = os.path.abspath(os.path.expanduser(path))
+    name_max, path_max = _limits(full)
+    longest = max(len(part.encode("utf-8", "surrogateescape")) for part in Path(full).parts)
+    size = len(full.encode("utf-8", "surrogateescape"))
+    if longest <= name_max and size < path_max:
+        return
+    shown = path if len(path) <= SHOWN_PATH_CHARS else path[:SHOWN_PATH_CHARS] + "…"
+    raise UsageError(
+        f"{flag} {shown}: the path is longer than the file system allows ({size:,} bytes, at "
+        f"most {path_max - 1:,}; its longest part {longest:,} bytes, at most {name_max:,}).",
+        hints=["Use a shorter folder or file name."],
+    )
+
+
+def _limits(path: str) -> tuple[int, int]:
+    """NAME_MAX and PATH_MAX where ``path`` would be written (its nearest existing folder)."""
+    folder = path
+    while not os.path.isdir(folder) and os.path.dirname(folder) != folder:
+        folder = os.path.dirname(folder)
+    try:
+        return os.pathconf(folder, "PC_NAME_MAX"), os.pathconf(folder, "PC_PATH_MAX")
+    except (OSError, ValueError, AttributeError):  # Windows has no pathconf
+        return DEFAULT_NAME_MAX, DEFAULT_PATH_MAX
+
+
+def _split_template(text: str, flag: str) -> tuple[str, str]:
+    """(folder ending in /, file name template) of a path whose last part is a template."""
+    head, tail = os.path.split(text.replace(os.sep, "/") if os.sep != "/" else text)
+    if "{" in head:
+        raise UsageError(
+            f"{flag} {text}: template fields go in the file name only, not in a folder.",
+            hints=["E.g. -o out/ --name '{slug}-{id8}'"],
+        )
+    if not tail:
+        raise UsageError(f"{flag} {text}: ends with a folder; give a file name template too.")
+    return (head + "/" if head else "./"), tail
+
+
+def _as_folder(path: str) -> str:
+    """Config ``output_dir`` is always a folder (``~/images`` is never a file ``images.png``)."""
+    if path in ("", "."):
+        return "."
+    return path if path.endswith(_SEPARATORS) else path + "/"
+
+
+def _is_folder(path: str) -> bool:
+    return path in ("", ".") or path.endswith(_SEPARATORS) or os.path.isdir(path)

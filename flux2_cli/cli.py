@@ -94,9 +94,8 @@ def _on_sigint(signum: int, frame: object) -> None:
 
 def run(argv: list[str] | None = None) -> int:
     """Run the app and map every outcome to an exit code (the one place that does)."""
-    verbose = any(
-        arg in ("-v", "--verbose") for arg in (argv if argv is not None else sys.argv[1:])
-    )
+    args = list(argv if argv is not None else sys.argv[1:])
+    verbose = any(arg in ("-v", "--verbose") for arg in args)
     try:
         app(args=argv, prog_name="flux2", standalone_mode=True)
     except SystemExit as exc:
@@ -104,13 +103,13 @@ def run(argv: list[str] | None = None) -> int:
             return 0
         return _exit_code(exc.code)
     except Flux2Error as exc:
-        _report(exc.message, exc.hints)
+        _report(exc.message, exc.hints, args)
         return exc.exit_code
     except (KeyboardInterrupt, InterruptSignal):
-        _report("interrupted.", [])
+        _report("interrupted.", [], args)
         return EXIT_INTERRUPTED
     except TerminatedSignal:
-        _report("terminated.", [])
+        _report("terminated.", [], args)
         return EXIT_TERMINATED
     except BrokenPipeError:
         return 0
@@ -120,10 +119,12 @@ def run(argv: list[str] | None = None) -> int:
 
             from flux2_cli.redact import scrub_all
 
-            sys.stderr.write(scrub_all("".join(traceback.format_exception(exc))))
+            text = "".join(traceback.format_exception(exc))
+            sys.stderr.write(scrub_all(text, _keys_in_use(args)))
         _report(
             f"unexpected error: {type(exc).__name__}: {exc}",
             ["This is a bug in flux2; re-run with --verbose for the traceback."],
+            args,
         )
         return EXIT_UNEXPECTED
     return 0
@@ -147,10 +148,41 @@ def _exit_code(code: object) -> int:
     return EXIT_USAGE
 
 
-def _report(message: str, hints: list[str]) -> None:
+def _report(message: str, hints: list[str], args: list[str]) -> None:
     from flux2_cli.output import Output
 
-    Output().error(message, hints)
+    output = Output()
+    for key in _keys_in_use(args):
+        output.secrets.add(key)
+    output.error(message, hints)
+
+
+def _keys_in_use(args: list[str]) -> list[str]:
+    """Every API key this run may hold (``--api-key``, the environment, the config file).
+
+    The last error is scrubbed of all of them: it may quote anything, and there is no
+    process-wide registry of keys to consult.
+    """
+    import os
+
+    from flux2_cli import env
+
+    keys = [os.environ.get(name) for name in (env.FLUX2_API_KEY, *env.PROVIDER_KEY_VARS.values())]
+    for index, arg in enumerate(args):
+        if arg == "--api-key" and index + 1 < len(args):
+            keys.append(args[index + 1])
+        elif arg.startswith("--api-key="):
+            keys.append(arg.split("=", 1)[1])
+    try:
+        from flux2_cli.config import load_config
+
+        data = load_config()
+        profiles = data.get("profiles")
+        tables = [data, *(profiles.values() if isinstance(profiles, dict) else ())]
+        keys.extend(table.get("api_key") for table in tables if isinstance(table, dict))
+    except Exception:  # an unreadable config file is reported elsewhere; scrub what we have
+        pass
+    return [key for key in keys if isinstance(key, str) and key]
 
 
 # Typer's completion protocol: the shell scripts in completions/ set this variable.

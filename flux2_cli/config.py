@@ -31,7 +31,6 @@ import re
 import stat
 import string
 import sys
-import tempfile
 import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -41,6 +40,7 @@ from typing import Any
 from flux2_cli import env as envvars
 from flux2_cli.errors import ConfigError, UsageError
 from flux2_cli.providers import DEFAULT_PROVIDER, provider_ids
+from flux2_cli.redact import mask
 from flux2_cli.request import CONFIG_KEYS, OPTIONS, REQUEST_DEFAULTS, Invalid, is_url
 
 if sys.version_info >= (3, 11):
@@ -100,9 +100,7 @@ MIN_CONCURRENCY = 1
 MAX_CONCURRENCY = 64
 FILE_MODE = 0o600
 DIR_MODE = 0o700
-REDACTED = "…"
-REDACT_SHOWN = 4
-REDACT_MIN_LENGTH = 8  # shorter secrets are hidden entirely: four characters would be half of one
+MASKED = mask("")  # a secret that is not a string, or empty: nothing of it shown
 _PROFILE_NAME_RE = re.compile(r"^[A-Za-z0-9_-]+$")
 
 
@@ -313,14 +311,6 @@ def _name_template_problem(template: str) -> str | None:
             known = " ".join(f"{{{field}}}" for field in NAME_FIELDS)
             return f"unknown field {{{name}}}; use {known}"
     return None
-
-
-def check_name_template(template: str) -> str:
-    """``template`` if every ``{field}`` in it is one flux2 fills in; else a UsageError."""
-    problem = _name_template_problem(template)
-    if problem:
-        raise UsageError(f"Invalid name template {template!r}: {problem}.")
-    return template
 
 
 def check_profile_name(name: str) -> str:
@@ -665,20 +655,13 @@ def get_value(
     return table.get(name)
 
 
-def redact(secret: str) -> str:
-    """``…wxyz``: at most the last four characters; secrets under 8 characters show none."""
-    if len(secret) < REDACT_MIN_LENGTH:
-        return REDACTED
-    return REDACTED + secret[-REDACT_SHOWN:]
-
-
 def _redacted_table(table: Mapping[str, Any], show_secrets: bool) -> dict[str, Any]:
     result: dict[str, Any] = {}
     for key, value in table.items():
         if key == PROFILES_TABLE:
             continue
         if key in SECRET_KEYS and not show_secrets:
-            value = redact(value) if isinstance(value, str) else REDACTED
+            value = mask(value) if isinstance(value, str) and value else MASKED
         result[key] = value
     return result
 
@@ -727,21 +710,6 @@ def _prepare_folder(folder: Path) -> None:
         raise ConfigError(f"Cannot create config folder {folder}: {exc.strerror or exc}.") from None
 
 
-def _fsync_folder(folder: Path) -> None:
-    if os.name == "nt":
-        return
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass  # some filesystems refuse fsync on a folder; the rename is still atomic
-    finally:
-        os.close(fd)
-
-
 def _strip_none(data: Mapping[str, Any]) -> dict[str, Any]:
     return {
         key: _strip_none(value) if isinstance(value, Mapping) else value
@@ -770,27 +738,13 @@ def save_config(data: dict[str, Any], path: Path) -> None:
     if existing is not None:
         _parse(existing, path)  # raises ConfigError: a file we cannot read is never replaced
 
+    from flux2_cli.atomic import write_atomic
+
     text = tomli_w.dumps(_strip_none(data))
-    folder = path.parent
-    _prepare_folder(folder)
+    _prepare_folder(path.parent)
     try:
-        fd, temp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
+        write_atomic(path, text, mode=FILE_MODE)
     except OSError as exc:
-        raise ConfigError(f"Cannot write config file {path}: {exc.strerror or exc}.") from None
-    temp = Path(temp_name)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(text.encode("utf-8"))
-            handle.flush()
-            os.fsync(handle.fileno())
-        if os.name != "nt":
-            os.chmod(temp, FILE_MODE)
-        os.replace(temp, path)
-    except BaseException as exc:
-        temp.unlink(missing_ok=True)
-        if isinstance(exc, OSError):
-            raise ConfigError(
-                f"Cannot write config file {path}: {exc.strerror or exc}; the old file is intact."
-            ) from None
-        raise
-    _fsync_folder(folder)
+        raise ConfigError(
+            f"Cannot write config file {path}: {exc.strerror or exc}; the old file is intact."
+        ) from None

@@ -17,12 +17,11 @@ from flux2_cli.errors import AuthError
 from flux2_cli.output import Output
 from flux2_cli.providers import get_provider
 from flux2_cli.providers.sandbox import SANDBOX_BASE_URL
-from flux2_cli.redact import register_secret
 
 if TYPE_CHECKING:
     import httpx
 
-    from flux2_cli.client import HttpClient
+    from flux2_cli.client import HttpClient, HttpCore
     from flux2_cli.config import Settings
     from flux2_cli.ledger import Ledger
     from flux2_cli.providers.base import Provider
@@ -54,7 +53,13 @@ class Context:
     cli_values: Mapping[str, Any] = field(default_factory=dict)
     _keys: dict[str, tuple[str | None, str | None]] = field(default_factory=dict)
     _clients: dict[tuple[str, str], HttpClient] = field(default_factory=dict)
+    _core: HttpCore | None = None
     _ledger: Ledger | None = None
+
+    def __post_init__(self) -> None:
+        # The output scrubs the same keys the clients scrub at the source.
+        self.secrets = self.output.secrets
+        self.secrets.add(self.settings.api_key)
 
     @classmethod
     def create(
@@ -73,8 +78,6 @@ class Context:
         settings, warnings = resolve_settings(dict(cli_values))
         for warning in warnings:
             output.warn(warning)
-        if settings.api_key:
-            register_secret(settings.api_key)
         cli_base_url = cli_values.get("base_url")
         return cls(
             settings=settings,
@@ -128,20 +131,29 @@ class Context:
             from flux2_cli.config import resolve_settings
 
             settings, _ = resolve_settings({**self.cli_values, "provider": provider_id})
-            register_secret(settings.api_key)
+            self.secrets.add(settings.api_key)
             self._keys[provider_id] = (settings.api_key, settings.api_key_source)
         return self._keys[provider_id]
 
-    def transport(self, url: str | None) -> httpx.BaseTransport | None:
-        """The embedded sandbox's in-process transport for sandbox URLs; None otherwise."""
-        if is_sandbox_url(url):
-            from flux2_cli.sandbox.embedded import transport
+    def http(self) -> HttpCore:
+        """The one HTTP core of this command: one pool and TLS context for calls and downloads.
 
-            return transport()
-        return None
+        The embedded sandbox is mounted for its own origin (built only when a request goes
+        there), so a task saved with a sandbox URL is reached whatever the flags.
+        """
+        if self._core is None:
+            from flux2_cli.client import HttpCore, LazyTransport
+
+            self._core = HttpCore(
+                mounts={SANDBOX_BASE_URL: LazyTransport(_sandbox_transport)},
+                sleep=lambda seconds: self.sleep(seconds),
+                clock=lambda: self.clock(),
+                max_connections=max(10, self.settings.concurrency * 4),
+            )
+        return self._core
 
     def client(self, provider: Provider, base_url: str) -> HttpClient:
-        """The HTTP client for one provider and base URL (built once per command)."""
+        """The API client for one provider and base URL (built once per command)."""
         key = (provider.capabilities.id, base_url)
         if key not in self._clients:
             from flux2_cli.client import HttpClient
@@ -150,11 +162,10 @@ class Context:
                 provider,
                 base_url=base_url,
                 api_key=self.api_key(provider, base_url),
-                transport=self.transport(base_url),
-                sleep=self.sleep,
+                core=self.http(),
                 log=self.output.debug if self.output.verbose else None,
-                max_connections=max(10, self.settings.concurrency * 2),
                 key_source=self._key_for(provider.capabilities.id)[1],
+                secrets=self.secrets,
             )
         return self._clients[key]
 
@@ -179,9 +190,16 @@ class Context:
 
     def close(self) -> None:
         """Close clients and the ledger."""
-        for client in self._clients.values():
-            client.close()
         self._clients.clear()
+        if self._core is not None:
+            self._core.close()
+            self._core = None
         if self._ledger is not None:
             self._ledger.close()
             self._ledger = None
+
+
+def _sandbox_transport() -> httpx.BaseTransport:
+    from flux2_cli.sandbox.embedded import transport
+
+    return transport()

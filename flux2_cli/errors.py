@@ -14,7 +14,8 @@
     │   ├── RateLimitError (7)          429 after retries, or a Retry-After too long to wait
     │   └── ServerError (7)             5xx after retries (or at once for a paid POST)
     ├── ServiceUnavailableError (7)     connection failures, timeouts after retries
-    │   └── SubmissionUnknownError (7)  the paid POST may or may not have created a task
+    │   ├── SubmissionUnknownError (7)  the paid POST may or may not have created a task
+    │   └── DeadlineError (7)           no complete answer before the call's deadline
     ├── TaskFailedError (5)             the task itself failed or was moderated
     ├── WaitTimeoutError (6)            --timeout passed; the task goes on
     ├── DownloadError (8)               an image could not be fetched or written
@@ -24,7 +25,6 @@
 
 from __future__ import annotations
 
-EXIT_OK = 0
 EXIT_UNEXPECTED = 1
 EXIT_USAGE = 2
 EXIT_AUTH = 3
@@ -107,9 +107,13 @@ class NotFoundError(ApiError):
 
 
 class RateLimitError(ApiError):
-    """429 that outlasted the retries, or asked for a wait too long to honour."""
+    """429 that outlasted the retries, or asked for a wait too long to honour.
+
+    ``retry_after``: the server's ``Retry-After`` header, as given (batch's shared pause).
+    """
 
     exit_code = EXIT_SERVICE
+    retry_after: str | None = None
 
 
 class ServerError(ApiError):
@@ -126,6 +130,10 @@ class ServiceUnavailableError(Flux2Error):
 
 class SubmissionUnknownError(ServiceUnavailableError):
     """The paid POST may have reached the server; it is not repeated automatically."""
+
+
+class DeadlineError(ServiceUnavailableError):
+    """A call's deadline (``--timeout``) passed before a complete answer came."""
 
 
 class TaskFailedError(Flux2Error):

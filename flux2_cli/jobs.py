@@ -9,6 +9,7 @@ import dataclasses
 import random
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from flux2_cli.errors import (
@@ -17,6 +18,7 @@ from flux2_cli.errors import (
     AuthError,
     BadRequestError,
     CreditsError,
+    DeadlineError,
     DownloadError,
     Flux2Error,
     InterruptedError_,
@@ -135,13 +137,16 @@ def submit(
     return task
 
 
-def refresh(ctx: Context, task: Task) -> Task:
-    """One status look-up; a 404 marks the task failed ("not found or expired")."""
+def refresh(ctx: Context, task: Task, *, deadline: float | None = None) -> Task:
+    """One status look-up; a 404 marks the task failed ("not found or expired").
+
+    ``deadline`` (on ``ctx.clock``) bounds the look-up whole, slow answers included.
+    """
     provider = ctx.provider(task.provider)
     base_url = task.base_url or ctx.base_url(provider)
     client = ctx.client(provider, base_url)
     try:
-        body = client.send(provider.build_poll(task))
+        body = client.send(provider.build_poll(task), deadline=deadline)
         updated = provider.parse_poll(body, task)
     except NotFoundError as exc:
         updated = task.evolve(
@@ -177,7 +182,7 @@ def wait(
     intervals = poll_intervals(ctx.settings.poll_interval)
     try:
         if poll_first and not task.status.is_final:
-            task = refresh(ctx, task)
+            task = refresh(ctx, task, deadline=deadline)
             if on_update:
                 on_update(task)
         while not task.status.is_final:
@@ -185,11 +190,14 @@ def wait(
             if remaining <= 0:
                 raise _timed_out(task, timeout)
             pause(min(next(intervals), remaining))
-            task = refresh(ctx, task)
+            task = refresh(ctx, task, deadline=deadline)
             if on_update:
                 on_update(task)
     except (TaskFailedError, WaitTimeoutError):
         raise
+    except DeadlineError:
+        # A status answer that dripped or never ended ran into --timeout: the wait timed out.
+        raise _timed_out(task, timeout) from None
     except Flux2Error as exc:
         # A poll that kept failing (503 storm, network down) does not end the paid task:
         # say which task it was and how to pick it up again, even under --quiet.
@@ -260,7 +268,7 @@ def find_task(ctx: Context, task_id: str) -> Task:
 
 def download(ctx: Context, task: Task, options: DownloadOptions) -> Task:
     """Fetch every image of a finished task (one fresh look-up allowed for new URLs)."""
-    from flux2_cli.download import download_images
+    from flux2_cli.download import DOWNLOAD_BUDGET_S, download_images
 
     if task.status is TaskStatus.EXPIRED:
         raise UrlExpiredError(
@@ -269,14 +277,15 @@ def download(ctx: Context, task: Task, options: DownloadOptions) -> Task:
         )
     if not task.images:
         raise DownloadError(f"task {task.task_id} has no images to download.")
-    first_url = task.images[0].url
+    if options.budget == DOWNLOAD_BUDGET_S:
+        # --timeout bounds each image's download too, retries and slow reads included.
+        options = replace(options, budget=ctx.settings.timeout)
     try:
         done = download_images(
             task,
             options,
-            transport=ctx.transport(first_url),
+            core=ctx.http(),
             refresh=lambda: refresh(ctx, task),
-            sleep=ctx.sleep,
             notify=ctx.output.info,
             log=ctx.output.debug if ctx.output.verbose else None,
         )
@@ -296,9 +305,8 @@ def fetch_copy(ctx: Context, task: Task, folder: str) -> Task:
 
     return download_images(
         task,
-        DownloadOptions(output=folder + "/", sidecar=False),
-        transport=ctx.transport(task.images[0].url if task.images else None),
-        sleep=ctx.sleep,
+        DownloadOptions(output=folder + "/", sidecar=False, budget=ctx.settings.timeout),
+        core=ctx.http(),
         log=ctx.output.debug if ctx.output.verbose else None,
     )
 

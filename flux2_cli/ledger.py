@@ -26,6 +26,7 @@ from flux2_cli.task import (
     TaskError,
     TaskStatus,
     id_core,
+    merge_images,
     utc_now,
 )
 
@@ -559,7 +560,10 @@ class Ledger:
         ids = self.task_ids()
         by_form: dict[str, str] = {}
         for task_id in ids:
+            # The whole id, and prefixes as long as what was typed (of the id and its short
+            # form), so a mistyped prefix finds its task too.
             by_form.setdefault(task_id.lower(), task_id)
+            by_form.setdefault(task_id.lower()[: len(wanted)], task_id)
             by_form.setdefault(id_core(task_id)[: max(len(wanted), SHORT_ID_LENGTH)], task_id)
         close = difflib.get_close_matches(wanted, list(by_form), n=count * 2, cutoff=0.6)
         found: list[str] = []
@@ -599,13 +603,19 @@ class Ledger:
             clauses.append("provider = ?")
             params.append(provider)
         if statuses:
+            gone = f"json_extract(extra, '$.{IMAGES_GONE}')"
             parts: list[str] = []
             for status in statuses:
                 if status == TaskStatus.EXPIRED.value:
-                    parts.append("status = ? OR (status = ? AND expires_at <= ?)")
+                    parts.append(
+                        f"status = ? OR (status = ? AND (expires_at <= ? OR {gone} IS NOT NULL))"
+                    )
                     params += [status, TaskStatus.SUCCEEDED.value, moment]
                 elif status == TaskStatus.SUCCEEDED.value:
-                    parts.append("(status = ? AND (expires_at IS NULL OR expires_at > ?))")
+                    parts.append(
+                        "(status = ? AND (expires_at IS NULL OR expires_at > ?)"
+                        f" AND {gone} IS NULL)"
+                    )
                     params += [status, moment]
                 else:
                     parts.append("status = ?")
@@ -739,32 +749,6 @@ def merge_tasks(old: Task, new: Task) -> Task:
         base_url=_first(new.base_url, old.base_url),
         extra={**old.extra, **new.extra},
     )
-
-
-def merge_images(
-    old: tuple[ImageResult, ...], new: tuple[ImageResult, ...]
-) -> tuple[ImageResult, ...]:
-    """New images, each completed from its stored twin (same URL, else same position)."""
-    if not new:
-        return old
-    by_url = {image.url: image for image in old}
-    merged: list[ImageResult] = []
-    for index, image in enumerate(new):
-        twin = by_url.get(image.url)
-        if twin is None and len(old) == len(new):
-            twin = old[index]  # a re-signed URL for the same image
-        if twin is not None:
-            image = ImageResult(
-                url=image.url,
-                path=_first(image.path, twin.path),
-                bytes=_first(image.bytes, twin.bytes),
-                sha256=_first(image.sha256, twin.sha256),
-                width=_first(image.width, twin.width),
-                height=_first(image.height, twin.height),
-                format=_first(image.format, twin.format),
-            )
-        merged.append(image)
-    return tuple(merged)
 
 
 def _with_absolute_paths(task: Task) -> Task:

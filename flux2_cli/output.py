@@ -8,19 +8,23 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import IO, TYPE_CHECKING, Any
 
-from flux2_cli.env import NO_COLOR, is_ci
-from flux2_cli.redact import scrub_all
+from flux2_cli.env import NO_COLOR, is_ci, is_github_actions
+from flux2_cli.redact import Secrets, scrub_all
 
 if TYPE_CHECKING:
     from datetime import datetime
 
     from rich.console import Console
+
+# A line that GitHub Actions would take as a workflow command: "::" after optional blanks.
+_WORKFLOW_COMMAND = re.compile(r"(^|[\r\n])([ \t]*::)")
 
 
 class Output:
@@ -44,6 +48,9 @@ class Output:
         self._live = live
         self.stdout_closed = False
         self._console: Console | None = None
+        # The keys of this command: scrubbed from every line for people (belt and braces;
+        # server text is scrubbed where it enters, in the client).
+        self.secrets = Secrets()
 
     # streams are looked up late so that test runners that swap sys.stdout are honoured
     @property
@@ -134,6 +141,16 @@ class Output:
             self.out.flush()
         except BrokenPipeError:
             self._stdout_gone()
+        except OSError as exc:
+            # Not a reader that left (a full disk behind a redirect, a file-size limit): say
+            # so, and stop writing there; files already saved stay where they are.
+            from flux2_cli.errors import DownloadError
+
+            self.stdout_closed = True
+            raise DownloadError(
+                f"cannot write to stdout: {exc.strerror or exc}",
+                hints=["Files already saved are kept; see `flux2 history` for the tasks."],
+            ) from None
 
     def _stdout_gone(self) -> None:
         # `flux2 gen … | head -1`: the reader left. Keep working (downloads complete) quietly.
@@ -163,16 +180,21 @@ class Output:
 
     def command(self, line: str) -> None:
         """A CI workflow command (``::error …``) on stderr as is, even with ``--quiet``."""
-        self._write_err(line)
+        self._write_err(line, command=True)
 
     def debug(self, text: str) -> None:
         """A ``--verbose`` line (already redacted by the caller, scrubbed again here)."""
         if self.verbose:
             self._write_err(text)
 
-    def _write_err(self, text: str) -> None:
+    def _write_err(self, text: str, *, command: bool = False) -> None:
+        text = scrub_all(text, self.secrets)
+        if not command and is_github_actions():
+            # The Actions runner reads workflow commands on stderr too: a server's text that
+            # puts "::" at the start of a line must not become one (::add-mask::, ::error::).
+            text = _WORKFLOW_COMMAND.sub(r"\1> \2", text)
         try:
-            self.err.write(scrub_all(text) + "\n")
+            self.err.write(text + "\n")
             self.err.flush()
         except (BrokenPipeError, ValueError):
             pass
@@ -293,12 +315,14 @@ def relative_time(moment: datetime, now: datetime) -> str:
 
 class LiveLines:
     """Several tasks waited on at once: one Rich live display on a terminal, else one plain
-    line per status change. ``update(key, text)`` sets a task's line."""
+    line per status change. ``update(key, text, final=…)`` sets a task's line; a final one
+    stops its clock."""
 
     def __init__(self, output: Output, keys: Sequence[str]) -> None:
         self._output = output
         self._keys = list(keys)
         self._text = dict.fromkeys(self._keys, "waiting")
+        self._ended: dict[str, float] = {}
         self._started = time.monotonic()
         self._live: Any = None
 
@@ -307,38 +331,39 @@ class LiveLines:
         if output.live and not output.quiet:
             from rich.live import Live
 
-            self._live = Live(
-                self._renderable(), console=output.console(), refresh_per_second=4, transient=False
-            )
+            # Live redraws this object 4 times a second, so the clocks tick between polls.
+            self._live = Live(self, console=output.console(), refresh_per_second=4)
             self._live.__enter__()
         return self
 
     def __exit__(self, *exc: object) -> None:
         if self._live is not None:
-            self._live.update(self._renderable(), refresh=True)
+            self._live.refresh()
             self._live.__exit__(None, None, None)
 
-    def update(self, key: str, text: str) -> None:
+    def update(self, key: str, text: str, *, final: bool = False) -> None:
         """A new status for one task: redrawn live, or printed when it changed."""
+        if final and key not in self._ended:
+            self._ended[key] = time.monotonic()
         if self._text.get(key) == text:
             return
         self._text[key] = text
         if self._live is not None:
-            self._live.update(self._renderable())
+            self._live.refresh()
         elif not self._output.quiet and not (self._output.json_mode and not self._output.live):
-            elapsed = time.monotonic() - self._started
-            self._output.info(f"task {key}: {text} ({elapsed:.0f}s)")
+            self._output.info(f"task {key}: {text} ({self._elapsed(key):.0f}s)")
 
-    def _renderable(self) -> Any:
+    def _elapsed(self, key: str) -> float:
+        return self._ended.get(key, time.monotonic()) - self._started
+
+    def __rich__(self) -> Any:
         from rich.table import Table
         from rich.text import Text
 
-        elapsed = time.monotonic() - self._started
         grid = Table.grid(padding=(0, 1))
         for key in self._keys:
-            grid.add_row(
-                Text(f"task {key}:"), Text(self._text[key]), Text(f"{elapsed:.0f}s", "dim")
-            )
+            elapsed = Text(f"{self._elapsed(key):.0f}s", "dim")
+            grid.add_row(Text(f"task {key}:"), Text(self._text[key]), elapsed)
         return grid
 
 
@@ -347,8 +372,14 @@ def tab_separated(rows: Sequence[Sequence[Any]]) -> str:
     lines = []
     for row in rows:
         cells = ("" if cell is None else str(cell) for cell in row)
-        lines.append("\t".join(" ".join(cell.split()) if cell else cell for cell in cells))
+        lines.append("\t".join(_one_line(cell) for cell in cells))
     return "".join(line + "\n" for line in lines)
+
+
+def _one_line(cell: str) -> str:
+    if "\t" in cell or "\n" in cell or "\r" in cell:
+        return " ".join(cell.split())
+    return cell
 
 
 def status_lines(task: Any, now: datetime | None = None) -> list[str]:
@@ -384,13 +415,15 @@ def print_rows(
     *,
     shrink: Sequence[int] = (),
     shrink_left: Sequence[int] = (),
+    droppable: Sequence[int] = (),
 ) -> None:
     """Result rows on stdout: aligned columns that fit the terminal, else tab-separated.
 
     On a terminal the columns in ``shrink`` (then ``shrink_left``, cut at their start, as for
-    paths) give up width first, with an ellipsis; the others (ids, times) are never cut or
-    split. Piped, every row is printed whole, tab-separated, with no header, so ``cut`` and
-    ``awk`` see one record a line. Plain string work, no Rich: 10,000 rows stay fast.
+    paths) give up width first, with an ellipsis; if that is not enough the ``droppable``
+    columns are left out, in that order; the others (ids, times) are never cut or split.
+    Piped, every row is printed whole, tab-separated, with no header, so ``cut`` and ``awk``
+    see one record a line. Plain string work, no Rich: 10,000 rows stay fast.
     """
     if output.json_mode:
         return
@@ -417,6 +450,18 @@ def print_rows(
         give = min(excess, max(0, widths[index] - least))
         widths[index] -= give
         excess -= give
+    kept = list(range(len(header)))
+    for index in droppable:
+        if excess <= 0:
+            break
+        kept.remove(index)
+        excess -= widths[index] + gap
+    if len(kept) < len(header):
+        header = [header[index] for index in kept]
+        rows = [[row[index] for index in kept] for row in rows]
+        shrink = [kept.index(index) for index in shrink if index in kept]
+        shrink_left = [kept.index(index) for index in shrink_left if index in kept]
+        widths = [widths[index] for index in kept]
     bold = not os.environ.get(NO_COLOR)
     lines = [_aligned(header, widths, gap, (), ())]
     if bold:

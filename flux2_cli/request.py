@@ -171,6 +171,10 @@ def check_prompt(value: Any) -> str:
         raise Invalid(f"expected text, not {value!r}")
     if "\x00" in value:
         raise Invalid("contains a NUL character")
+    bad = next((index for index, ch in enumerate(value) if "\ud800" <= ch <= "\udfff"), None)
+    if bad is not None:
+        # What the OS hands Python for bytes of argv that are not UTF-8 (surrogateescape).
+        raise Invalid(f"is not valid UTF-8 (at character {bad + 1}); save it as UTF-8")
     stripped = value.strip()
     if not stripped:
         raise Invalid("the prompt is empty")

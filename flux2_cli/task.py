@@ -8,8 +8,6 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from typing import Any
 
-URL_LIFETIME_HOURS_DEFAULT = 24
-
 
 class TaskStatus(str, enum.Enum):
     """The normalised status vocabulary of the contract."""
@@ -163,6 +161,36 @@ def _tidy_number(value: float | None) -> float | int | None:
     if float(value).is_integer():
         return int(value)
     return value
+
+
+def merge_images(
+    old: tuple[ImageResult, ...], new: tuple[ImageResult, ...]
+) -> tuple[ImageResult, ...]:
+    """New images, each completed from its stored twin (same URL, else same position)."""
+    if not new:
+        return old
+    by_url = {image.url: image for image in old}
+    merged: list[ImageResult] = []
+    for index, image in enumerate(new):
+        twin = by_url.get(image.url)
+        if twin is None and len(old) == len(new):
+            twin = old[index]  # a re-signed URL for the same image
+        if twin is not None:
+            image = ImageResult(
+                url=image.url,
+                path=_or(image.path, twin.path),
+                bytes=_or(image.bytes, twin.bytes),
+                sha256=_or(image.sha256, twin.sha256),
+                width=_or(image.width, twin.width),
+                height=_or(image.height, twin.height),
+                format=_or(image.format, twin.format),
+            )
+        merged.append(image)
+    return tuple(merged)
+
+
+def _or(value: Any, fallback: Any) -> Any:
+    return value if value is not None else fallback
 
 
 # Words that providers put in every id (``task_01…``, ``task-…``, ``sbx…_flux2``): never

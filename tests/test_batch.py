@@ -9,7 +9,8 @@ from typing import Any
 
 import pytest
 
-from flux2_cli.batch.lock import LockFile, file_sha256, lock_path
+from flux2_cli.atomic import file_sha256
+from flux2_cli.batch.lock import LockFile, lock_path
 from flux2_cli.batch.manifest import (
     ManifestError,
     Problems,
@@ -576,3 +577,36 @@ def test_relative_refs_and_outputs_are_taken_from_the_manifests_folder(tmp_path:
         str(tmp_path / "c.png"),
     )
     assert entry.values["output"] == str(folder / "out") + "/"
+
+
+def test_a_json_file_of_one_object_a_line_is_read_as_json_lines(tmp_path: Path) -> None:
+    manifest = tmp_path / "m.json"
+    manifest.write_text('{"prompt": "a red fox"}\n{"prompt": "a blue whale"}\n')
+    assert [e.values["prompt"] for e in read_manifest(manifest)] == ["a red fox", "a blue whale"]
+
+
+def test_an_entry_output_too_long_for_the_file_system_is_a_line_problem(tmp_path: Path) -> None:
+    manifest = tmp_path / "m.jsonl"
+    manifest.write_bytes(jsonl({"prompt": "a red fox", "output": "o" * 300 + ".png"}))
+    with pytest.raises(ManifestError, match=r"m\.jsonl line 1: output: .* longer than the file"):
+        plan(manifest)
+
+
+def test_a_missing_local_ref_is_found_before_anything_is_sent(tmp_path: Path) -> None:
+    from tests.helpers import png_bytes
+
+    (tmp_path / "refs").mkdir()
+    (tmp_path / "refs" / "ok.png").write_bytes(png_bytes())
+    manifest = tmp_path / "m.jsonl"
+    manifest.write_bytes(
+        jsonl(
+            {"prompt": "a red fox", "refs": ["refs/ok.png"]},
+            {"prompt": "a blue whale", "refs": ["refs/gone.png"]},
+        )
+    )
+    ctx = make_ctx(provider="bfl")
+    with pytest.raises(ManifestError) as caught:
+        plan(manifest, ctx)
+    (problem,) = caught.value.problems
+    assert problem.startswith("m.jsonl line 2: refs: ") and "gone.png" in problem
+    assert "no such file" in problem

@@ -17,7 +17,7 @@ from flux2_cli.batch.reports import (
 )
 
 ENTRIES = [
-    EntryReport("#3", 3, "failed", message="prompt refused: 50% off, a|b", code="bad_request"),
+    EntryReport("#3", 3, "failed", message="prompt refused: 50% off, a|b <b>", code="bad_request"),
     EntryReport("hero", 1, "done", task_id="t1", seconds=2.5, outputs=("out/hero.png",)),
     EntryReport("#2", 2, "reused", task_id="t0"),
     EntryReport("#4", 4, "skipped"),
@@ -46,7 +46,7 @@ def test_junit_has_one_case_per_entry_passing_failing_and_erroring_as_documented
     assert suite.tests == 6 and suite.failures == 1 and suite.errors == 2
     assert all(cases[name].is_passed for name in ("hero (line 1)", "#2 (line 2)", "#4 (line 4)"))
     (failure,) = cases["#3 (line 3)"].result
-    assert isinstance(failure, Failure) and failure.message == "prompt refused: 50% off, a|b"
+    assert isinstance(failure, Failure) and failure.message == "prompt refused: 50% off, a|b <b>"
     assert failure.type == "bad_request"
     for name, code in (("#5 (line 5)", "timeout"), ("#6 (line 6)", "outcome_unknown")):
         (error,) = cases[name].result
@@ -69,7 +69,7 @@ def test_workflow_commands_for_failed_stale_unknown_and_timed_out_by_line() -> N
     lines = workflow_commands("assets/m,1.jsonl", [*ENTRIES, stale, EntryReport("ok", 8, "ok")])
     assert lines == [
         "::error file=assets/m%2C1.jsonl,line=3,title=flux2 batch%3A failed::"
-        "#3: failed: prompt refused: 50%25 off, a|b",
+        "#3: failed: prompt refused: 50%25 off, a|b <b>",
         "::warning file=assets/m%2C1.jsonl,line=5,title=flux2 batch%3A timed out::"
         "#5: timed out: timed out after 20 s",
         "::error file=assets/m%2C1.jsonl,line=6,title=flux2 batch%3A outcome unknown::"
@@ -89,7 +89,7 @@ def test_step_summary_has_counts_credits_wall_time_and_the_failed_entries_by_lin
     assert "| 1 | 1 | 5 | 12.3 s |" in text
     rows = [line for line in text.splitlines() if line.startswith("| ") and "line" not in line]
     assert [row.split("|")[1].strip() for row in rows[2:]] == ["3", "5", "6"]
-    assert "a\\|b" in text and "outcome unknown maybe" in text
+    assert "a\\|b &lt;b>" in text and "outcome unknown maybe" in text
     target = tmp_path / "summary.md"
     target.write_text("earlier step\n")
     assert append_step_summary({"GITHUB_STEP_SUMMARY": str(target)}, text) == target

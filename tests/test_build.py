@@ -204,3 +204,42 @@ def test_dry_run_prints_the_request_the_client_then_sends(
         else:
             assert shown["headers"][header] == value.decode()
     assert sentinel_key not in dry.stdout + dry.stderr
+
+
+def test_a_provider_rule_that_names_no_option_still_names_the_entry() -> None:
+    from flux2_cli.errors import UsageError
+
+    class Picky:
+        capabilities = get_provider("bfl").capabilities
+
+        def validate(self, request: object) -> None:
+            raise UsageError("webhook secret: given without a callback URL (provider bfl).")
+
+    with pytest.raises(RequestError) as caught:
+        build_request(Picky(), [Layer(ENTRY, {"prompt": "a red fox"}, "m.jsonl line 4")])  # type: ignore[arg-type]
+    assert caught.value.problems == [
+        "m.jsonl line 4: webhook secret: given without a callback URL (provider bfl)."
+    ]
+
+
+def test_a_request_option_is_one_row_that_config_and_manifests_read() -> None:
+    """The hallway: config.py and the manifest reader take their request keys from
+    request.OPTIONS, so a new option needs no change in config.py or jobs.py."""
+    from flux2_cli import config
+    from flux2_cli.batch import manifest
+    from flux2_cli.request import CONFIG_KEYS, OPTIONS
+
+    assert set(OPTIONS) <= set(manifest.KNOWN_KEYS)
+    assert set(CONFIG_KEYS) <= set(config.KEYS)
+    assert not set(CONFIG_KEYS) & {f.name for f in config.Settings.__dataclass_fields__.values()}
+
+
+def test_a_bad_prompt_is_one_problem_and_a_missing_one_another() -> None:
+    with pytest.raises(RequestError) as caught:
+        build(Layer(FLAG, {"prompt": "a red \udcff fox"}))
+    assert caught.value.problems == [
+        "PROMPT: is not valid UTF-8 (at character 7); save it as UTF-8."
+    ]
+    with pytest.raises(RequestError) as caught:
+        build(Layer(FLAG, {"ratio": "1:1"}))
+    assert caught.value.problems == ["no prompt given."]

@@ -2,20 +2,36 @@
 
 from __future__ import annotations
 
+import gzip
+import json
 import random
+import socket
+import threading
+from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 from email.utils import format_datetime
+from typing import Any
 
 import httpx
 import pytest
-from pytest_httpx import HTTPXMock
+from pytest_httpx import HTTPXMock, IteratorStream
 
-from flux2_cli.client import HttpClient, RetryPolicy, parse_retry_after
+from flux2_cli.client import (
+    ATTEMPT_BUDGET_S,
+    MAX_API_BODY_BYTES,
+    MAX_JSON_DEPTH,
+    USER_AGENT,
+    HttpClient,
+    HttpCore,
+    RetryPolicy,
+    parse_retry_after,
+)
 from flux2_cli.errors import (
     ApiError,
     AuthError,
     BadRequestError,
     CreditsError,
+    DeadlineError,
     Flux2Error,
     RateLimitError,
     ServerError,
@@ -25,6 +41,8 @@ from flux2_cli.errors import (
 )
 from flux2_cli.providers import get_provider
 from flux2_cli.providers.base import HttpCall
+from flux2_cli.redact import Secrets
+from tests.helpers import FakeTime
 
 BASE = "https://apiin.one"
 CREATE = HttpCall("POST", "/api/v1/images/generations", json={"prompt": "a fox"}, paid=True)
@@ -383,3 +401,239 @@ def test_undecodable_body_on_poll_is_retried_then_exit7(
         httpx_mock.add_response(headers={"Content-Encoding": "gzip"}, content=b"not gzip")
     with pytest.raises(ServiceUnavailableError):
         client.send(POLL)
+
+
+# --------------------------------------------------------------------------- one HTTP core
+
+
+def _core_client(sentinel_key: str, fake: FakeTime, **kwargs: Any) -> HttpClient:
+    core = HttpCore(sleep=fake.sleep, clock=fake.monotonic, rng=random.Random(0))
+    return HttpClient(
+        get_provider("apiinone"), base_url=BASE, api_key=sentinel_key, core=core, **kwargs
+    )
+
+
+def _drip(fake: FakeTime, body: bytes, seconds: float) -> IteratorStream:
+    """A body that comes one byte at a time, each ``seconds`` later on the fake clock."""
+
+    def chunks() -> Iterator[bytes]:
+        for byte in body:
+            fake.now += seconds
+            yield bytes([byte])
+
+    return IteratorStream(chunks())
+
+
+def _forever(fake: FakeTime, seconds: float) -> IteratorStream:
+    def chunks() -> Iterator[bytes]:
+        while True:
+            fake.now += seconds
+            yield b" "
+
+    return IteratorStream(chunks())
+
+
+def test_row57_a_dripping_status_answer_cannot_outlive_the_deadline(
+    httpx_mock: HTTPXMock, sentinel_key: str
+) -> None:
+    fake = FakeTime()
+    client = _core_client(sentinel_key, fake)
+    httpx_mock.add_response(stream=_drip(fake, b'{"status": "running"}', 5.0))
+    with pytest.raises(DeadlineError) as caught:
+        client.send(POLL, deadline=fake.monotonic() + 10)
+    assert caught.value.exit_code == 7
+    assert fake.now <= 1000.0 + 10 + 5  # stopped at the first chunk past the deadline
+    assert len(httpx_mock.get_requests()) == 1  # a deadline is not retried
+
+
+def test_row57_an_answer_that_never_ends_is_bounded_without_a_deadline(
+    httpx_mock: HTTPXMock, sentinel_key: str
+) -> None:
+    fake = FakeTime()
+    client = _core_client(sentinel_key, fake)
+    httpx_mock.add_response(stream=_forever(fake, 1.0))
+    with pytest.raises(DeadlineError):
+        client.send(POLL)
+    assert fake.now <= 1000.0 + ATTEMPT_BUDGET_S + 1
+
+
+def test_row57_a_paid_post_whose_answer_drips_past_the_deadline_is_outcome_unknown(
+    httpx_mock: HTTPXMock, sentinel_key: str
+) -> None:
+    fake = FakeTime()
+    client = _core_client(sentinel_key, fake)
+    httpx_mock.add_response(stream=_drip(fake, b'{"id": "t1"}', 5.0))
+    with pytest.raises(SubmissionUnknownError):
+        client.send(CREATE, deadline=fake.monotonic() + 10)
+    assert len(httpx_mock.get_requests()) == 1
+
+
+def test_retry_waits_never_outlive_the_deadline(httpx_mock: HTTPXMock, sentinel_key: str) -> None:
+    fake = FakeTime()
+    client = _core_client(sentinel_key, fake)
+    httpx_mock.add_response(status_code=503, headers={"Retry-After": "30"})
+    with pytest.raises(ServerError):
+        client.send(POLL, deadline=fake.monotonic() + 10)
+    assert fake.sleeps == []  # a 30 s wait cannot fit in 10 s: the 503 is the answer
+
+
+def test_row56_an_answer_that_decompresses_past_the_cap_is_unexpected(
+    httpx_mock: HTTPXMock, client: HttpClient
+) -> None:
+    bomb = gzip.compress(b" " * (MAX_API_BODY_BYTES + 1024 * 1024), compresslevel=1)
+    assert len(bomb) < MAX_API_BODY_BYTES // 100
+    httpx_mock.add_response(content=bomb, headers={"Content-Encoding": "gzip"})
+    with pytest.raises(UnexpectedResponseError) as caught:
+        client.send(POLL)
+    assert "unexpected response" in caught.value.message
+    assert "larger than 8 MB" in caught.value.message
+
+
+@pytest.mark.parametrize("depth", [100_000, MAX_JSON_DEPTH + 1])
+def test_row56_json_nested_too_deep_is_unexpected_with_its_start(
+    httpx_mock: HTTPXMock, client: HttpClient, depth: int
+) -> None:
+    httpx_mock.add_response(content=b"[" * depth + b"]" * depth)
+    with pytest.raises(UnexpectedResponseError) as caught:
+        client.send(POLL)
+    assert "unexpected response" in caught.value.message
+    assert "[[[[" in caught.value.message and len(caught.value.message) < 300
+
+
+def test_json_as_deep_as_allowed_is_parsed(httpx_mock: HTTPXMock, client: HttpClient) -> None:
+    depth = MAX_JSON_DEPTH
+    httpx_mock.add_response(content=b"[" * depth + b"]" * depth)
+    assert client.send(POLL) is not None
+
+
+def test_row60_a_key_in_a_successful_answer_is_scrubbed_where_it_enters(
+    httpx_mock: HTTPXMock, sentinel_key: str
+) -> None:
+    other = "bfl-other-provider-key-5678"
+    client = HttpClient(
+        get_provider("apiinone"),
+        base_url=BASE,
+        api_key=sentinel_key,
+        secrets=Secrets([other]),
+    )
+    httpx_mock.add_response(
+        json={
+            "status": "failed",
+            "error": {"message": f"bad key {sentinel_key} and {other}"},
+            "images": [{"url": f"https://cdn.example/x.png?key={sentinel_key}"}],
+        }
+    )
+    body = client.send(POLL)
+    text = json.dumps(body)
+    assert sentinel_key not in text and other not in text
+    assert "bad key ***" in text
+
+
+def test_one_core_serves_every_client_with_one_pool(sentinel_key: str) -> None:
+    core = HttpCore()
+    first = HttpClient(get_provider("apiinone"), base_url=BASE, api_key=sentinel_key, core=core)
+    second = HttpClient(get_provider("bfl"), base_url=BASE, api_key=sentinel_key, core=core)
+    assert first.core.http is second.core.http
+    first.close()  # a client never closes the shared core
+    assert not core.http.is_closed
+    core.close()
+
+
+def test_prepare_shows_the_request_send_would_make(sentinel_key: str) -> None:
+    client = HttpClient(get_provider("apiinone"), base_url=BASE, api_key=sentinel_key)
+    request = client.prepare(CREATE)
+    assert request.method == "POST" and request.url == BASE + CREATE.url
+    assert request.headers["Authorization"] == "***"
+    # The core's headers: one User-Agent, and the encodings the capped reader inflates.
+    assert request.headers["User-Agent"] == USER_AGENT
+    assert request.headers["Accept-Encoding"] == "gzip, deflate"
+
+
+# --------------------------------------------------------------------------- keep-alive race
+
+
+class RacingServer:
+    """Keeps connections alive, then closes one at the very moment a request reuses it.
+
+    That is the race of issue 15 item 7: uvicorn closes an idle connection (after 5 s) just
+    as the client sends on it. A request on a new connection is answered normally.
+    """
+
+    def __init__(self) -> None:
+        self.listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.listener.bind(("127.0.0.1", 0))
+        self.listener.listen(8)
+        self.url = f"http://127.0.0.1:{self.listener.getsockname()[1]}"
+        self.requests: list[tuple[str, bool]] = []  # (method, on a reused connection)
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self) -> None:
+        self.listener.settimeout(0.2)
+        while not self.stop.is_set():
+            try:
+                conn, _ = self.listener.accept()
+            except OSError:
+                continue
+            threading.Thread(target=self._connection, args=(conn,), daemon=True).start()
+
+    def _connection(self, conn: socket.socket) -> None:
+        with conn:
+            served = 0
+            while not self.stop.is_set():
+                data = b""
+                while b"\r\n\r\n" not in data:
+                    chunk = conn.recv(65536)
+                    if not chunk:
+                        return
+                    data += chunk
+                method = data.split(b" ", 1)[0].decode()
+                self.requests.append((method, served > 0))
+                if served > 0:
+                    return  # closed under the request's feet: no answer at all
+                body = b'{"task_id": "t1", "status": "running"}'
+                head = f"HTTP/1.1 200 OK\r\nContent-Length: {len(body)}\r\n\r\n".encode()
+                conn.sendall(head + body)
+                served += 1
+
+    def close(self) -> None:
+        self.stop.set()
+        self.listener.close()
+        self.thread.join(timeout=5)
+
+
+def test_issue15_the_paid_post_never_goes_out_on_a_kept_alive_connection(
+    sentinel_key: str,
+) -> None:
+    server = RacingServer()
+    try:
+        client = HttpClient(
+            get_provider("apiinone"),
+            base_url=server.url,
+            api_key=sentinel_key,
+        )
+        client.send(POLL)  # leaves a kept-alive connection in the pool
+        assert client.send(CREATE) == {"task_id": "t1", "status": "running"}
+        posts = [reused for method, reused in server.requests if method == "POST"]
+        assert posts == [False]  # one POST, on a fresh connection
+        client.close()
+    finally:
+        server.close()
+
+
+def test_a_poll_on_a_connection_closed_under_it_is_retried(sentinel_key: str) -> None:
+    server = RacingServer()
+    try:
+        sleeps: list[float] = []
+        client = HttpClient(
+            get_provider("apiinone"),
+            base_url=server.url,
+            api_key=sentinel_key,
+            sleep=sleeps.append,
+        )
+        client.send(POLL)
+        assert client.send(POLL)["status"] == "running"  # GET: safe to send again
+        client.close()
+    finally:
+        server.close()

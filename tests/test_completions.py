@@ -173,6 +173,70 @@ def test_the_bash_script_drives_completion_in_bash(tmp_path: Path) -> None:
     assert result.stdout.splitlines() == SEVEN_RATIOS
 
 
+def test_powershell_script_binds_tab_for_flux2_only() -> None:
+    # Before: `Set-PSReadLineKeyHandler -Chord Tab -Function MenuComplete`, for every command.
+    script = (ROOT / "completions" / "flux2.ps1").read_text()
+    assert "-Function MenuComplete" not in script
+    assert "'^\\s*flux2(\\.exe)?(\\s|$)'" in script
+    assert "$global:Flux2PreviousTab" in script
+
+
+def seed_ledger(*task_ids: str) -> None:
+    from flux2_cli.ledger import Ledger
+    from flux2_cli.task import Task
+
+    with Ledger() as ledger:
+        for task_id in task_ids:
+            ledger.record_submit(Task(task_id=task_id, provider="apiinone"))
+
+
+@pytest.mark.parametrize("command", ["status", "download"])
+def test_task_ids_complete_from_the_ledger_newest_first(command: str) -> None:
+    seed_ledger("sbx111aaa_flux2", "sbx222bbb_flux2", "task_01XYZ")
+    lines = complete(
+        **{COMPLETE_VAR: "complete_bash", "COMP_WORDS": f"flux2 {command} sbx", "COMP_CWORD": "2"}
+    )
+    assert lines == ["sbx222bbb_flux2", "sbx111aaa_flux2"]
+    everything = complete(
+        **{COMPLETE_VAR: "complete_bash", "COMP_WORDS": f"flux2 {command} ", "COMP_CWORD": "2"}
+    )
+    assert everything == ["task_01XYZ", "sbx222bbb_flux2", "sbx111aaa_flux2", "last"]
+
+
+def test_task_ids_complete_to_nothing_and_create_no_ledger_without_one(
+    isolated_environment: Path,
+) -> None:
+    lines = complete(
+        **{COMPLETE_VAR: "complete_bash", "COMP_WORDS": "flux2 status ", "COMP_CWORD": "2"}
+    )
+    assert [line for line in lines if line] == []
+    assert not (isolated_environment / "data" / "ledger.sqlite3").exists()
+
+
+@pytest.mark.parametrize("command", ["set", "get", "unset"])
+def test_config_keys_complete(command: str) -> None:
+    lines = complete(
+        **{
+            COMPLETE_VAR: "complete_bash",
+            "COMP_WORDS": f"flux2 config {command} po",
+            "COMP_CWORD": "3",
+        }
+    )
+    assert lines == ["poll_interval"]
+
+
+def test_profile_names_complete_for_profile(isolated_environment: Path) -> None:
+    config = isolated_environment / "config" / "config.toml"
+    config.parent.mkdir(parents=True)
+    config.write_text('[profiles.work]\nratio = "16:9"\n[profiles.home]\nres = "2K"\n')
+    config.chmod(0o600)
+    for words, cword in (("flux2 gen --profile ", "3"), ("flux2 config set --profile ", "4")):
+        lines = complete(
+            **{COMPLETE_VAR: "complete_bash", "COMP_WORDS": words, "COMP_CWORD": cword}
+        )
+        assert lines == ["home", "work"], words
+
+
 def test_the_lightened_completion_still_parses_values(monkeypatch: pytest.MonkeyPatch) -> None:
     """Completers of ids and profiles read the other parameters: they must not be None."""
     import typer
@@ -196,3 +260,10 @@ def test_the_lightened_completion_still_parses_values(monkeypatch: pytest.Monkey
     assert params["ref"].process_value(ctx, ("a.png", "b.png")) == ["a.png", "b.png"]
     assert params["provider"].process_value(ctx, None) is None
     assert params["ref"].process_value(ctx, None) == ()
+
+
+def test_config_set_completes_the_values_of_a_key_with_a_fixed_set() -> None:
+    lines = complete(
+        **{COMPLETE_VAR: "complete_bash", "COMP_WORDS": "flux2 config set mode ", "COMP_CWORD": "4"}
+    )
+    assert lines == ["pro", "flex"]

@@ -14,7 +14,8 @@ import stat
 import struct
 import threading
 from collections.abc import Callable, Iterator
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
+from email.utils import format_datetime
 from pathlib import Path
 from typing import Any
 
@@ -23,16 +24,12 @@ import pytest
 from PIL import Image
 from pytest_httpx import HTTPXMock, IteratorStream
 
-from flux2_cli import download
-from flux2_cli.download import (
-    DownloadOptions,
-    download_images,
-    render_name,
-    safe_filename,
-    slugify,
-    write_sidecar,
-)
+from flux2_cli import download, naming, transfer
+from flux2_cli.client import RetryPolicy
+from flux2_cli.download import DownloadOptions, download_images
 from flux2_cli.errors import DownloadError, UrlExpiredError, UsageError
+from flux2_cli.metadata import write_sidecar
+from flux2_cli.naming import render_name, safe_filename, slugify
 from flux2_cli.task import Cost, ImageResult, Task, TaskStatus
 
 URL = "https://img.example.com/results/abc.png?X-Amz-Signature=SECRETSIG&X-Amz-Expires=86400"
@@ -124,6 +121,15 @@ def no_temp_files(folder: Path) -> bool:
     return not [name for name in names(folder) if ".part-" in name]
 
 
+def assert_backoff(sleeps: list[float], count: int) -> None:
+    """``count`` waits, each a full-jitter draw under the core policy's doubling ceiling."""
+    policy = RetryPolicy()
+    assert len(sleeps) == count
+    for attempt, seconds in enumerate(sleeps, start=1):
+        ceiling = min(policy.backoff_cap, policy.backoff_start * 2 ** (attempt - 1))
+        assert 0 <= seconds <= ceiling
+
+
 def sha(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
@@ -192,7 +198,7 @@ def test_safe_filename_is_one_harmless_component(name: str) -> None:
     assert not safe.startswith(".") and not safe.endswith((".", " "))
     assert all(ord(char) >= 32 for char in safe)
     assert len(safe.encode("utf-8")) <= 200
-    assert safe.split(".")[0].upper() not in download.WINDOWS_RESERVED
+    assert safe.split(".")[0].upper() not in naming.WINDOWS_RESERVED
 
 
 def test_safe_filename_keeps_extension_when_capping() -> None:
@@ -458,7 +464,9 @@ def test_transient_status_is_retried_with_backoff(
     httpx_mock.add_response(content=PNG)
     recorder = Recorder()
     run(make_task(), tmp_path, recorder, sidecar=False)
-    assert recorder.sleeps == [0.5, 1.0]
+    # The core's policy: full jitter under 0.5 s, then under 1 s.
+    assert len(recorder.sleeps) == 2
+    assert 0 <= recorder.sleeps[0] <= 0.5 and 0 <= recorder.sleeps[1] <= 1.0
     assert names(tmp_path) == ["a-red-fox-in-the-snow-3f9a1c2e.png"]
 
 
@@ -471,7 +479,7 @@ def test_connection_errors_exhaust_the_budget(httpx_mock: HTTPXMock, tmp_path: P
     assert error.exit_code == 8
     assert "img.example.com" in error.message
     assert "SECRETSIG" not in error.message
-    assert recorder.sleeps == [0.5, 1.0, 2.0, 4.0, 8.0, 8.0]  # doubling, capped at 8 s
+    assert_backoff(recorder.sleeps, 6)  # full jitter under a doubling ceiling
     assert len(httpx_mock.get_requests()) == 7
     assert any(f"flux2 download {TASK_ID}" in hint for hint in error.hints)
     assert names(tmp_path) == []
@@ -479,11 +487,30 @@ def test_connection_errors_exhaust_the_budget(httpx_mock: HTTPXMock, tmp_path: P
 
 def test_retry_after_is_honoured_within_a_cap(httpx_mock: HTTPXMock, tmp_path: Path) -> None:
     httpx_mock.add_response(status_code=429, headers={"Retry-After": "3"})
-    httpx_mock.add_response(status_code=429, headers={"Retry-After": "86400"})
     httpx_mock.add_response(content=PNG)
     recorder = Recorder()
     run(make_task(), tmp_path, recorder, sidecar=False)
-    assert recorder.sleeps == [3.0, download.RETRY_AFTER_CAP]
+    assert recorder.sleeps == [3.0]
+
+
+def test_retry_after_as_http_date_is_honoured(httpx_mock: HTTPXMock, tmp_path: Path) -> None:
+    # The one retry policy of the HTTP core: downloads read HTTP dates as API calls do.
+    moment = datetime.now(timezone.utc) + timedelta(seconds=30)
+    httpx_mock.add_response(status_code=503, headers={"Retry-After": format_datetime(moment)})
+    httpx_mock.add_response(content=PNG)
+    recorder = Recorder()
+    run(make_task(), tmp_path, recorder, sidecar=False)
+    assert len(recorder.sleeps) == 1 and 25 <= recorder.sleeps[0] <= 30
+
+
+def test_retry_after_past_the_cap_fails_at_once(httpx_mock: HTTPXMock, tmp_path: Path) -> None:
+    httpx_mock.add_response(status_code=429, headers={"Retry-After": "86400"})
+    recorder = Recorder()
+    with pytest.raises(DownloadError) as caught:
+        run(make_task(), tmp_path, recorder, sidecar=False)
+    assert "longer than flux2 waits" in caught.value.message
+    assert recorder.sleeps == []
+    assert any(f"flux2 download {TASK_ID}" in hint for hint in caught.value.hints)
 
 
 def test_other_client_errors_are_not_retried(httpx_mock: HTTPXMock, tmp_path: Path) -> None:
@@ -539,7 +566,7 @@ def test_row22_short_body_every_time_exit_8_nothing_saved(
         run(make_task(), tmp_path, recorder)
     assert caught.value.exit_code == 8
     assert "shorter" in caught.value.message
-    assert recorder.sleeps == [0.5, 1.0, 2.0, 4.0]
+    assert_backoff(recorder.sleeps, 4)
     assert names(tmp_path) == []  # no partial file, no temp, no sidecar
 
 
@@ -742,7 +769,7 @@ def test_row28_read_timeouts_are_retried_then_exit_8(httpx_mock: HTTPXMock, tmp_
         run(make_task(), tmp_path, recorder, retries=2)
     assert "timed out" in caught.value.message
     assert len(httpx_mock.get_requests()) == 3
-    assert recorder.sleeps == [0.5, 1.0]
+    assert_backoff(recorder.sleeps, 2)
 
 
 def test_row28_timeout_mid_body_then_success(httpx_mock: HTTPXMock, tmp_path: Path) -> None:
@@ -805,7 +832,7 @@ def test_redirect_loop_stops(httpx_mock: HTTPXMock, tmp_path: Path) -> None:
     with pytest.raises(DownloadError) as caught:
         run(make_task(), tmp_path)
     assert "too many redirects" in caught.value.message
-    assert len(httpx_mock.get_requests()) == download.MAX_REDIRECTS + 1
+    assert len(httpx_mock.get_requests()) == transfer.MAX_REDIRECTS + 1
 
 
 # --------------------------------------------------------------------------- interrupts, clashes
@@ -853,17 +880,16 @@ def test_row32_overwrite_replaces(httpx_mock: HTTPXMock, tmp_path: Path) -> None
     assert existing.read_bytes() == PNG
 
 
-def test_row33_concurrent_runs_never_share_a_name(tmp_path: Path) -> None:
-    runs = 8
-    barrier = threading.Barrier(runs)
-
-    def handler(request: httpx.Request) -> httpx.Response:
-        return httpx.Response(200, content=PNG, headers=png_headers(PNG))
-
+def _concurrent_runs(tmp_path: Path, bodies: list[bytes]) -> list[str]:
+    """One download per body, all started at once into one folder; the saved paths."""
+    barrier = threading.Barrier(len(bodies))
     paths: list[str] = []
     errors: list[BaseException] = []
 
-    def one() -> None:
+    def one(body: bytes) -> None:
+        def handler(request: httpx.Request) -> httpx.Response:
+            return httpx.Response(200, content=body, headers=png_headers(body))
+
         try:
             barrier.wait(timeout=10)
             result = run(
@@ -873,16 +899,55 @@ def test_row33_concurrent_runs_never_share_a_name(tmp_path: Path) -> None:
         except BaseException as exc:  # collected and re-raised in the test thread
             errors.append(exc)
 
-    threads = [threading.Thread(target=one) for _ in range(runs)]
+    threads = [threading.Thread(target=one, args=(body,)) for body in bodies]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join(timeout=30)
     assert errors == []
-    assert len(set(paths)) == runs
-    assert len(names(tmp_path)) == runs
+    return paths
+
+
+def test_row33_concurrent_runs_never_share_a_name(tmp_path: Path) -> None:
+    bodies = [image_bytes("PNG", seed=n) for n in range(8)]
+    paths = _concurrent_runs(tmp_path, bodies)
+    assert len(set(paths)) == len(bodies)
+    assert len(names(tmp_path)) == len(bodies)
+    assert sorted(Path(path).read_bytes() for path in paths) == sorted(bodies)
+
+
+def test_concurrent_runs_saving_the_same_bytes_keep_whole_files(tmp_path: Path) -> None:
+    # Identical bytes may share one file (an idempotent save) or get -N names, never a mix.
+    paths = _concurrent_runs(tmp_path, [PNG] * 8)
+    assert no_temp_files(tmp_path)
     for path in paths:
         assert Path(path).read_bytes() == PNG
+
+
+def test_a_second_download_of_the_same_image_reuses_the_file(
+    httpx_mock: HTTPXMock, tmp_path: Path
+) -> None:
+    httpx_mock.add_response(content=PNG, headers=png_headers(PNG), is_reusable=True)
+    first = run(make_task(), tmp_path)
+    second = run(make_task(), tmp_path)
+    assert first.images[0].path == second.images[0].path
+    assert names(tmp_path) == [
+        "a-red-fox-in-the-snow-3f9a1c2e.json",
+        "a-red-fox-in-the-snow-3f9a1c2e.png",
+    ]
+    assert second.images[0].sha256 == sha(PNG)
+
+
+def test_different_bytes_under_a_taken_name_still_get_a_suffix(
+    httpx_mock: HTTPXMock, tmp_path: Path
+) -> None:
+    other = image_bytes("PNG", seed=7)
+    httpx_mock.add_response(content=PNG, headers=png_headers(PNG))
+    httpx_mock.add_response(content=other, headers=png_headers(other))
+    run(make_task(), tmp_path, sidecar=False)
+    second = run(make_task(), tmp_path, sidecar=False)
+    assert Path(str(second.images[0].path)).name == "a-red-fox-in-the-snow-3f9a1c2e-1.png"
+    assert Path(str(second.images[0].path)).read_bytes() == other
 
 
 # --------------------------------------------------------------------------- unwritable
@@ -905,7 +970,7 @@ def test_row34_disk_full_is_exit_8_and_temp_removed(
     def full(fh: Any, data: bytes) -> None:
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(download, "_write_all", full)
+    monkeypatch.setattr(transfer, "write_chunk", full)
     httpx_mock.add_response(content=PNG)
     recorder = Recorder()
     with pytest.raises(DownloadError) as caught:
@@ -1088,7 +1153,7 @@ def test_row28_raw_socket_slow_drip_times_out_and_is_exit_8(
             retries=1,
         )
     assert "timed out" in caught.value.message
-    assert recorder.sleeps == [0.5]
+    assert_backoff(recorder.sleeps, 1)
     assert names(tmp_path) == []
 
 
@@ -1160,3 +1225,11 @@ def test_streamed_image_whose_content_encoding_does_not_decode_is_retried(
     done = run(make_task(), tmp_path)
     assert Path(str(done.images[0].path)).read_bytes() == PNG
     assert no_temp_files(tmp_path)
+
+
+def test_row64_a_template_rendering_empty_falls_back_to_image_id8() -> None:
+    task = make_task(request={"prompt": "a fox"})  # no seed anywhere
+    assert render_name("{seed}", task, 0, 1, "png", NOW) == "image-3f9a1c2e.png"
+    assert render_name("{seed}.{ext}", task, 0, 1, "png", NOW) == "image-3f9a1c2e.png"
+    assert render_name("{seed}", task, 1, 2, "jpg", NOW) == "image-3f9a1c2e-2.jpg"
+    assert render_name("x{seed}", task, 0, 1, "png", NOW) == "x.png"

@@ -542,6 +542,8 @@ def test_resolve_takes_exact_ids_prefixes_short_ids_and_last(tmp_path: Path) -> 
         with pytest.raises(UsageError, match="at least 6"):
             ledger.resolve("sbx6e")
         assert ledger.near_ids("sbx6e208ca2a1_flux3")[0] == "sbx6e208ca2a1_flux2"
+        assert ledger.near_ids("sbx6e208cb")[0] == "sbx6e208ca2a1_flux2"  # a mistyped prefix
+        assert ledger.near_ids("k1yqdtjx")[0] == "task_01KFG5BBFNK1YQDTJDZY0P0QT2"  # short id
 
 
 def test_mark_gone_leaves_a_task_out_of_downloadable(tmp_path: Path) -> None:

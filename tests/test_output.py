@@ -67,3 +67,41 @@ def test_live_is_off_under_ci(monkeypatch: pytest.MonkeyPatch) -> None:
     assert not Output(stderr=Tty()).live
     monkeypatch.delenv("CI")
     assert Output(stderr=Tty()).live
+
+
+def test_row59_stdout_that_cannot_be_written_is_a_clear_exit_8() -> None:
+    import errno
+
+    from flux2_cli.errors import DownloadError
+
+    class Full(io.StringIO):
+        def write(self, text: str) -> int:
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+    output = Output(stdout=Full(), stderr=io.StringIO())
+    with pytest.raises(DownloadError) as caught:
+        output.result("out/fox.png")
+    assert caught.value.exit_code == 8
+    assert caught.value.message == "cannot write to stdout: No space left on device"
+    assert "Files already saved are kept" in caught.value.hints[0]
+    output.result("out/whale.png")  # later results are not written again, and do not raise
+
+
+def test_under_github_actions_server_text_cannot_become_a_workflow_command(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    out, err = streams()
+    output = Output(stdout=out, stderr=err, live=False, quiet=True)
+    hostile = "bad prompt\n::add-mask::x\r  ::error::fake"
+    output.error(hostile)
+    assert "\n::" in err.getvalue()  # outside GitHub Actions the text is left alone
+    monkeypatch.setenv("GITHUB_ACTIONS", "true")
+    err.seek(0)
+    err.truncate()
+    output.error(hostile)
+    output.command("::error file=m.jsonl,line=2::#2: failed")
+    lines = err.getvalue().replace("\r", "\n").splitlines()
+    assert [line for line in lines if line.lstrip().startswith("::")] == [
+        "::error file=m.jsonl,line=2::#2: failed"
+    ]
+    assert "> ::add-mask::x" in err.getvalue()

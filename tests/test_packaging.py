@@ -103,6 +103,9 @@ def test_sdist_carries_sources_tests_and_completions(dist: Path) -> None:
         "completions/flux2.ps1",
         "scripts/gen-completions",
         "tests/test_packaging.py",
+        "action.yml",
+        "examples/github-actions.yml",
+        "examples/gitlab-ci.yml",
     }
     assert expected <= names
 

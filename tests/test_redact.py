@@ -25,13 +25,20 @@ def test_redact_headers_hides_credentials_only() -> None:
     assert shown == {"Authorization": "***", "x-key": "***", "Accept": "application/json"}
 
 
-def test_scrub_removes_registered_secrets_and_bearer_tokens(sentinel_key: str) -> None:
-    redact.register_secret(sentinel_key)
+def test_scrub_removes_the_given_secrets_and_bearer_tokens(sentinel_key: str) -> None:
+    secrets = redact.Secrets([sentinel_key])
     text = f"failed with key {sentinel_key}; header Bearer abc.def"
-    cleaned = redact.scrub_all(text)
+    cleaned = redact.scrub_all(text, secrets)
     assert sentinel_key not in cleaned and "abc.def" not in cleaned
 
 
-def test_short_strings_are_not_registered_as_secrets() -> None:
-    redact.register_secret("ab")
-    assert redact.scrub("a tab and a cab") == "a tab and a cab"
+def test_short_strings_are_not_kept_as_secrets() -> None:
+    secrets = redact.Secrets(["ab", None])
+    assert secrets.scrub("a tab and a cab") == "a tab and a cab"
+
+
+def test_secrets_are_per_instance_not_process_wide(sentinel_key: str) -> None:
+    # No module-level registry: one command's keys never leak into another's scrubbing.
+    redact.Secrets([sentinel_key])
+    assert redact.scrub(f"x {sentinel_key}") == f"x {sentinel_key}"
+    assert redact.Secrets().scrub(f"x {sentinel_key}") == f"x {sentinel_key}"

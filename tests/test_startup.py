@@ -130,3 +130,35 @@ def test_importing_the_cli_module_imports_nothing_heavy(tmp_path: Path) -> None:
     subprocess.run([sys.executable, "-c", program], check=True, timeout=60)
     modules = set(json.loads(out.read_text()))
     assert loaded(modules, (*RICH, *PYDANTIC, *HEAVY)) == []
+
+
+SQLITE = ("sqlite3", "_sqlite3")
+
+
+@pytest.mark.parametrize(
+    "words",
+    ["flux2 config set ", "flux2 config get po", "flux2 gen --profile ", "flux2 history --status "],
+)
+def test_completing_keys_profiles_and_statuses_opens_no_ledger(tmp_path: Path, words: str) -> None:
+    cword = str(len(words.split()) - (0 if words.endswith(" ") else 1))
+    env = {COMPLETE_VAR: "complete_bash", "COMP_WORDS": words, "COMP_CWORD": cword}
+    modules = run_fresh(tmp_path, [], env)
+    assert loaded(modules, (*RICH, *PYDANTIC, *HEAVY)) == []
+
+
+def test_completing_task_ids_loads_sqlite_but_no_rich_or_pydantic(tmp_path: Path) -> None:
+    from flux2_cli.ledger import Ledger
+    from flux2_cli.task import Task
+
+    data = tmp_path / "data"
+    with Ledger(data / "ledger.sqlite3") as ledger:
+        ledger.record_submit(Task(task_id="sbx111aaa_flux2", provider="apiinone"))
+    env = {
+        COMPLETE_VAR: "complete_bash",
+        "COMP_WORDS": "flux2 status ",
+        "COMP_CWORD": "2",
+        "FLUX2_DATA_DIR": str(data),
+    }
+    modules = run_fresh(tmp_path, [], env)
+    assert loaded(modules, SQLITE)  # the one completer that needs it
+    assert loaded(modules, (*RICH, *PYDANTIC, "httpx", "PIL", "starlette")) == []

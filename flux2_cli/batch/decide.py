@@ -7,7 +7,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from flux2_cli.batch.lock import LockFile, file_sha256
+from flux2_cli.atomic import file_sha256
+from flux2_cli.batch.lock import LockFile
 from flux2_cli.batch.plan import PlannedEntry
 from flux2_cli.task import Task, TaskStatus, utc_now
 

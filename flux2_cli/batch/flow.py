@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 from typing import TYPE_CHECKING, Any
 
@@ -319,9 +320,15 @@ def execute(
                         report(payload)
             except (KeyboardInterrupt, InterruptSignal):
                 runner.stop.set()
+                _publish_unfinished(
+                    ctx, options, decisions, reports, summary, started, "interrupted"
+                )
                 raise _interrupted(options, running, EXIT_INTERRUPTED, "interrupted") from None
             except TerminatedSignal:
                 runner.stop.set()
+                _publish_unfinished(
+                    ctx, options, decisions, reports, summary, started, "terminated"
+                )
                 raise _interrupted(options, running, EXIT_TERMINATED, "terminated") from None
             finally:
                 runner.stop.set()
@@ -476,6 +483,54 @@ def _publish(
         ci.append_step_summary(os.environ, ci.step_summary(manifest, reports, totals, title=title))
     except OSError as exc:
         ctx.output.warn(f"$GITHUB_STEP_SUMMARY cannot be written ({exc}).")
+
+
+def _publish_unfinished(
+    ctx: Context,
+    options: BatchOptions,
+    decisions: list[Decision],
+    reports: list[EntryReport],
+    summary: Summary,
+    started: float,
+    what: str,
+) -> None:
+    """Reports of a stopped run (a CI timeout): what ended, and every other entry unfinished."""
+    if options.junit is None and not _on_github():
+        return
+    ended = {report.key for report in reports}
+    unfinished = [
+        EntryReport(
+            decision.entry.key,
+            decision.entry.line,
+            "interrupted",
+            message=f"not finished: the run was {what}; a re-run resumes it without paying again",
+            code=what,
+        )
+        for decision in decisions
+        if decision.entry.key not in ended
+    ]
+    totals = RunTotals(
+        counts={
+            "done": summary.done,
+            "reused": summary.reused,
+            "skipped": summary.skipped,
+            "failed": summary.failed,
+            "timed_out": summary.timed_out,
+            "unknown": summary.unknown,
+            "interrupted": len(unfinished),
+        },
+        credits=summary.credits,
+        wall_seconds=max(0.0, ctx.clock() - started),
+    )
+    # A second signal stops this at once: the lock file and the ledger already hold the state.
+    with contextlib.suppress(KeyboardInterrupt, InterruptSignal, TerminatedSignal):
+        _publish(ctx, options, [*reports, *unfinished], totals, title="flux2 batch")
+
+
+def _on_github() -> bool:
+    from flux2_cli.env import is_github_actions
+
+    return is_github_actions()
 
 
 def _rerun(options: BatchOptions) -> str:

@@ -17,13 +17,13 @@ import html
 import io
 import math
 import os
-import secrets
 import textwrap
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from flux2_cli.atomic import write_atomic
 from flux2_cli.errors import UsageError
 
 if TYPE_CHECKING:
@@ -140,7 +140,7 @@ def check_targets(report: Path | None, sheet: Path | None) -> None:
 
 def write_report(path: Path, items: Sequence[GalleryItem], *, title: str) -> None:
     """Write the self-contained HTML page to ``path`` (atomically)."""
-    _write_atomic(path, render_report(items, title=title, base=path.parent).encode("utf-8"))
+    write_atomic(path, render_report(items, title=title, base=path.parent).encode("utf-8"))
 
 
 def render_report(items: Sequence[GalleryItem], *, title: str, base: Path) -> str:
@@ -339,7 +339,7 @@ def write_contact_sheet(path: Path, items: Sequence[GalleryItem]) -> None:
     """Write a labelled grid of every entry's first image (a grey cell for none) as PNG."""
     buffer = io.BytesIO()
     draw_contact_sheet(items).save(buffer, format="PNG")
-    _write_atomic(path, buffer.getvalue())
+    write_atomic(path, buffer.getvalue())
 
 
 def draw_contact_sheet(items: Sequence[GalleryItem]) -> PILImage.Image:
@@ -417,18 +417,3 @@ def _fit(pen: Any, text: str, font: Any) -> str:
     while text and pen.textlength(text + "…", font=font) > SHEET_CELL:
         text = text[:-1]
     return text + "…"
-
-
-def _write_atomic(path: Path, data: bytes) -> None:
-    """A temporary file beside ``path``, then a rename: never a half-written report."""
-    folder = path.parent if str(path.parent) else Path(".")
-    temp = folder / f".{path.name}.{secrets.token_hex(4)}.part"
-    # Mode 0666 less the umask, as any file a user writes (mkstemp would make it 0600).
-    handle = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-    try:
-        with os.fdopen(handle, "wb") as stream:
-            stream.write(data)
-        os.replace(temp, path)
-    except BaseException:
-        temp.unlink(missing_ok=True)
-        raise

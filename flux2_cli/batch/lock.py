@@ -2,17 +2,13 @@
 
 from __future__ import annotations
 
-import contextlib
-import hashlib
 import json
-import os
-import stat
-import tempfile
 import threading
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from flux2_cli.atomic import file_sha256, write_atomic
 from flux2_cli.task import Task
 
 if TYPE_CHECKING:
@@ -25,18 +21,6 @@ LOCK_VERSION = 1
 def lock_path(manifest: Path) -> Path:
     """``FILE.lock.json`` beside the manifest."""
     return manifest.with_name(manifest.name + LOCK_SUFFIX)
-
-
-def file_sha256(path: Path) -> str | None:
-    """The sha256 of a file, or None when it cannot be read."""
-    digest = hashlib.sha256()
-    try:
-        with path.open("rb") as handle:
-            for chunk in iter(lambda: handle.read(1 << 20), b""):
-                digest.update(chunk)
-    except OSError:
-        return None
-    return digest.hexdigest()
 
 
 class LockFile:
@@ -144,20 +128,8 @@ class LockFile:
         text = self._document()
         if text == self._written:
             return
-        fd, temp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".tmp", dir=self.base)
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as handle:
-                handle.write(text)
-                handle.flush()
-                os.fsync(handle.fileno())
-            # mkstemp makes 0600; a lock file is meant to be shared and committed.
-            mode = stat.S_IMODE(self.path.stat().st_mode) if self.path.exists() else 0o644
-            os.chmod(temp, mode)
-            os.replace(temp, self.path)
-        except BaseException:
-            with contextlib.suppress(OSError):
-                os.unlink(temp)
-            raise
+        # A lock file is meant to be shared and committed: the usual mode, or the one it has.
+        write_atomic(self.path, text)
         self._written = text
 
 

@@ -180,6 +180,8 @@ def parse_manifest(
     before = len(problems)
     lines = _decode_lines(data, problems)
     chosen = kind or sniff_kind(lines)
+    if chosen == "json" and sniff_kind(lines) == "jsonl":
+        chosen = "jsonl"  # a .json file of one object a line is JSON Lines
     if chosen == "jsonl":
         entries = _parse_jsonl(lines, problems)
     elif chosen == "json":

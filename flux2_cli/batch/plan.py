@@ -9,9 +9,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from flux2_cli.batch.lock import file_sha256
+from flux2_cli.atomic import file_sha256
 from flux2_cli.batch.manifest import ManifestEntry, Problems
-from flux2_cli.build import ENTRY, Layer, RequestError, build_request, config_layers
+from flux2_cli.build import (
+    ENTRY,
+    Layer,
+    RequestError,
+    build_request,
+    check_path_length,
+    config_layers,
+)
 from flux2_cli.errors import UsageError
 from flux2_cli.jobs import variants
 from flux2_cli.request import GenerationRequest, is_url
@@ -64,6 +71,7 @@ def plan_entries(
     if settings.output_dir == "-":
         raise UsageError("-o - (image bytes on stdout) does not go with batch; give a folder.")
     default_output = _as_folder(settings.output_dir)
+    check_path_length(default_output, "-o")
     source = "stdin" if str(manifest) == "-" else manifest.name
     problems = problems if problems is not None else Problems(source)
     notices: list[str] = []
@@ -92,10 +100,21 @@ def plan_entries(
             problems.extend(entry.line, exc.problems, exc.hints)
             continue
         notices.extend(notice for notice in built.notices if notice not in notices)
+        missing = _unreadable_refs(built.request)
+        if missing:
+            for problem in missing:
+                problems.add(entry.line, problem)
+            continue
         output = values.get("output")
         if output == "-":
             problems.add(entry.line, "output: cannot be - in a batch; give a path.")
             continue
+        if output:
+            try:
+                check_path_length(output, "output:")
+            except UsageError as exc:
+                problems.add(entry.line, exc.message)
+                continue
         count = int(values.get("n") or 1)
         base_key = name if name and "{" not in name else f"#{entry.number}"
         if count > 1 and "{n}" not in template and "{" not in template:
@@ -151,6 +170,21 @@ def _origin_layer(ctx: Context, ref: str, base: Path, where: str) -> Layer | Usa
     except UsageError as exc:
         return exc
     return Layer(ENTRY, dict(origin.request), f"{where}: from {origin.label}")
+
+
+def _unreadable_refs(request: GenerationRequest) -> list[str]:
+    """Local references that cannot be sent, found before the first POST of the run."""
+    from flux2_cli.refs import read_ref_file
+
+    found: list[str] = []
+    for ref in request.refs:
+        if is_url(ref):
+            continue
+        try:
+            read_ref_file(ref)
+        except UsageError as exc:
+            found.append("refs: " + exc.message.removeprefix("--ref "))
+    return found
 
 
 def request_fingerprint(request: GenerationRequest, provider: str, model: str) -> str:

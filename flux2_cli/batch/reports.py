@@ -19,21 +19,19 @@ files back, which the tests use), not ``junit-xml`` (no release since 2020, unty
 
 from __future__ import annotations
 
-import contextlib
 import io
 import os
 import re
-import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 # Statuses that pass, fail (a <failure>) or error (an <error>) in JUnit terms.
 PASSED = frozenset({"done", "reused", "skipped", "ok"})
-ERRORS = frozenset({"timed_out", "unknown"})
+ERRORS = frozenset({"timed_out", "unknown", "interrupted"})
 # Under GitHub Actions: which statuses become ::error, which ::warning.
 ANNOTATED_ERRORS = frozenset({"failed", "unknown", "stale", "changed", "missing", "new"})
-ANNOTATED_WARNINGS = frozenset({"timed_out"})
+ANNOTATED_WARNINGS = frozenset({"timed_out", "interrupted"})
 STATUS_TEXT = {
     "done": "done",
     "reused": "reused",
@@ -42,6 +40,7 @@ STATUS_TEXT = {
     "failed": "failed",
     "timed_out": "timed out",
     "unknown": "outcome unknown",
+    "interrupted": "not finished",
 }
 SUMMARY_MAX_ROWS = 50
 # Characters XML 1.0 cannot hold (server text may carry them): dropped from the report.
@@ -82,7 +81,8 @@ def write_junit(path: Path, manifest: Path, entries: Sequence[EntryReport], titl
 
     suite = TestSuite(f"{title} {manifest.name}")
     for entry in sorted(entries, key=lambda item: (item.line, item.key)):
-        case = TestCase(name=entry.label, classname=manifest.name, time=entry.seconds or 0.0)
+        seconds = round(entry.seconds or 0.0, 3)
+        case = TestCase(name=entry.label, classname=manifest.name, time=seconds)
         message = _xml_text(entry.message or STATUS_TEXT.get(entry.status, entry.status))
         if entry.status in ERRORS:
             case.result = [Error(message, entry.code or entry.status)]
@@ -200,20 +200,14 @@ def _xml_text(text: str) -> str:
 
 
 def _cell(text: str) -> str:
-    """Text safe inside a Markdown table cell: one line, pipes escaped."""
-    return " ".join(text.split()).replace("|", "\\|")
+    """Text safe inside a Markdown table cell: one line, pipes escaped, no HTML tags."""
+    return " ".join(text.split()).replace("|", "\\|").replace("<", "&lt;")
 
 
 def _write_atomically(path: Path, data: bytes) -> None:
+    """The report, through the one atomic writer (its folder made when missing)."""
+    from flux2_cli.atomic import write_atomic
+
     folder = path.parent if str(path.parent) else Path(".")
     folder.mkdir(parents=True, exist_ok=True)
-    fd, temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-        os.chmod(temp, 0o644)
-        os.replace(temp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(temp)
-        raise
+    write_atomic(path, data)

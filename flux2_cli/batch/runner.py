@@ -36,9 +36,8 @@ if TYPE_CHECKING:
     from flux2_cli.context import Context
     from flux2_cli.providers.base import Provider
 
-# A 429 that got past the client's own retries pauses every worker, growing per round.
-RATE_PAUSE_FIRST_S = 2.0
-RATE_PAUSE_CAP_S = 60.0
+# A 429 that got past the client's own retries pauses every worker; the pause comes from the
+# HTTP core's one retry policy (Retry-After honoured, full jitter, caps), continuing its series.
 RATE_MAX_ROUNDS = 6
 EVENT_POLL_S = 0.2
 # Look-ups near the learned task duration: every 2.5 % of it (at least 0.1 s), up to twice it.
@@ -433,11 +432,11 @@ class Runner:
                     batch_key=f"{self.options.manifest.resolve()}#{entry.key}",
                 )
                 break
-            except RateLimitError:
+            except RateLimitError as exc:
                 rounds += 1
                 if rounds > RATE_MAX_ROUNDS:
                     raise
-                self.gate.slow_down(self._pause(rounds))
+                self.gate.slow_down(self._pause(rounds, exc))
         for intent in stale_intents:
             # --resubmit-unknown: the old unanswered POST is settled by this new task.
             ledger.close_intent(intent)
@@ -496,11 +495,11 @@ class Runner:
                 )
                 error.task = getattr(exc, "task", None)  # type: ignore[attr-defined,unused-ignore]
                 raise error from None
-            except RateLimitError:
+            except RateLimitError as exc:
                 rounds += 1
                 if rounds > RATE_MAX_ROUNDS:
                     raise
-                self.gate.slow_down(self._pause(rounds))
+                self.gate.slow_down(self._pause(rounds, exc))
                 self.gate.wait()
                 stored = self.ctx.ledger().get(task.task_id, task.provider)
                 task = stored.task if stored is not None else task
@@ -574,9 +573,19 @@ class Runner:
         )
         return jobs.download(self.ctx, task, options)
 
-    @staticmethod
-    def _pause(rounds: int) -> float:
-        return float(min(RATE_PAUSE_CAP_S, RATE_PAUSE_FIRST_S * 2.0 ** (rounds - 1)))
+    def _pause(self, rounds: int, error: RateLimitError) -> float:
+        """The shared pause after a 429 the client gave up on: the core's policy decides.
+
+        A ``Retry-After`` longer than the policy's cap ends the entry at once, as it does a
+        single ``gen``.
+        """
+        from flux2_cli.client import TooLongToWait
+
+        core = self.ctx.http()
+        try:
+            return core.policy.wait(core.policy.attempts + rounds, error.retry_after, core.rng)
+        except TooLongToWait:
+            raise error from None
 
 
 def tidy_number(value: float) -> float | int:

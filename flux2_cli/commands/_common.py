@@ -61,7 +61,16 @@ def _with_base_url(ctx: Context, host: str) -> Any:
 def read_prompt(prompt: str) -> str:
     """The prompt, or stdin when it is ``-`` (stdin is never read otherwise)."""
     if prompt == "-":
-        return sys.stdin.read()
+        stream = getattr(sys.stdin, "buffer", None)
+        if stream is None:
+            return sys.stdin.read()
+        data = stream.read()
+        try:
+            return str(data.decode("utf-8-sig"))
+        except UnicodeDecodeError as exc:
+            raise UsageError(
+                f"PROMPT (stdin): is not valid UTF-8 (byte {exc.start + 1}); save it as UTF-8."
+            ) from None
     return prompt
 
 

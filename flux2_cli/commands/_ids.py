@@ -26,16 +26,14 @@ def lookup(ctx: Context, ref: str) -> tuple[Task, bool]:
     if entry is not None:
         return jobs.find_task(ctx, entry.task.task_id), True
     bare = jobs.find_task(ctx, ref)
-    ctx.output.info(
-        f"{ref}: not in the local ledger; looking it up at {bare.provider} ({_which(ctx)})"
-    )
-    hints = suggestions(ctx, ref)
+    where = f"{bare.provider} in the sandbox" if ctx.sandbox else bare.provider
+    ctx.output.info(f"{ref}: not in the local ledger; looking it up at {where} ({_which(ctx)})")
     try:
         task = jobs.refresh(ctx, bare)
     except Flux2Error as exc:
         if exc.exit_code not in (EXIT_INTERRUPTED, EXIT_TERMINATED):
             exc.message = f"{ref}: {exc.message}" if ref not in exc.message else exc.message
-            exc.hints.extend(hints)
+            exc.hints.extend(suggestions(ctx, ref))
         raise
     if task.status is TaskStatus.FAILED and task.error and task.error.code == jobs.NOT_FOUND_CODE:
         raise TaskFailedError(
@@ -43,7 +41,7 @@ def lookup(ctx: Context, ref: str) -> tuple[Task, bool]:
             task_id=ref,
             code=jobs.NOT_FOUND_CODE,
             task=task,
-            hints=hints,
+            hints=suggestions(ctx, ref),
         )
     return task, False
 

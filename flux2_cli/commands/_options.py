@@ -224,7 +224,7 @@ TaskIdsArg = Annotated[
     list[str],
     typer.Argument(
         help="Task ids: a whole id, a unique prefix or short id (6+ characters), or `last`.",
-        metavar="TASK_ID...",
+        metavar="TASK_ID",
         autocompletion=_complete_task_id,
         show_default=False,
     ),
@@ -233,7 +233,7 @@ TaskIdsOptArg = Annotated[
     list[str] | None,
     typer.Argument(
         help="Task ids: a whole id, a unique prefix or short id (6+ characters), or `last`.",
-        metavar="[TASK_ID]...",
+        metavar="TASK_ID",
         autocompletion=_complete_task_id,
         show_default=False,
     ),

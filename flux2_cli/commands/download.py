@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -88,9 +89,10 @@ def download(
     several = pending or len(task_ids or []) > 1
     if several and output_path is not None and _names_a_file(output_path):
         what = "--pending" if pending else f"{len(task_ids or [])} task ids"
+        target = "sends one image to stdout" if output_path == "-" else "names one file"
         raise UsageError(
-            f"-o {output_path} names one file, but {what} can save many images.",
-            hints=[f"Give a folder instead: -o {output_path.rstrip('/')}-dir/ (ending in /)."]
+            f"-o {output_path} {target}, but {what} can save many images.",
+            hints=[f"Give a folder instead, e.g. -o {_folder_like(output_path)} (ending in /)."]
             if output_path != "-"
             else [],
         )
@@ -105,38 +107,34 @@ def download(
         quiet=quiet,
         verbose=verbose,
         timeout=timeout,
-        output_dir=output_path,
-        name=name,
     )
     try:
-        validate_template(ctx.settings.name)
+        from flux2_cli.build import output_intent
+
+        intent = output_intent(output_path, name, ctx.settings)
+        validate_template(intent.name)
         options = DownloadOptions(
-            output=ctx.settings.output_dir,
-            name_template=ctx.settings.name,
+            output=intent.output,
+            name_template=intent.name,
             overwrite=overwrite,
             sidecar=not no_sidecar and output_path != "-",
             embed_metadata=embed_metadata,
         )
-        show = (open_flag, preview_flag)
+        asked = Asked(output_path, name, open_flag, preview_flag)
         if pending:
-            _pending(
-                ctx,
-                options,
-                explicit_output=output_path is not None,
-                every=include_no_download,
-                show=show,
-            )
+            _pending(ctx, options, asked, every=include_no_download)
         else:
-            _by_id(ctx, task_ids or [], options, output_path, show=show)
+            _by_id(ctx, task_ids or [], options, asked)
     finally:
         ctx.close()
 
 
-def _show_images(ctx: Context, tasks: list[Task], show: tuple[bool | None, bool | None]) -> None:
-    """``--open``/``--preview`` (or the config's) on the images just saved."""
-    from flux2_cli.commands._common import show_images
+def _folder_like(output: str) -> str:
+    """``out/one.png`` -> ``out/one/``: the folder a user probably meant."""
+    from pathlib import PurePath
 
-    show_images(ctx, tasks, open_flag=show[0], preview_flag=show[1])
+    path = PurePath(output)
+    return f"{path.with_suffix('').as_posix()}/"
 
 
 def _names_a_file(output: str) -> bool:
@@ -150,14 +148,17 @@ def _names_a_file(output: str) -> bool:
     return not (output.endswith(separators) or Path(output).expanduser().is_dir())
 
 
-def _by_id(
-    ctx: Context,
-    refs: list[str],
-    options: DownloadOptions,
-    output: str | None,
-    *,
-    show: tuple[bool | None, bool | None] = (None, None),
-) -> None:
+@dataclass(frozen=True)
+class Asked:
+    """``-o`` and ``--name`` as given on this command line (None: not given)."""
+
+    output: str | None
+    name: str | None
+    open: bool | None = None  # --open / --preview (None: the config's)
+    preview: bool | None = None
+
+
+def _by_id(ctx: Context, refs: list[str], options: DownloadOptions, asked: Asked) -> None:
     from flux2_cli.commands._ids import Outcomes, lookup
     from flux2_cli.errors import Flux2Error
 
@@ -165,25 +166,18 @@ def _by_id(
     for index, ref in enumerate(refs):
         try:
             task, _ = lookup(ctx, ref)
-            task = _fetch(ctx, task, options)
+            task = _fetch(ctx, task, intended_options(ctx, task, options, asked))
         except Flux2Error as exc:
             outcomes.failed(index, exc, ref)
             continue
         outcomes.done(index, task)
-        _paths(ctx, task, output)
-    if output != "-":
-        _show_images(ctx, outcomes.tasks, show)
-    outcomes.finish(json_document=output != "-")
+        _paths(ctx, task, asked.output)
+    if asked.output != "-":
+        _show_images(ctx, outcomes.tasks, asked)
+    outcomes.finish(json_document=asked.output != "-")
 
 
-def _pending(
-    ctx: Context,
-    options: DownloadOptions,
-    *,
-    explicit_output: bool,
-    every: bool,
-    show: tuple[bool | None, bool | None] = (None, None),
-) -> None:
+def _pending(ctx: Context, options: DownloadOptions, asked: Asked, *, every: bool) -> None:
     from flux2_cli import jobs
     from flux2_cli.commands._ids import Outcomes
     from flux2_cli.errors import Flux2Error
@@ -192,7 +186,8 @@ def _pending(
     if running:
         ids = " ".join(task.task_id for task in running)
         ctx.output.info(
-            f"{len(running)} task(s) still running, not downloaded yet: {ids}"
+            f"{len(running)} {'task' if len(running) == 1 else 'tasks'} still running, "
+            f"not downloaded yet: {ids}"
             " (run `flux2 download --pending` again later)"
         )
     if not ready:
@@ -200,29 +195,30 @@ def _pending(
     outcomes = Outcomes(ctx, total=len(ready), single=False, summary="not downloaded")
     for index, task in enumerate(ready):
         try:
-            done = _fetch(ctx, task, pending_options(task, options, explicit_output))
+            done = _fetch(ctx, task, intended_options(ctx, task, options, asked))
         except Flux2Error as exc:
             outcomes.failed(index, exc, task.task_id)
             continue
         outcomes.done(index, done)
         _paths(ctx, done, None)
-    _show_images(ctx, outcomes.tasks, show)
+    _show_images(ctx, outcomes.tasks, asked)
     outcomes.finish()
 
 
-def pending_options(task: Task, options: DownloadOptions, explicit_output: bool) -> DownloadOptions:
-    """Where one ``--pending`` task goes: an explicit -o wins, else the task's own output
-    intent (the -o/--name it was submitted with), else the -o/config default."""
+def intended_options(
+    ctx: Context, task: Task, options: DownloadOptions, asked: Asked
+) -> DownloadOptions:
+    """Where one task's images go: -o/--name given now win, else the task's own output intent
+    (the -o/--name it was submitted with, kept in the ledger), else the config default."""
     from dataclasses import replace
 
-    intent = task.extra.get("output_intent") if not explicit_output else None
-    if isinstance(intent, dict):
-        return replace(
-            options,
-            output=intent.get("output") or options.output,
-            name_template=intent.get("name") or options.name_template,
-        )
-    return options
+    from flux2_cli.build import OUTPUT_INTENT, output_intent
+
+    stored = task.extra.get(OUTPUT_INTENT)
+    if not isinstance(stored, dict):
+        return options
+    intent = output_intent(asked.output, asked.name, ctx.settings, stored)
+    return replace(options, output=intent.output, name_template=intent.name)
 
 
 def _fetch(ctx: Context, task: Task, options: DownloadOptions) -> Task:
@@ -251,6 +247,13 @@ def _fetch(ctx: Context, task: Task, options: DownloadOptions) -> Task:
                 "it out from now on."
             )
             raise
+
+
+def _show_images(ctx: Context, tasks: list[Task], asked: Asked) -> None:
+    """``--open``/``--preview`` (or the config's) on the images just saved."""
+    from flux2_cli.commands._common import show_images
+
+    show_images(ctx, tasks, open_flag=asked.open, preview_flag=asked.preview)
 
 
 def _paths(ctx: Context, task: Task, output: str | None) -> None:

@@ -33,7 +33,7 @@ from flux2_cli.commands._options import (
 )
 
 if TYPE_CHECKING:
-    from flux2_cli.build import Layer
+    from flux2_cli.build import Layer, OutputIntent
     from flux2_cli.context import Context
     from flux2_cli.providers.base import Provider
     from flux2_cli.request import GenerationRequest
@@ -231,8 +231,6 @@ def gen(
         json_mode=json_output,
         quiet=quiet,
         verbose=verbose,
-        output_dir=output_path,
-        name=name,
         timeout=timeout,
     )
     try:
@@ -270,6 +268,7 @@ def gen(
                 count=count or 1,
                 max_cost=max_cost,
                 output=output_path,
+                name=name,
                 overwrite=overwrite,
                 sidecar=not no_sidecar,
                 embed_metadata=embed_metadata,
@@ -293,6 +292,7 @@ class GenOptions:
     count: int = 1  # -n
     max_cost: float | None = None
     output: str | None = None
+    name: str | None = None
     overwrite: bool = False
     sidecar: bool = True
     embed_metadata: bool = False
@@ -305,14 +305,12 @@ class GenOptions:
 
 def _run(ctx: Context, opts: GenOptions) -> None:
     from flux2_cli import jobs
-    from flux2_cli.build import build_request, config_layers
+    from flux2_cli.build import build_request, config_layers, output_intent
     from flux2_cli.download import check_destination, validate_template
     from flux2_cli.errors import UsageError
 
     provider = ctx.provider()
     built = build_request(provider, [opts.flags, *opts.origin, *config_layers(ctx.settings)])
-    for notice in built.notices:
-        ctx.output.info(notice)
     requests = jobs.variants(built.request, opts.count)
     if opts.output == "-" and (
         opts.no_wait or opts.no_download or ctx.output.json_mode or opts.count > 1
@@ -321,8 +319,9 @@ def _run(ctx: Context, opts: GenOptions) -> None:
             "-o - writes image bytes to stdout; it cannot go with --json, --no-wait, "
             "--no-download or -n."
         )
-    validate_template(ctx.settings.name)
-    if opts.count > 1 and opts.output is not None and _one_file(opts.output):
+    intent = output_intent(opts.output, opts.name, ctx.settings)
+    validate_template(intent.name)
+    if opts.count > 1 and _one_file(intent.output):
         raise UsageError(
             f"-o {opts.output} names one file, but -n {opts.count} makes {opts.count} images.",
             hints=[
@@ -330,7 +329,7 @@ def _run(ctx: Context, opts: GenOptions) -> None:
             ],
         )
     if not (opts.no_wait or opts.no_download):
-        check_destination(opts.output if opts.output is not None else ctx.settings.output_dir)
+        check_destination(intent.output, intent.source)
     if opts.max_cost is not None:
         from flux2_cli.batch.flow import check_max_cost
 
@@ -340,17 +339,23 @@ def _run(ctx: Context, opts: GenOptions) -> None:
         except UsageError as exc:
             exc.hints = ["Raise --max-cost, or ask for fewer images (-n)."] if not unpriced else []
             raise
+    for notice in built.notices:  # once every check has passed
+        ctx.output.info(notice)
     if opts.dry_run:
         _print_dry_run(ctx, provider, requests)
         return
     if len(requests) == 1:
-        _run_one(ctx, provider, requests[0], opts)
+        _run_one(ctx, provider, requests[0], opts, intent)
     else:
-        _run_many(ctx, provider, requests, opts)
+        _run_many(ctx, provider, requests, opts, intent)
 
 
 def _run_one(
-    ctx: Context, provider: Provider, request: GenerationRequest, opts: GenOptions
+    ctx: Context,
+    provider: Provider,
+    request: GenerationRequest,
+    opts: GenOptions,
+    intent: OutputIntent,
 ) -> None:
     """One task: any failure is the command's, with the task object first under --json."""
     from flux2_cli import jobs
@@ -358,7 +363,7 @@ def _run_one(
     from flux2_cli.errors import InterruptedError_, TaskFailedError, WaitTimeoutError
     from flux2_cli.task import Task
 
-    task = _submit(ctx, provider, request, opts)
+    task = _submit(ctx, provider, request, opts, intent)
     if opts.no_wait:
         _render(ctx, [task], "ids")
         return
@@ -376,7 +381,7 @@ def _run_one(
         _render(ctx, [task], "urls")
         return
     with jobs.interruptible(task.task_id):
-        task = jobs.download(ctx, task, _download_options(ctx, opts, None))
+        task = jobs.download(ctx, task, _download_options(opts, intent))
     if opts.output == "-":
         return
     _render(ctx, [task], "paths")
@@ -384,7 +389,11 @@ def _run_one(
 
 
 def _run_many(
-    ctx: Context, provider: Provider, requests: list[GenerationRequest], opts: GenOptions
+    ctx: Context,
+    provider: Provider,
+    requests: list[GenerationRequest],
+    opts: GenOptions,
+    intent: OutputIntent,
 ) -> None:
     """-n N: every task submitted first (they run side by side at the provider), then each
     waited for and downloaded; one failing does not stop the others, the worst exit code wins."""
@@ -395,9 +404,10 @@ def _run_many(
 
     tasks: list[Task] = []
     errors: list[Flux2Error] = []
-    for request in requests:
+    intents = [numbered(intent, number) for number in range(1, len(requests) + 1)]
+    for request, each in zip(requests, intents, strict=True):
         try:
-            tasks.append(_submit(ctx, provider, request, opts))
+            tasks.append(_submit(ctx, provider, request, opts, each))
         except Flux2Error as exc:
             if not tasks or exc.exit_code in (EXIT_INTERRUPTED, EXIT_TERMINATED):
                 raise
@@ -416,7 +426,7 @@ def _run_many(
             task = _wait(ctx, task, seen, f" ({index + 1}/{len(tasks)})")
             if not opts.no_download:
                 with jobs.interruptible(task.task_id):
-                    task = jobs.download(ctx, task, _download_options(ctx, opts, index + 1))
+                    task = jobs.download(ctx, task, _download_options(opts, intents[index]))
         except Flux2Error as exc:
             if exc.exit_code in (EXIT_INTERRUPTED, EXIT_TERMINATED):
                 raise
@@ -430,13 +440,27 @@ def _run_many(
     _raise_worst(errors, len(requests))
 
 
-def _submit(ctx: Context, provider: Provider, request: GenerationRequest, opts: GenOptions) -> Any:
+def _submit(
+    ctx: Context,
+    provider: Provider,
+    request: GenerationRequest,
+    opts: GenOptions,
+    intent: OutputIntent,
+) -> Any:
     from flux2_cli import jobs
+    from flux2_cli.build import OUTPUT_INTENT
 
     with jobs.interruptible(None):
         task = jobs.submit(ctx, provider, request)
+    extra = dict(task.extra)
     if opts.no_download:  # `download --pending` leaves it alone unless asked
-        ctx.ledger().update(task.evolve(extra={**task.extra, jobs.NO_DOWNLOAD: True}))
+        extra[jobs.NO_DOWNLOAD] = True
+    if opts.output not in (None, "-") or opts.name is not None:
+        # A later `flux2 download ID` (or --pending) saves where this run was asked to.
+        extra[OUTPUT_INTENT] = intent.to_json()
+    if extra != task.extra:
+        task = task.evolve(extra=extra)
+        ctx.ledger().update(task)
     ctx.output.info(f"Submitted task {task.task_id} ({provider.capabilities.id}, {task.model}).")
     return task
 
@@ -457,20 +481,24 @@ def _wait(ctx: Context, task: Any, seen: list[Any], suffix: str = "") -> Any:
         return jobs.wait(ctx, task, timeout=ctx.settings.timeout, on_update=update)
 
 
-def _download_options(ctx: Context, opts: GenOptions, number: int | None) -> Any:
-    """Where images go; with -n, ``{n}`` in the name is the task's number (1…N)."""
+def _download_options(opts: GenOptions, intent: OutputIntent) -> Any:
+    """Where and how the images are saved."""
     from flux2_cli.download import DownloadOptions
 
-    template = ctx.settings.name
-    if number is not None:
-        template = template.replace("{n}", str(number))
     return DownloadOptions(
-        output=opts.output if opts.output is not None else ctx.settings.output_dir,
-        name_template=template,
+        output=intent.output,
+        name_template=intent.name,
         overwrite=opts.overwrite,
         sidecar=opts.sidecar and opts.output != "-",
         embed_metadata=opts.embed_metadata,
     )
+
+
+def numbered(intent: OutputIntent, number: int) -> OutputIntent:
+    """-n: the intent of task ``number``, ``{n}`` in its name replaced by the number (1…N)."""
+    from dataclasses import replace
+
+    return replace(intent, name=intent.name.replace("{n}", str(number)))
 
 
 def _raise_worst(errors: list[Any], total: int) -> None:

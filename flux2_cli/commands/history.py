@@ -14,6 +14,7 @@ if TYPE_CHECKING:
     from flux2_cli.ledger import LedgerEntry
     from flux2_cli.task import Task
 
+DEFAULT_LIMIT = 20
 STATUSES = ("queued", "running", "succeeded", "failed", "expired")
 COLUMNS = ("task", "provider", "status", "submitted", "expires", "saved", "prompt")
 _UNITS = {"m": 60, "min": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
@@ -30,7 +31,17 @@ def _complete_provider(incomplete: str) -> list[str]:
 
 
 def history(
-    limit: Annotated[int, typer.Option("--limit", help="How many tasks to show.", min=1)] = 20,
+    # None, not 20, as the default: a Tab press then coerces nothing (no pydantic import).
+    limit: Annotated[
+        int | None,
+        typer.Option(
+            "--limit",
+            metavar="N",
+            help=f"How many tasks to show (default {DEFAULT_LIMIT}).",
+            min=1,
+            show_default=False,
+        ),
+    ] = None,
     pending: Annotated[
         bool,
         typer.Option(
@@ -89,7 +100,7 @@ def history(
     output = Output(json_mode=json_output, quiet=quiet)
     with Ledger() as ledger:
         entries = ledger.filtered_history(
-            limit=limit,
+            limit=limit if limit is not None else DEFAULT_LIMIT,
             pending_only=pending,
             provider=provider_id,
             statuses=statuses,
@@ -129,26 +140,29 @@ def _render(output: object, entries: list[LedgerEntry], tasks: list[Task], now: 
     rows: list[list[str]] = []
     for entry, task in zip(entries, tasks, strict=True):
         paths = [image.path for image in task.images if image.path and image.path != "-"]
-        if tty:
+        if tty:  # relative times, as gh shows them: short, and what a person wants to know
             saved = paths[0] + (f" (+{len(paths) - 1})" if len(paths) > 1 else "") if paths else "-"
             expires = relative_time(task.expires_at, now) if task.expires_at else "-"
+            submitted = relative_time(entry.submitted_at, now)
         else:
             saved = ", ".join(paths) or "-"
             expires = format_time(task.expires_at) or "-"
+            submitted = format_time(entry.submitted_at) or "-"
         prompt = " ".join(str((task.request or {}).get("prompt", "")).split())
         rows.append(
             [
                 task.task_id,
                 task.provider,
                 task.status.value,
-                format_time(entry.submitted_at) or "-",
+                submitted,
                 expires,
                 saved,
                 prompt or "-",
             ]
         )
-    # Prompts give way first, then paths (cut at their start: the file name stays).
-    print_rows(output, COLUMNS, rows, shrink=(6,), shrink_left=(5,))
+    # Prompts give way first, then paths (cut at their start: the file name stays); on a narrow
+    # terminal the saved paths, then the provider, are left out rather than wrap every line.
+    print_rows(output, COLUMNS, rows, shrink=(6,), shrink_left=(5,), droppable=(5, 1))
 
 
 def _statuses(values: list[str]) -> tuple[str, ...]:

@@ -198,7 +198,7 @@ def _wait_all(ctx: Context, tasks: dict[int, Task]) -> dict[int, Task | Flux2Err
 def _update(live: LiveLines, label: str, task: Task) -> None:
     from flux2_cli.commands._common import status_text
 
-    live.update(label, status_text(task))
+    live.update(label, status_text(task), final=task.status.is_final)
 
 
 class _interruptible:

@@ -16,7 +16,7 @@ from typing import Any, Protocol, runtime_checkable
 from flux2_cli.errors import ApiError, UnexpectedResponseError, UsageError
 from flux2_cli.providers import parsing
 from flux2_cli.request import MODES, RATIOS, RESOLUTIONS, GenerationRequest, is_url
-from flux2_cli.task import Cost, Task, TaskError, TaskStatus, utc_now
+from flux2_cli.task import Cost, ImageResult, Task, TaskError, TaskStatus, merge_images, utc_now
 
 BALANCE_FIELDS = ("credits", "balance", "remaining_credits")
 
@@ -259,7 +259,7 @@ class BaseProvider:
         urls = parsing.find_image_urls(data, self.image_url_paths)
         images = task.images
         if urls:
-            images = parsing.merge_images(task.images, urls)
+            images = merge_images(task.images, tuple(ImageResult(url=url) for url in urls))
         if status is TaskStatus.SUCCEEDED and not urls and not task.images:
             # Some answers say "completed" a moment before the URLs are filled in.
             status = TaskStatus.RUNNING

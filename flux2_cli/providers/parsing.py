@@ -7,6 +7,7 @@ nothing here depends on a single shape (wire-contracts.md, "Tolerant parsing").
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -21,7 +22,7 @@ from flux2_cli.errors import (
     ServerError,
     UnexpectedResponseError,
 )
-from flux2_cli.task import ImageResult, TaskStatus, parse_time
+from flux2_cli.task import TaskStatus, parse_time
 
 if TYPE_CHECKING:
     from flux2_cli.providers.base import Capabilities
@@ -75,6 +76,8 @@ DEFAULT_STATUS_WORDS: Mapping[str, TaskStatus] = {
     "expired": TaskStatus.EXPIRED,
 }
 
+# A URL of any scheme, or a relative path: what an image place may hold besides words.
+_URL_LIKE_RE = re.compile(r"^(?:[A-Za-z][A-Za-z0-9+.-]*:|\.{0,2}/)\S")
 DEFAULT_IMAGE_PATHS: tuple[str, ...] = (
     "images[].url",
     "images[]",
@@ -227,7 +230,10 @@ def _urls_in(values: Iterable[Any]) -> list[str]:
     for value in values:
         if isinstance(value, str):
             candidate = value.strip()
-            if candidate.lower().startswith(("http://", "https://")):
+            # Any text in an image place counts, even a file:, data: or relative URL: the
+            # task is then finished, and the download refuses that scheme at once (exit 8)
+            # instead of polling until --timeout for an http URL that never comes.
+            if _URL_LIKE_RE.match(candidate):
                 urls.append(candidate)
         elif isinstance(value, list):
             urls.extend(_urls_in(value))
@@ -247,12 +253,6 @@ def find_image_urls(data: Any, preferred: Iterable[str] = ()) -> list[str]:
                     urls.append(url)
             break
     return urls
-
-
-def merge_images(existing: Iterable[ImageResult], urls: Iterable[str]) -> tuple[ImageResult, ...]:
-    """Images for ``urls``, keeping what is already known about each URL."""
-    known = {image.url: image for image in existing}
-    return tuple(known.get(url, ImageResult(url=url)) for url in urls)
 
 
 def find_error(data: Any) -> tuple[str | None, str | None]:

@@ -22,11 +22,12 @@ import json
 import os
 import re
 import sys
-import tempfile
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
+
+from flux2_cli import atomic
 
 TASKS = "tasks"
 WEBHOOKS = "webhooks"
@@ -49,19 +50,9 @@ def safe_name(name: str) -> bool:
 
 
 def write_atomic(path: Path, data: bytes) -> None:
-    """Write ``data`` to a temp file beside ``path``, then replace ``path`` with it."""
+    """Replace ``path`` with ``data`` atomically, its folder created if need be."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(temp)
-        raise
+    atomic.write_atomic(path, data)
 
 
 class StateStore:

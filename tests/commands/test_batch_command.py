@@ -70,6 +70,7 @@ class FakeApi:
     limit: int | None = None
     hold_until_429: bool = False
     refuse_first_creates: int = 0
+    retry_after: str | None = None
     image: bytes = field(default_factory=lambda: png_bytes(32, 24))
     lock: threading.Lock = field(default_factory=threading.Lock)
     tasks: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -103,7 +104,10 @@ class FakeApi:
                 self.refuse_first_creates -= 1
                 self.rejected_429 += 1
                 self.saw_429.set()
-                return httpx.Response(429, json={"code": 429, "message": "too many tasks"})
+                headers = {"Retry-After": self.retry_after} if self.retry_after else {}
+                return httpx.Response(
+                    429, json={"code": 429, "message": "too many tasks"}, headers=headers
+                )
             self.creates += 1
             task_id = f"task{self.creates:04d}_flux2"
             self.tasks[task_id] = {"prompt": body["prompt"], "polls": 0, "done": False}
@@ -247,21 +251,37 @@ def test_row48_server_429s_above_n_in_flight_client_limit_holds_no_entry_dropped
 def test_a_429_that_outlasts_the_client_retries_pauses_the_run_instead_of_failing_the_entry(
     httpx_mock: HTTPXMock, tmp_path: Path, clock: ThreadClock
 ) -> None:
-    from flux2_cli.batch.runner import RATE_PAUSE_FIRST_S
     from flux2_cli.client import MAX_ATTEMPTS
     from flux2_cli.ledger import Ledger
 
-    api = serve(httpx_mock, FakeApi(refuse_first_creates=MAX_ATTEMPTS))
+    api = serve(httpx_mock, FakeApi(refuse_first_creates=MAX_ATTEMPTS, retry_after="7"))
     manifest = write_manifest(tmp_path / "m.jsonl", ["a red fox", "a blue whale"])
 
     result = batch(str(manifest), "-o", str(tmp_path / "out"), "-c", "1", "--json")
 
     assert result.exit_code == 0, result.stderr
     assert api.rejected_429 == MAX_ATTEMPTS and api.creates == 2
-    assert RATE_PAUSE_FIRST_S in clock.sleeps  # the shared gate paused before resubmitting
+    # The client waited Retry-After between its own tries, then the shared gate did, under
+    # the same policy, before resubmitting.
+    assert clock.sleeps.count(7.0) == MAX_ATTEMPTS
     fingerprints = [line["fingerprint"] for line in json_lines(result.stdout)[:-1]]
     with Ledger() as ledger:  # the refused POSTs left no "outcome unknown" trace
         assert all(ledger.open_intents(fp) == [] for fp in fingerprints)
+
+
+def test_a_429_asking_for_a_day_is_not_waited_out_by_the_batch_gate(
+    httpx_mock: HTTPXMock, tmp_path: Path, clock: ThreadClock
+) -> None:
+    # The gate follows the client's policy: a Retry-After past the cap ends the entry at once.
+    api = serve(httpx_mock, FakeApi(refuse_first_creates=1000, retry_after="86400"))
+    manifest = write_manifest(tmp_path / "m.jsonl", ["a red fox"])
+
+    result = batch(str(manifest), "-o", str(tmp_path / "out"), "-c", "1", "--json")
+
+    assert result.exit_code != 0
+    assert "longer than flux2 waits" in result.stderr
+    assert api.rejected_429 == 1 and api.creates == 0
+    assert all(seconds < 86400 for seconds in clock.sleeps)
 
 
 # --------------------------------------------------------------------------- resume and lock

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import threading
 from pathlib import Path
 
+import httpx
 import pytest
 from pytest_httpx import HTTPXMock
 
@@ -36,7 +38,11 @@ def test_a_task_of_another_manifest_is_reused_reported_and_fresh_generates_anew(
         return write_manifest(tmp_path / folder / "m.jsonl", prompts)
 
     first = manifest_in("a", ["a red fox", "a blue whale"])
-    assert batch(str(first), "-o", str(tmp_path / "a" / "out")).exit_code == 0
+    made = batch(str(first), "-o", str(tmp_path / "a" / "out"), "--json")
+    assert made.exit_code == 0, made.stderr
+    fox_task = next(
+        line["task"]["task_id"] for line in json_lines(made.stdout)[:-1] if line["entry"] == 1
+    )
     second = manifest_in("b", ["a red fox", "a blue whale"])
 
     result = batch(str(second), "-o", str(tmp_path / "b" / "out"), "--json")
@@ -52,7 +58,7 @@ def test_a_task_of_another_manifest_is_reused_reported_and_fresh_generates_anew(
     third = manifest_in("c", ["a red fox"])
     human = run_cli(["batch", str(third), "--provider", "apiinone", "-o", str(tmp_path / "c")])
     assert human.exit_code == 0, human.stderr
-    assert "reused task task0001_flux2 from an earlier run" in human.stderr
+    assert f"reused task {fox_task} from an earlier run" in human.stderr
     header = next(line for line in human.stderr.splitlines() if "wall time" in line)
     assert "reused" in header.split()
 
@@ -230,3 +236,53 @@ def test_junit_and_github_actions_reports_through_the_command(
     assert "::error file=assets/m.jsonl,line=1,title=flux2 batch%3A stale::" in check.stderr
     suite = next(iter(JUnitXml.fromfile(str(tmp_path / "reports" / "check.xml"))))
     assert (suite.tests, suite.failures, suite.errors) == (3, 3, 0)
+
+
+def test_a_terminated_run_still_writes_its_junit_report_with_the_unfinished_entries(
+    httpx_mock: HTTPXMock, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from junitparser import Error, JUnitXml
+
+    from flux2_cli.errors import TerminatedSignal
+
+    api = FakeApi()
+
+    def terminate_on_the_third_create(request: httpx.Request) -> httpx.Response:
+        # What a CI time limit does: SIGTERM lands while the run is under way.
+        if request.method == "POST" and api.creates == 2:
+            raise TerminatedSignal()
+        return api(request)
+
+    httpx_mock.add_callback(terminate_on_the_third_create, is_reusable=True, is_optional=True)
+    monkeypatch.setenv("GITHUB_ACTIONS", "true")
+    summary_file = tmp_path / "summary.md"
+    monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(summary_file))
+    manifest = write_manifest(tmp_path / "m.jsonl", ["a red fox", "a blue whale", "a frog", "owl"])
+    report = tmp_path / "junit.xml"
+
+    result = batch(str(manifest), "-o", str(tmp_path / "out"), "-c", "1", "--junit", str(report))
+    # A download already started completes after the stop (by design): let it end while the
+    # fake API still answers, not after the test, on the real network.
+    for thread in threading.enumerate():
+        if thread.name.startswith(("task-", "fetch-")):
+            thread.join(timeout=10)
+
+    assert result.exit_code == 143
+    suite = next(iter(JUnitXml.fromfile(str(report))))
+    # Cases are named "KEY (line N)"; found here by their line, whatever the key looks like.
+    cases = {int(case.name.rsplit("line ", 1)[1].rstrip(")")): case for case in suite}
+    assert sorted(cases) == [1, 2, 3, 4]
+
+    def unfinished(line: int) -> bool:
+        results = cases[line].result
+        return (
+            len(results) == 1
+            and isinstance(results[0], Error)
+            and ("a re-run resumes it" in (results[0].message or ""))
+        )
+
+    assert unfinished(3) and unfinished(4)
+    # The first two may have ended before the signal (their downloads overlap the next task).
+    assert all(cases[line].is_passed or unfinished(line) for line in (1, 2))
+    assert "interrupted" in summary_file.read_text().split("\n")[2]
+    assert "::warning file=" in result.stderr and "not finished" in result.stderr

@@ -51,6 +51,7 @@ def test_several_ids_with_a_file_name_is_refused_before_anything(tmp_path: Path)
     result = run_cli(["download", first, second, "-o", str(out / "one.png")])
     assert result.exit_code == 2, result.output
     assert "names one file" in result.stderr
+    assert f"-o {(out / 'one').as_posix()}/ (ending in /)" in result.stderr
     assert list(out.iterdir()) == []
 
 
@@ -99,7 +100,7 @@ def test_pending_lists_tasks_still_running(
     )
     result = run_cli(["download", "--pending", "-o", f"{tmp_path}/"])
     assert result.exit_code == 0, result.output
-    assert "1 task(s) still running, not downloaded yet: run1" in result.stderr
+    assert "1 task still running, not downloaded yet: run1" in result.stderr
 
 
 def test_pending_takes_no_download_tasks_only_when_asked(tmp_path: Path) -> None:

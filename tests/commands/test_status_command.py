@@ -17,6 +17,7 @@ BASE = "https://apiin.one"
 A = "sbx6e208ca2a1f34c0b9d7e_flux2"
 B = "sbx6e2ff84e0c7d4b1a2b3c_flux2"
 C = "task_01KFG5BBFNK1YQDTJDZY0P0QT2"
+ENTRY = "from flux2_cli._entry import main; main()"
 
 
 @pytest.fixture(autouse=True)
@@ -211,3 +212,39 @@ def test_wait_timeout_with_several_ids_is_exit_6(
     assert result.exit_code == 6, result.output
     assert f"timed out after 5 s waiting for task {A}" in result.stderr
     assert f"{C}  succeeded" in result.stdout
+
+
+def test_wait_on_a_terminal_draws_one_live_display_of_every_task(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    import os
+    import pty
+    import subprocess
+    import sys
+
+    monkeypatch.setenv("FLUX2_SANDBOX_LATENCY", "1.5")
+    first, second = submit("a red fox"), submit("a blue fox")
+    leader, follower = pty.openpty()
+    process = subprocess.Popen(
+        [sys.executable, "-c", ENTRY, "status", first, second, "--wait"],
+        stdout=subprocess.PIPE,
+        stderr=follower,
+        env={**os.environ, "COLUMNS": "100"},
+    )
+    os.close(follower)
+    chunks = []
+    while True:
+        try:
+            chunk = os.read(leader, 65536)
+        except OSError:
+            break
+        if not chunk:
+            break
+        chunks.append(chunk)
+    stdout, _ = process.communicate(timeout=60)
+    os.close(leader)
+    screen = b"".join(chunks).decode(errors="replace")
+    assert process.returncode == 0, screen
+    assert f"task {short_id(first)}:" in screen and f"task {short_id(second)}:" in screen
+    assert "\x1b[" in screen  # drawn live (cursor movement), not one plain line per change
+    assert stdout.decode().count("succeeded") == 2

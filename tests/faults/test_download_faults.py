@@ -14,6 +14,7 @@ from pytest_httpx import HTTPXMock, IteratorStream
 
 from flux2_cli import download as download_module
 from flux2_cli import errors
+from flux2_cli import transfer as transfer_module
 from tests.faults.conftest import (
     IMAGE_URL,
     add_create,
@@ -221,7 +222,7 @@ def test_row34_disk_full_is_exit8_temp_removed(
     def full(fh: object, data: bytes) -> None:
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(download_module, "_write_all", full)
+    monkeypatch.setattr(transfer_module, "write_chunk", full)
     out = tmp_path / "out"
     result = run_cli(gen(out))
     assert result.exit_code == 8

@@ -85,3 +85,62 @@ def test_row45_bad_option_for_the_provider_is_exit2_naming_flag_and_rule(
     assert flag in result.stderr
     assert rule in result.stderr
     assert httpx_mock.get_requests() == []
+
+
+# Issue 12, class 5 (odd values), the input parts: exit 2 with a clear message, never exit 1.
+
+
+def test_a_prompt_that_is_not_utf8_on_argv_is_exit2(httpx_mock: HTTPXMock) -> None:
+    # Python hands undecodable argv bytes over as lone surrogates (surrogateescape).
+    result = run_cli(["gen", "a red \udcff fox", "--provider", "sandbox"])
+    assert result.exit_code == 2, result.output
+    assert "PROMPT: is not valid UTF-8 (at character 7)" in result.stderr
+    assert httpx_mock.get_requests() == []
+
+
+def test_a_prompt_that_is_not_utf8_on_argv_is_exit2_in_a_real_process() -> None:
+    import os
+    import subprocess
+    import sys
+
+    code = "import sys; from flux2_cli.cli import run; sys.exit(run(sys.argv[1:]))"
+    result = subprocess.run(
+        [sys.executable, "-c", code, "gen", b"a red \xff fox", "--provider", "sandbox"],
+        capture_output=True,
+        env={**os.environ, "LC_ALL": "C.UTF-8"},
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 2, result.stderr
+    assert b"not valid UTF-8" in result.stderr and b"bug" not in result.stderr
+
+
+def test_a_prompt_that_is_not_utf8_on_stdin_is_exit2(httpx_mock: HTTPXMock) -> None:
+    result = run_cli(["gen", "-", "--provider", "sandbox"], input=b"a red \xc3\x28 fox")  # type: ignore[arg-type]
+    assert result.exit_code == 2, result.output
+    assert "PROMPT (stdin): is not valid UTF-8 (byte 7)" in result.stderr
+
+
+def test_a_utf8_prompt_with_a_bom_on_stdin_is_fine() -> None:
+    result = run_cli(
+        ["gen", "-", "--provider", "sandbox", "--dry-run", "--json"],
+        input="\ufeffa red fox".encode(),  # type: ignore[arg-type]
+    )
+    assert result.exit_code == 0, result.output
+    assert '"prompt": "a red fox"' in result.stdout
+
+
+@pytest.mark.parametrize(
+    "output",
+    ["x" * 300 + ".png", "out/" + "y" * 256 + "/", "/".join(["deep"] * 1100) + "/a.png"],
+    ids=["long-name", "long-folder", "long-path"],
+)
+def test_an_output_path_longer_than_the_file_system_allows_is_exit2(
+    httpx_mock: HTTPXMock, output: str
+) -> None:
+    result = run_cli(["gen", "a red fox", "--provider", "sandbox", "-o", output])
+    assert result.exit_code == 2, result.output
+    assert "longer than the file system allows" in result.stderr
+    assert "Submitted" not in result.stderr
+    download = run_cli(["download", "sbx-nope-123", "--provider", "sandbox", "-o", output])
+    assert download.exit_code == 2 and "longer than the file system allows" in download.stderr

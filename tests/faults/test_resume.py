@@ -131,7 +131,7 @@ def test_resume_after_exit8_disk_full(
 ) -> None:
     import errno
 
-    from flux2_cli import download as download_module
+    from flux2_cli import transfer as transfer_module
 
     install_fake_time(monkeypatch)
     provider.phase = "done"
@@ -142,7 +142,7 @@ def test_resume_after_exit8_disk_full(
     # The folder fills up while the paid image is written (gen refuses a missing or
     # read-only folder before paying, so a full disk is how this happens for real).
     with monkeypatch.context() as patch:
-        patch.setattr(download_module, "_write_all", disk_full)
+        patch.setattr(transfer_module, "write_chunk", disk_full)
         first = run_cli(["gen", "a red fox", "--provider", "vtrix", "-o", f"{tmp_path}/full/"])
     assert first.exit_code == 8
     assert f"flux2 download {TASK}" in first.stderr

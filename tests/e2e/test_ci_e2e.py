@@ -1,0 +1,219 @@
+"""End to end: the steps of action.yml and examples/ run as separate CI runners on the sandbox.
+
+Each runner is its own copy of the workspace with its own HOME, config, data and cache folders
+(an empty ledger, as on a fresh CI machine); what one job hands the next travels only as the
+files its artifacts would carry. The shell of the steps is taken from the YAML files themselves,
+so a broken script in an example fails here; only the installation steps (pip) are left out:
+the flux2 under test is on PATH instead.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.e2e.conftest import FLUX2_BIN, RUN_TIMEOUT, TEST_KEY, SandboxServer
+
+pytestmark = [
+    pytest.mark.e2e,
+    pytest.mark.skipif(sys.platform == "win32", reason="the examples' steps are bash"),
+]
+
+ROOT = Path(__file__).resolve().parents[2]
+SHARDS = 3
+ENTRIES = 12
+MANIFEST = "assets/prompts.jsonl"
+
+
+def load_yaml(path: Path) -> Any:
+    from ruamel.yaml import YAML
+
+    return YAML(typ="safe").load(path.read_text(encoding="utf-8"))
+
+
+def make_workspace(folder: Path) -> Path:
+    """A checkout of the repository the pipeline runs in: the manifest and nothing else."""
+    (folder / "assets").mkdir(parents=True)
+    (folder / MANIFEST).write_text(
+        "".join(json.dumps({"prompt": f"a lighthouse at dusk, view {n}"}) + "\n" for n in range(12))
+    )
+    return folder
+
+
+def runner_env(runner: Path, server: SandboxServer, **extra: str) -> dict[str, str]:
+    """A fresh machine: own HOME and flux2 folders, the sandbox server as the provider."""
+    env = {
+        name: value
+        for name, value in os.environ.items()
+        if not name.startswith(("FLUX2_", "CI_NODE", "GITHUB_"))
+    }
+    home = runner / "machine"
+    env.update(
+        HOME=str(home),
+        FLUX2_CONFIG=str(home / "config" / "config.toml"),
+        FLUX2_DATA_DIR=str(home / "data"),
+        FLUX2_CACHE_DIR=str(home / "cache"),
+        FLUX2_SANDBOX_DIR=str(home / "sandbox"),
+        FLUX2_PROVIDER="apiinone",
+        FLUX2_BASE_URL=server.url,
+        FLUX2_API_KEY=TEST_KEY,
+        PATH=f"{FLUX2_BIN.parent}{os.pathsep}{env.get('PATH', '')}",
+        CI="true",
+    )
+    env.update(extra)
+    return env
+
+
+def sh(script: str, cwd: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """One CI step: its script in bash, as the runner would."""
+    return subprocess.run(
+        ["bash", "-e", "-c", script],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=RUN_TIMEOUT,
+        stdin=subprocess.DEVNULL,
+    )
+
+
+def ok(result: subprocess.CompletedProcess[str]) -> subprocess.CompletedProcess[str]:
+    assert result.returncode == 0, result.stdout + result.stderr
+    return result
+
+
+def copy_paths(source: Path, target: Path, paths: list[str]) -> None:
+    """What an artifact carries from one job's workspace into another's."""
+    for pattern in paths:
+        for found in source.glob(pattern.rstrip("/")):
+            destination = target / found.relative_to(source)
+            if found.is_dir():
+                shutil.copytree(found, destination, dirs_exist_ok=True)
+            else:
+                destination.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(found, destination)
+
+
+def images(folder: Path) -> list[Path]:
+    return sorted(path for path in folder.glob("*.png") if not path.name.startswith("."))
+
+
+def test_gitlab_example_three_parallel_jobs_then_merge_and_check(
+    sandbox_server: Any, tmp_path: Path
+) -> None:
+    server: SandboxServer = sandbox_server(latency=0.2)
+    pipeline = load_yaml(ROOT / "examples" / "gitlab-ci.yml")
+    generate, merge = pipeline["generate"], pipeline["merge"]
+    assert generate["parallel"] == SHARDS
+    runners = []
+    for index in range(1, SHARDS + 1):
+        runner = make_workspace(tmp_path / f"runner-{index}")
+        env = runner_env(runner, server, CI_NODE_INDEX=str(index), CI_NODE_TOTAL=str(SHARDS))
+        for line in generate["script"]:
+            ok(sh(line, runner, env))
+        for line in generate["after_script"]:
+            ok(sh(line, runner, env))
+        runners.append(runner)
+    assert server.tasks_created() == ENTRIES
+    assert sum(len(images(runner / "assets" / "out")) for runner in runners) == ENTRIES
+    for index, runner in enumerate(runners, start=1):
+        suite = (runner / "reports" / f"flux2-{index}.xml").read_text()
+        assert 'failures="0"' in suite and 'errors="0"' in suite
+
+    final = make_workspace(tmp_path / "merge")
+    for runner in runners:  # GitLab extracts every needed job's artifacts into the workspace
+        copy_paths(runner, final, generate["artifacts"]["paths"])
+    env = runner_env(final, server)
+    results = [ok(sh(line, final, env)) for line in merge["script"]]
+
+    assert "Merged 3 lock file(s)" in results[0].stderr
+    assert f"All {ENTRIES} entries are up to date" in results[1].stderr
+    assert server.tasks_created() == ENTRIES  # the merge and the check sent nothing
+    lock = json.loads((final / f"{MANIFEST}.lock.json").read_text())
+    assert len(lock["entries"]) == ENTRIES
+
+
+def action_step(action: dict[str, Any], name: str) -> dict[str, Any]:
+    return next(step for step in action["runs"]["steps"] if step["name"] == name)
+
+
+def workflow_step(job: dict[str, Any], name: str) -> dict[str, Any]:
+    return next(step for step in job["steps"] if step.get("name") == name)
+
+
+def action_inputs(action: dict[str, Any], given: dict[str, str]) -> dict[str, str]:
+    """``INPUT_*`` as the action's env block maps them, defaults filled in."""
+    values = {name: str(spec.get("default", "")) for name, spec in action["inputs"].items()}
+    values.update(given)
+    env = {}
+    for variable, template in action_step(action, "Run flux2 batch")["env"].items():
+        name = template.removeprefix("${{ inputs.").removesuffix(" }}")
+        env[variable] = values[name]
+    return env
+
+
+def test_github_example_matrix_then_merge_job_through_the_action(
+    sandbox_server: Any, tmp_path: Path
+) -> None:
+    server: SandboxServer = sandbox_server(latency=0.2)
+    action = load_yaml(ROOT / "action.yml")
+    workflow = load_yaml(ROOT / "examples" / "github-actions.yml")
+    generate, merge = workflow["jobs"]["generate"], workflow["jobs"]["merge"]
+    run_action = action_step(action, "Run flux2 batch")["run"]
+    gathered_root = tmp_path / "artifacts"
+    for shard in generate["strategy"]["matrix"]["shard"]:
+        runner = make_workspace(tmp_path / f"runner-{shard}")
+        temp = runner / "runner-temp"
+        # The action's install step, done: its venv's flux2 is the one under test.
+        (temp / "flux2-venv" / "bin").mkdir(parents=True)
+        (temp / "flux2-venv" / "bin" / "flux2").symlink_to(FLUX2_BIN)
+        step = next(step for step in generate["steps"] if "flux2" in step.get("uses", ""))
+        given = {
+            key: str(value).replace("${{ matrix.shard }}", str(shard))
+            for key, value in step["with"].items()
+            if key != "api-key"
+        }
+        env = runner_env(runner, server, RUNNER_TEMP=str(temp), **action_inputs(action, given))
+        ok(sh(run_action, runner, env))
+        keep = workflow_step(generate, "Keep this shard's lock file apart from the others")
+        ok(sh(keep["run"], runner, runner_env(runner, server, SHARD=str(shard))))
+        upload = workflow_step(
+            generate, "Save the lock file, journal and images, even when cancelled"
+        )
+        assert upload["if"] == "always()"
+        copy_paths(
+            runner,
+            gathered_root / "gathered" / f"flux2-shard-{shard}",
+            upload["with"]["path"].split(),
+        )
+    assert server.tasks_created() == ENTRIES
+
+    final = make_workspace(tmp_path / "merge")
+    shutil.copytree(gathered_root / "gathered", final / "gathered")  # download-artifact
+    env = runner_env(final, server)
+    ok(sh(workflow_step(merge, "Put the images in place")["run"], final, env))
+    assert len(images(final / "assets" / "out")) == ENTRIES
+    temp = final / "runner-temp"
+    (temp / "flux2-venv" / "bin").mkdir(parents=True)
+    (temp / "flux2-venv" / "bin" / "flux2").symlink_to(FLUX2_BIN)
+    step = next(step for step in merge["steps"] if "flux2" in step.get("uses", ""))
+    given = {key: str(value) for key, value in step["with"].items()}
+    result = ok(
+        sh(
+            run_action,
+            final,
+            runner_env(final, server, RUNNER_TEMP=str(temp), **action_inputs(action, given)),
+        )
+    )
+
+    assert "Merged 3 lock file(s)" in result.stderr
+    assert f"All {ENTRIES} entries are up to date" in result.stderr
+    assert server.tasks_created() == ENTRIES
+    assert 'failures="0"' in (final / "reports" / "flux2-check.xml").read_text()
