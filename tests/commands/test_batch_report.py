@@ -6,7 +6,9 @@ import json
 import re
 from pathlib import Path
 
+import pytest
 from PIL import Image
+from pytest_httpx import HTTPXMock
 
 from tests.helpers import run_cli
 
@@ -74,3 +76,60 @@ def test_a_bad_report_path_is_exit_2_before_anything_is_sent(tmp_path: Path) -> 
     assert result.exit_code == 2
     assert "--report" in result.stderr
     assert not (tmp_path / "m.jsonl.lock.json").exists()
+
+
+def test_a_key_quoted_by_the_server_never_reaches_the_report(
+    tmp_path: Path, httpx_mock: HTTPXMock, monkeypatch: pytest.MonkeyPatch, sentinel_key: str
+) -> None:
+    """Reliability row 60: the server's failure message is shown, the key in it is not."""
+    monkeypatch.setenv("FLUX2_API_KEY", sentinel_key)
+    monkeypatch.setattr("flux2_cli.context.time", _NoSleep())
+    base = "https://apiin.one"
+    httpx_mock.add_response(
+        method="POST",
+        url=f"{base}/api/v1/images/generations",
+        json={"code": 200, "data": {"task_id": "t-leak", "status": "IN_PROGRESS"}},
+    )
+    httpx_mock.add_response(
+        url=f"{base}/api/v1/tasks/t-leak",
+        json={
+            "code": 200,
+            "data": {
+                "task_id": "t-leak",
+                "status": "FAILED",
+                "error": {"code": "bad_key", "message": f"key {sentinel_key} is over quota"},
+            },
+        },
+    )
+    manifest = tmp_path / "m.jsonl"
+    manifest.write_text(json.dumps({"name": "fox", "prompt": "a red fox"}) + "\n")
+    report, sheet = tmp_path / "r.html", tmp_path / "s.png"
+    result = run_cli(
+        [
+            "batch",
+            str(manifest),
+            "-o",
+            str(tmp_path / "out"),
+            "--report",
+            str(report),
+            "--contact-sheet",
+            str(sheet),
+        ]
+    )
+    assert result.exit_code == 5
+    page = report.read_text()
+    assert "is over quota" in page
+    assert sentinel_key not in page  # the autouse sweep checks every file written, too
+
+
+class _NoSleep:
+    now = 0.0
+
+    def sleep(self, seconds: float) -> None:
+        self.now += seconds
+
+    def monotonic(self) -> float:
+        return self.now
+
+    def time(self) -> float:
+        return self.now
