@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import subprocess
 import sys
 import time
@@ -223,3 +224,26 @@ def test_download_and_status_wait_preview(tmp_path: Path) -> None:
     assert download.code == 0, download.screen[-800:]
     assert HALF_BLOCK in download.screen
     assert Path(download.stdout.strip()).parent == tmp_path / "dl"
+
+
+def test_status_wait_open_hands_over_a_local_copy(tmp_path: Path) -> None:
+    """A task not downloaded yet is opened from a local copy (an image URL may need a key-less
+    fetch a viewer cannot make, and the embedded sandbox's URLs exist only inside flux2)."""
+    made = subprocess.run(
+        [str(FLUX2_BIN), "gen", "a blue heron", "--provider", "sandbox", "--no-wait"],
+        capture_output=True,
+        text=True,
+        timeout=RUN_TIMEOUT,
+        cwd=tmp_path,
+        stdin=subprocess.DEVNULL,
+    )
+    task_id = made.stdout.strip()
+    viewer_log = install_fake_viewer(tmp_path)
+    run = run_in_terminal(
+        tmp_path, "status", task_id, "--wait", "--open", env={"PATH": fake_path(tmp_path)}
+    )
+    assert run.code == 0, run.screen[-800:]
+    opened = Path(wait_for_file(viewer_log).strip())
+    assert opened.is_file() and opened.suffix == ".png"
+    assert opened.parent.name.startswith("flux2-view-")
+    shutil.rmtree(opened.parent)
