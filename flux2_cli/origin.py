@@ -9,8 +9,9 @@ Where the request is found, tried in this order:
 
 The request comes back as the sidecar records it (``GenerationRequest.to_json``), with the seed
 the provider reported when none was asked for, so the same picture can be made again; the
-provider is the one that made it. Every flag given on the command line (or key of a manifest
-entry) overrides single fields: this module only reads.
+provider is the one that made it, on the sandbox again when it was made there. Every flag given
+on the command line (or key of a manifest entry) overrides single fields: this module only
+reads.
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ class Origin:
     provider: str | None
     model: str | None
     request: Mapping[str, Any] = field(default_factory=dict)
+    sandbox: bool = False  # made on the offline sandbox (``--sandbox`` with a provider)
 
 
 def load_origin(
@@ -88,8 +90,14 @@ def load_origin(
     seed = task.extra.get("seed") if isinstance(task.extra, dict) else None
     if request.get("seed") is None and isinstance(seed, int) and not isinstance(seed, bool):
         request["seed"] = seed
+    from flux2_cli.context import is_sandbox_url
+
     return Origin(
-        label=f"task {task.task_id}", provider=task.provider, model=task.model, request=request
+        label=f"task {task.task_id}",
+        provider=task.provider,
+        model=task.model,
+        request=request,
+        sandbox=is_sandbox_url(task.base_url),
     )
 
 
@@ -146,4 +154,5 @@ def _from_document(document: Any, label: str, given: str) -> Origin:
         provider=provider if isinstance(provider, str) and provider else None,
         model=model if isinstance(model, str) and model else None,
         request=request,
+        sandbox=document.get("sandbox") is True,
     )

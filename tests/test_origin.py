@@ -84,6 +84,7 @@ def test_a_task_id_from_the_ledger(tmp_path: Path) -> None:
         model="flux-2",
         request={"prompt": "a heron", "ratio": "1:1", "res": "1K", "mode": "pro"},
         extra={"seed": 99},
+        base_url="http://sandbox.flux2.invalid",
     )
     seen: list[str] = []
 
@@ -97,6 +98,7 @@ def test_a_task_id_from_the_ledger(tmp_path: Path) -> None:
         "sandbox",
         99,
     )
+    assert origin.sandbox
     with pytest.raises(UsageError, match="no such file, and no task with that id"):
         load_origin("nothing-like-this", lookup=lookup)
 

@@ -221,13 +221,14 @@ def gen(
             "earlier request."
         )
     ctx = make_context(
-        # The provider that made the earlier request, unless --provider says otherwise.
+        # The provider (and the sandbox) that made the earlier request, unless --provider
+        # chooses another account.
         provider=provider or (origin.provider if origin is not None else None),
         base_url=base_url,
         api_key=api_key,
         profile=profile,
         region=region,
-        sandbox=sandbox,
+        sandbox=sandbox or (origin is not None and origin.sandbox and provider is None),
         json_mode=json_output,
         quiet=quiet,
         verbose=verbose,
@@ -256,9 +257,12 @@ def gen(
         origin_layers = []
         if origin is not None:
             origin_layers.append(Layer(ENTRY, dict(origin.request), f"--from {origin.label}"))
+            where = origin.provider or "provider unknown"
+            if ctx.sandbox:
+                where += ", on the sandbox"
             ctx.output.info(
-                f"Repeating the request of {origin.label} ({origin.provider or 'provider unknown'}"
-                "); flags given override its fields."
+                f"Repeating the request of {origin.label} ({where}); flags given override "
+                "its fields."
             )
         _run(
             ctx,

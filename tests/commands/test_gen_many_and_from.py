@@ -235,3 +235,17 @@ def test_neither_prompt_nor_from_is_exit_2() -> None:
     result = run_cli(["gen"])
     assert result.exit_code == 2
     assert "--from PATH|ID" in result.stderr
+
+
+def test_a_task_made_on_the_sandbox_is_repeated_there(tmp_path: Path) -> None:
+    result = run_cli(
+        ["gen", "a lighthouse at dusk", "--provider", "bfl", "--sandbox", "--no-wait", "--json"]
+    )
+    task_id = json.loads(result.stdout)["task_id"]
+    document = again("--from", task_id)  # no key for bfl is set: only the sandbox can answer
+    assert str(document["url"]).startswith("http://sandbox.flux2.invalid/v1/flux-2-pro")
+    sidecar = tmp_path / "old.json"
+    sidecar.write_text(
+        json.dumps({"provider": "bfl", "sandbox": True, "request": {"prompt": "a lighthouse"}})
+    )
+    assert str(again("--from", str(sidecar))["url"]).startswith("http://sandbox.flux2.invalid/")
