@@ -27,6 +27,8 @@ SIXEL_START = b"\x1bP"
 ITERM2_START = b"\x1b]1337;File="
 DA1_QUERY = b"\x1b[c"
 DA1_WITH_SIXEL = b"\x1b[?62;4;22c"
+KITTY_QUERY = re.compile(rb"\x1b_Gi=(\d+),[^;]*a=q")
+KITTY_IMAGE = re.compile(rb"\x1b_Gi=\d+,m=\d,f=100")
 COLOUR = re.compile(rb"\x1b\[(?:3[0-7]|9[0-7]|38;[25];)[0-9;]*m")
 
 
@@ -40,9 +42,14 @@ class TerminalRun:
 
 
 def run_in_terminal(
-    tmp_path: Path, *args: str, env: dict[str, str] | None = None, answer_da1: bool = False
+    tmp_path: Path,
+    *args: str,
+    env: dict[str, str] | None = None,
+    answer_da1: bool = False,
+    answer_kitty: bool = False,
 ) -> TerminalRun:
-    """Run flux2 with stderr on a pty of 40×100 cells; answer the sixel query if told to."""
+    """Run flux2 with stderr on a pty of 40×100 cells; answer the sixel query (DA1) or the
+    kitty graphics query as such a terminal would, if told to."""
     import fcntl
     import pty
     import select
@@ -81,6 +88,10 @@ def run_in_terminal(
                 break
             if answer_da1 and DA1_QUERY in chunk:
                 os.write(master, DA1_WITH_SIXEL)
+            if answer_kitty and KITTY_QUERY.search(chunk):
+                match = KITTY_QUERY.search(chunk)
+                assert match is not None
+                os.write(master, b"\x1b_Gi=" + match.group(1) + b";OK\x1b\\")
             screen += chunk
         assert process.stdout is not None
         stdout = process.stdout.read().decode()
@@ -113,6 +124,15 @@ def test_preview_uses_sixel_where_the_terminal_says_it_has_it(tmp_path: Path) ->
     assert run.code == 0, run.screen[-800:]
     assert SIXEL_START in run.screen
     assert HALF_BLOCK not in run.screen
+
+
+def test_preview_uses_the_kitty_protocol_where_the_terminal_answers_its_query(
+    tmp_path: Path,
+) -> None:
+    run = run_in_terminal(tmp_path, *gen_args(tmp_path, "--preview"), answer_kitty=True)
+    assert run.code == 0, run.screen[-800:]
+    assert KITTY_IMAGE.search(run.screen)  # the PNG sent in kitty graphics protocol chunks
+    assert HALF_BLOCK not in run.screen and SIXEL_START not in run.screen
 
 
 def test_preview_uses_iterm2_inline_images_in_iterm2(tmp_path: Path) -> None:
