@@ -129,13 +129,18 @@ class AtomicFile:
             self.fh.close()
         unlink_quietly(self.path)
 
-    def commit(self, destination: Path) -> Path:
-        """fsync, close and rename over ``destination`` (replacing it)."""
+    def commit(self, destination: Path, *, sync_folder: bool = False) -> Path:
+        """fsync, close and rename over ``destination`` (replacing it).
+
+        ``sync_folder``: fsync the folder too, so the rename itself survives a power cut (the
+        config file); without it a crash may leave the old file, never a torn one.
+        """
         self.sync()
         self.close()
         os.replace(self.path, destination)
         self.committed = True
-        fsync_folder(Path(destination).parent)
+        if sync_folder:
+            fsync_folder(Path(destination).parent)
         return Path(destination)
 
     def commit_new(self, destination: Path) -> bool:
@@ -153,7 +158,6 @@ class AtomicFile:
             unlink_quietly(destination)
             raise
         self.committed = True
-        fsync_folder(Path(destination).parent)
         return True
 
 
@@ -178,11 +182,14 @@ def claim(path: Path) -> bool:
     return True
 
 
-def write_atomic(path: Path, data: bytes | str, *, mode: int | None = None) -> Path:
+def write_atomic(
+    path: Path, data: bytes | str, *, mode: int | None = None, sync_folder: bool = False
+) -> Path:
     """Replace ``path`` with ``data`` atomically (folders are not created here).
 
     ``mode``: the file's permission bits (the config file is 0600); by default those of the
-    file it replaces, else the usual ones for a new file.
+    file it replaces, else the usual ones for a new file. ``sync_folder``: see
+    :meth:`AtomicFile.commit`.
     """
     path = Path(path)
     if mode is None:
@@ -191,7 +198,7 @@ def write_atomic(path: Path, data: bytes | str, *, mode: int | None = None) -> P
     payload = data.encode("utf-8") if isinstance(data, str) else data
     with AtomicFile(path.parent, path.name, mode=mode) as temp:
         temp.write(payload)
-        temp.commit(path)
+        temp.commit(path, sync_folder=sync_folder)
     return path
 
 

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -225,9 +226,19 @@ def _provider_check(
                 continue
             label = layer.label(exc.field) if layer is not None else exc.field
             hints = _config_hints(fields[0], layer) if layer is not None else []
-            raise RequestError([f"{label}: {exc.why} (provider {exc.provider})."], hints) from None
+            why = _in_keys(exc.why) if layer is not None and layer.kind != FLAG else exc.why
+            raise RequestError([f"{label}: {why} (provider {exc.provider})."], hints) from None
         return request, notices
     raise AssertionError("the provider kept refusing dropped options")  # pragma: no cover
+
+
+def _in_keys(text: str) -> str:
+    """A provider's reason with its flags as the keys a manifest or config uses
+    (``--param seed=N`` -> ``params seed=N``): a manifest's errors name its own keys."""
+    for option in OPTIONS.values():
+        if option.flag.startswith("--"):
+            text = re.sub(rf"{re.escape(option.flag)}(?![\w-])", option.name, text)
+    return text
 
 
 def _config_hints(key: str, layer: Layer) -> list[str]:

@@ -66,9 +66,10 @@ CONNECT_TIMEOUT_S = 10.0
 READ_TIMEOUT_S = 60.0
 # The longest one attempt may take, body included, when the caller sets no deadline.
 ATTEMPT_BUDGET_S = 120.0
-# Below uvicorn's 5 s (and most servers' idle timeouts): a pooled connection is dropped
-# before the server can close it under a GET's feet.
-KEEPALIVE_EXPIRY_S = 2.0
+# Below uvicorn's 5 s (and most servers' idle timeouts), with a second to spare: a pooled
+# connection is dropped before the server can close it under a GET's feet, yet kept across
+# the usual 1-2 s between polls (a new TLS handshake per poll would cost CPU).
+KEEPALIVE_EXPIRY_S = 4.0
 # What an API answer may weigh once decompressed (a status answer is a few kB).
 MAX_API_BODY_BYTES = 8 * 1024 * 1024
 # What API calls accept: the encodings read_capped inflates within its cap.
@@ -219,6 +220,8 @@ class HttpCore:
         self._pooled: httpx.Client | None = None
         self._fresh: httpx.Client | None = None
         self._ssl: Any = None
+        # Batch workers reach for the clients at once: each is built exactly once.
+        self._building = threading.Lock()
 
     def _ssl_context(self) -> Any:
         # Building a TLS context costs ~20 ms of CPU: once per process, shared by both clients.
@@ -248,14 +251,18 @@ class HttpCore:
     def http(self) -> httpx.Client:
         """The pooled client (polls, downloads)."""
         if self._pooled is None:
-            self._pooled = self._client(keepalive=True)
+            with self._building:
+                if self._pooled is None:
+                    self._pooled = self._client(keepalive=True)
         return self._pooled
 
     @property
     def fresh(self) -> httpx.Client:
         """The client that opens a new connection per request (the paid POST)."""
         if self._fresh is None:
-            self._fresh = self._client(keepalive=False)
+            with self._building:
+                if self._fresh is None:
+                    self._fresh = self._client(keepalive=False)
         return self._fresh
 
     def close(self) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 RECENT_TASKS = 30  # ids offered for status/download: the newest ones
+PROMPT_HELP_CHARS = 50
 
 
 def _matching(values: Any, incomplete: str) -> list[str]:
@@ -51,8 +52,11 @@ def config_values(key: str | None, incomplete: str) -> list[str]:
     return _matching(choices.get(key or "", ()), incomplete)
 
 
-def task_ids(incomplete: str) -> list[str]:
-    """The newest task ids in the ledger, then ``last``; nothing when there is no ledger."""
+def task_ids(incomplete: str) -> list[tuple[str, str]]:
+    """The newest task ids in the ledger, then ``last``; nothing when there is no ledger.
+
+    Each with its status and prompt as the help text (zsh, fish and PowerShell show it).
+    """
     from flux2_cli.ledger import LAST_ALIAS, Ledger, default_path
 
     path = default_path()
@@ -60,7 +64,15 @@ def task_ids(incomplete: str) -> list[str]:
         return []  # a Tab press must not create the ledger
     try:
         with Ledger(path) as ledger:
-            ids = ledger.task_ids(limit=RECENT_TASKS)
+            recent = ledger.recent_tasks(RECENT_TASKS)
     except Exception:  # a busy or damaged ledger: offer nothing rather than a traceback
         return []
-    return _matching([*ids, LAST_ALIAS], incomplete)
+    wanted = incomplete.lower()
+    offered = [
+        (task_id, f"{status} · {' '.join(prompt.split())[:PROMPT_HELP_CHARS]}")
+        for task_id, status, prompt in recent
+        if task_id.lower().startswith(wanted)
+    ]
+    if recent and LAST_ALIAS.startswith(wanted):
+        offered.append((LAST_ALIAS, f"the newest task ({recent[0][0]})"))
+    return offered

@@ -83,19 +83,6 @@ DEFAULTS: dict[str, Any] = {
     "preview": False,
 }
 
-NAME_FIELDS: tuple[str, ...] = (
-    "slug",
-    "task_id",
-    "id8",
-    "n",
-    "ext",
-    "date",
-    "time",
-    "seed",
-    "ratio",
-    "res",
-    "mode",
-)
 MIN_CONCURRENCY = 1
 MAX_CONCURRENCY = 64
 FILE_MODE = 0o600
@@ -302,13 +289,16 @@ def _as_bool(key: str, value: Any, source: str) -> bool:
 
 
 def _name_template_problem(template: str) -> str | None:
+    # The fields are naming.py's, the one list of what a template may hold.
+    from flux2_cli.naming import TEMPLATE_FIELDS as NAME_FIELDS
+
     try:
         fields = [name for _, name, _, _ in string.Formatter().parse(template) if name is not None]
     except ValueError as exc:
         return str(exc)
     for name in fields:
         if name not in NAME_FIELDS:
-            known = " ".join(f"{{{field}}}" for field in NAME_FIELDS)
+            known = " ".join(f"{{{field}}}" for field in sorted(NAME_FIELDS))
             return f"unknown field {{{name}}}; use {known}"
     return None
 
@@ -743,7 +733,7 @@ def save_config(data: dict[str, Any], path: Path) -> None:
     text = tomli_w.dumps(_strip_none(data))
     _prepare_folder(path.parent)
     try:
-        write_atomic(path, text, mode=FILE_MODE)
+        write_atomic(path, text, mode=FILE_MODE, sync_folder=True)
     except OSError as exc:
         raise ConfigError(
             f"Cannot write config file {path}: {exc.strerror or exc}; the old file is intact."

@@ -32,7 +32,15 @@ from flux2_cli.naming import (
     with_extension,
 )
 from flux2_cli.task import ImageResult, Task, format_time
-from flux2_cli.transfer import Expired, Part, Retry, Transfer, WriteFailed, url_host
+from flux2_cli.transfer import (
+    Expired,
+    Part,
+    Retry,
+    Transfer,
+    WriteFailed,
+    refused_scheme,
+    url_host,
+)
 from flux2_cli.verify import Incomplete, MarkupPage, Verified, verify_image
 
 if TYPE_CHECKING:
@@ -309,8 +317,6 @@ class _Downloader:
         return image
 
     def _refused(self, index: int) -> str | None:
-        from flux2_cli.transfer import refused_scheme
-
         return refused_scheme(self.urls[index])
 
     def _name(self, index: int, count: int, ext: str) -> str:

@@ -5,7 +5,7 @@ The sleep and the clock come from the Context, so tests never wait for real.
 
 from __future__ import annotations
 
-import dataclasses
+import contextlib
 import random
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -45,6 +45,7 @@ POLL_GROWTH = 1.5
 POLL_CAP_S = 10.0
 POLL_JITTER = 0.1
 NOT_FOUND_CODE = "not_found"
+GEN_INTENT_PREFIX = "gen:"
 # Task.extra flag: made with `gen --no-download` (URLs wanted, not files).
 NO_DOWNLOAD = "no_download"
 
@@ -67,7 +68,7 @@ def variants(request: GenerationRequest, count: int) -> list[GenerationRequest]:
         return [request]
     if request.seed is None:
         return [request] * count
-    return [dataclasses.replace(request, seed=request.seed + index) for index in range(count)]
+    return [replace(request, seed=request.seed + index) for index in range(count)]
 
 
 def estimate_total(
@@ -108,33 +109,65 @@ def submit(
     # Local references are read (and refused, exit 2) before the key is needed (exit 3).
     call = provider.build_create(prepare_request(provider, request))
     client = ctx.client(provider, base_url)
-    ledger = ctx.ledger()
-    intent = None
-    if fingerprint is not None:
+    from flux2_cli.ledger import LedgerError, TaskUnrecordedError
+
+    # The intent is written before the paid POST, for gen as for batch: a ledger that cannot
+    # be written means nothing is sent. gen's intents are kept apart from batch fingerprints.
+    intent_key = fingerprint or GEN_INTENT_PREFIX + request.fingerprint(
+        provider.capabilities.id, provider.model_for(request)
+    )
+    try:
+        ledger = ctx.ledger()
         intent = ledger.record_intent(
-            fingerprint,
+            intent_key,
             provider=provider.capabilities.id,
             base_url=base_url,
             request=request.to_json(),
             batch_key=batch_key,
         )
+    except LedgerError as exc:
+        raise LedgerError(f"{exc.message} Nothing was sent.", hints=exc.hints) from exc
     try:
         body = client.send(call)
     except (BadRequestError, AuthError, CreditsError, RateLimitError):
-        if intent is not None:
+        with contextlib.suppress(LedgerError):
             ledger.close_intent(intent)  # refused outright: no task was created
         raise
     task = provider.parse_create(body, request, base_url)
     if task.cost is None:
         task = task.evolve(cost=provider.estimate_cost(request))
-    ledger.record_submit(
-        task,
-        profile=ctx.settings.profile,
-        fingerprint=fingerprint,
-        batch_key=batch_key,
-        intent_id=intent,
-    )
+    try:
+        ledger.record_submit(
+            task,
+            profile=ctx.settings.profile,
+            fingerprint=fingerprint,
+            batch_key=batch_key,
+            intent_id=intent,
+        )
+    except LedgerError as exc:
+        raise TaskUnrecordedError(
+            f"task {task.task_id} was created ({provider.capabilities.id}) but could not be "
+            f"recorded: {exc.message}",
+            task=task,
+            hints=[*unrecorded_hints(ctx, task), *exc.hints],
+        ) from exc
     return task
+
+
+def unrecorded_hints(ctx: Context, task: Task) -> list[str]:
+    """How to pick up a task the ledger does not know: the flags that find it again."""
+    if ctx.sandbox:
+        flags = " --sandbox"
+    else:
+        flags = f" --provider {task.provider}"
+        if ctx.cli_base_url and task.base_url:
+            flags += f" --base-url {task.base_url}"
+    return [
+        f"The task {task.task_id} is paid for and running at the provider; nothing is lost. "
+        "Once the ledger can be written, pick it up with:",
+        f"  flux2 status {task.task_id} --wait{flags}",
+        f"  flux2 download {task.task_id}{flags}",
+    ]
 
 
 def refresh(ctx: Context, task: Task, *, deadline: float | None = None) -> Task:

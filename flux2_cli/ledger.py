@@ -103,6 +103,17 @@ class LedgerError(Flux2Error):
     """The ledger file cannot be opened, read or written (corrupt, foreign, newer or busy)."""
 
 
+class TaskUnrecordedError(LedgerError):
+    """A paid task was created but its answer could not be written to the ledger.
+
+    ``task`` is the created task; the message names it and the hints say how to resume it.
+    """
+
+    def __init__(self, message: str, *, task: Task, hints: list[str] | None = None) -> None:
+        super().__init__(message, hints=hints)
+        self.task = task
+
+
 @dataclass(frozen=True)
 class LedgerEntry:
     """One task as the ledger knows it, with the local facts around it."""
@@ -254,7 +265,19 @@ class Ledger:
         if _is_busy(exc):
             return LedgerError(
                 f"The ledger at {self.path} is locked by another process ({text}).",
-                hints=["Try again when the other flux2 command has finished."],
+                hints=[
+                    "Try again when the other program using it has finished (another flux2 "
+                    "command, or a tool that opened the file), or set FLUX2_DATA_DIR to "
+                    "another folder."
+                ],
+            )
+        if "readonly" in text.lower() or "read-only" in text.lower():
+            return LedgerError(
+                f"The ledger at {self.path} is read-only ({text}).",
+                hints=[
+                    f"Make {self.path} and its folder writable by you, or set FLUX2_DATA_DIR "
+                    "to a writable folder."
+                ],
             )
         return LedgerError(
             f"The ledger at {self.path} cannot be used: {text}.",
@@ -551,6 +574,22 @@ class Ledger:
             params.append(max(0, limit))
         with self._guard() as conn:
             return [str(row[0]) for row in conn.execute(sql, params).fetchall()]
+
+    def recent_tasks(self, limit: int) -> list[tuple[str, str, str]]:
+        """(task id, status, prompt) of the newest tasks: what Tab completion shows."""
+        sql = (
+            "SELECT task_id, status, coalesce(json_extract(request, '$.prompt'), '')"
+            " FROM tasks ORDER BY submitted_at DESC, id DESC LIMIT ?"
+        )
+        with self._guard() as conn:
+            rows = conn.execute(sql, (max(0, limit),)).fetchall()
+        seen: set[str] = set()
+        recent = []
+        for task_id, status, prompt in rows:
+            if task_id not in seen:
+                seen.add(task_id)
+                recent.append((str(task_id), str(status), str(prompt)))
+        return recent
 
     def near_ids(self, ref: str, count: int = 3) -> list[str]:
         """Ledger ids that look like a mistyped ``ref`` (by the whole id or its short form)."""

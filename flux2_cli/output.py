@@ -376,6 +376,22 @@ def tab_separated(rows: Sequence[Sequence[Any]]) -> str:
     return "".join(line + "\n" for line in lines)
 
 
+def _inert(cell: str) -> str:
+    """A cell safe to draw: whitespace runs as one space, control and bidi characters as
+    visible escapes, so text from a server (or a prompt) cannot move the cursor or recolour."""
+    text = _one_line(cell)
+    if text.isprintable():  # the usual case, and cheap: 70,000 cells for 10,000 rows
+        return text
+    return "".join(
+        char
+        if char.isprintable()
+        else f"\\x{ord(char):02x}"
+        if ord(char) < 0x100
+        else f"\\u{ord(char):04x}"
+        for char in text
+    )
+
+
 def _one_line(cell: str) -> str:
     if "\t" in cell or "\n" in cell or "\r" in cell:
         return " ".join(cell.split())
@@ -436,6 +452,7 @@ def print_rows(
         return
     import shutil
 
+    rows = [[_inert(cell) for cell in row] for row in rows]
     widths = [len(name) for name in header]
     for row in rows:
         for index, cell in enumerate(row):
@@ -488,3 +505,40 @@ def _aligned(
             cell = "…" + cell[-(width - 1) :] if index in shrink_left else cell[: width - 1] + "…"
         cells.append(cell if index == last else cell.ljust(width))
     return (" " * gap).join(cells)
+
+
+def print_records(output: Output, header: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
+    """Rows with long values (``flux2 providers``): on a terminal one block per row, a label
+    and its value a line, wrapped at spaces only so URLs and ids are never split; piped,
+    tab-separated rows with no header, as :func:`print_rows`."""
+    if output.json_mode:
+        return
+    try:
+        tty = output.out.isatty()
+    except (AttributeError, ValueError):
+        tty = False
+    if not tty:
+        output._write_out(tab_separated(rows))
+        return
+    import shutil
+    import textwrap
+
+    room = shutil.get_terminal_size().columns
+    label_width = max(len(name) for name in header[1:])
+    indent = " " * (2 + label_width + 2)
+    bold = not os.environ.get(NO_COLOR)
+    lines: list[str] = []
+    for row in [[_inert(cell) for cell in row] for row in rows]:
+        title = row[0]
+        lines.append(f"\x1b[1m{title}\x1b[0m" if bold else title)
+        for name, value in zip(header[1:], row[1:], strict=True):
+            wrapped = textwrap.wrap(
+                " ".join(value.split()) or "-",
+                width=max(room - len(indent), 20),
+                break_long_words=False,
+                break_on_hyphens=False,
+            )
+            lines.append(f"  {name.ljust(label_width)}  {wrapped[0]}")
+            lines.extend(indent + more for more in wrapped[1:])
+        lines.append("")
+    output._write_out("".join(line + "\n" for line in lines[:-1]))

@@ -243,3 +243,28 @@ def test_a_bad_prompt_is_one_problem_and_a_missing_one_another() -> None:
     with pytest.raises(RequestError) as caught:
         build(Layer(FLAG, {"ratio": "1:1"}))
     assert caught.value.problems == ["no prompt given."]
+
+
+@pytest.mark.parametrize(
+    ("entry", "provider", "expected"),
+    [
+        (
+            {"seed": 3},
+            "apiinone",
+            "m line 1: seed: not documented; send it anyway with params seed=N "
+            "(provider apiinone).",
+        ),
+        (
+            {"width": 1024, "height": 1024},
+            "apimart",
+            "m line 1: width/height: not taken; this provider sizes images by ratio and res "
+            "only (provider apimart).",
+        ),
+    ],
+)
+def test_a_manifest_entry_is_told_in_its_own_keys_never_in_flags(
+    entry: dict[str, object], provider: str, expected: str
+) -> None:
+    with pytest.raises(RequestError) as caught:
+        build(Layer(ENTRY, {"prompt": "a red fox", **entry}, "m line 1"), provider=provider)
+    assert caught.value.problems == [expected]

@@ -267,3 +267,24 @@ def test_config_set_completes_the_values_of_a_key_with_a_fixed_set() -> None:
         **{COMPLETE_VAR: "complete_bash", "COMP_WORDS": "flux2 config set mode ", "COMP_CWORD": "4"}
     )
     assert lines == ["pro", "flex"]
+
+
+def test_task_ids_come_with_their_status_and_prompt_where_the_shell_shows_help() -> None:
+    from flux2_cli.ledger import Ledger
+    from flux2_cli.task import Task
+
+    with Ledger() as ledger:
+        ledger.record_submit(
+            Task(task_id="sbx111aaa_flux2", provider="apiinone", request={"prompt": "a red fox"})
+        )
+    lines = complete(
+        **{
+            COMPLETE_VAR: "complete_fish",
+            "_TYPER_COMPLETE_FISH_ACTION": "get-args",
+            "_TYPER_COMPLETE_ARGS": "flux2 download ",
+        }
+    )
+    assert lines == [
+        "sbx111aaa_flux2\tqueued · a red fox",
+        "last\tthe newest task (sbx111aaa_flux2)",
+    ]

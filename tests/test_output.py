@@ -105,3 +105,31 @@ def test_under_github_actions_server_text_cannot_become_a_workflow_command(
         "::error file=m.jsonl,line=2::#2: failed"
     ]
     assert "> ::add-mask::x" in err.getvalue()
+
+
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_rows_on_a_terminal_never_draw_control_characters(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from flux2_cli.output import print_rows
+
+    monkeypatch.setenv("COLUMNS", "100")
+    monkeypatch.setenv("NO_COLOR", "1")
+    out = _Terminal()
+    output = Output(stdout=out, stderr=io.StringIO(), live=False)
+    print_rows(output, ["task", "prompt"], [["t1", "a \x1b[2Jred\u202e fox"]])
+    assert "\x1b" not in out.getvalue() and "\u202e" not in out.getvalue()
+    assert "a \\x1b[2Jred\\u202e fox" in out.getvalue()
+
+
+def test_rows_piped_are_tab_separated_one_record_a_line() -> None:
+    from flux2_cli.output import print_rows
+
+    out = io.StringIO()
+    output = Output(stdout=out, stderr=io.StringIO(), live=False)
+    print_rows(output, ["task", "prompt"], [["t1", "a red\nfox\tin snow"], ["t2", "-"]])
+    assert out.getvalue() == "t1\ta red fox in snow\nt2\t-\n"

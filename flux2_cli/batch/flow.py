@@ -7,9 +7,18 @@ import os
 from typing import TYPE_CHECKING, Any
 
 from flux2_cli.batch.decide import Action, Decision, decide
-from flux2_cli.batch.lock import LockFile, lock_path, lock_record
+from flux2_cli.batch.lock import (
+    LOCK_SUFFIX,
+    UNKNOWN,
+    LockFile,
+    endpoint_id,
+    error_record,
+    hold_run,
+    lock_path,
+    lock_record,
+)
 from flux2_cli.batch.manifest import Problems, read_manifest
-from flux2_cli.batch.plan import PlannedEntry, plan_entries, select_shard
+from flux2_cli.batch.plan import PlannedEntry, plan_entries, preflight, select_shard
 from flux2_cli.batch.reports import EntryReport, RunTotals
 from flux2_cli.batch.runner import (
     OUTCOME_UNKNOWN,
@@ -79,11 +88,54 @@ def run_batch(ctx: Context, options: BatchOptions) -> Summary | None:
         planned = select_shard(planned, *options.shard)
         k, n = options.shard
         ctx.output.info(f"Shard {k}/{n}: {len(planned)} of {_entries(whole)}.")
-    lock = LockFile.load(lock_path(options.manifest), warn=ctx.output.warn)
-    if options.check:
-        check(ctx, planned, lock, options)
+    base_url = ctx.base_url(provider)
+    endpoint = endpoint_id(provider.capabilities.id, base_url)
+    if options.check or options.dry_run:
+        # Read-only: the lock file with any journal a stopped run left, applied in memory.
+        lock = LockFile.load(lock_path(options.manifest), warn=ctx.output.warn)
+        if options.check:
+            check(ctx, planned, lock, options, endpoint)
+            return None
+        preflight(planned, options.manifest.name, create=False)
+        decisions = _decide_all(ctx, planned, lock, options, endpoint, base_url)
+        credits, usd, unpriced = estimate(decisions)
+        print_plan(ctx, decisions, credits, usd, unpriced)
+        if options.max_cost is not None:
+            check_max_cost(provider, options.max_cost, credits, unpriced)
         return None
-    decisions = [
+    preflight(planned, options.manifest.name, create=True)
+    # One run of a manifest at a time: a second one waits here, before deciding anything.
+    with hold_run(options.manifest, notice=ctx.output.warn):
+        lock = LockFile.load(lock_path(options.manifest), warn=ctx.output.warn)
+        try:
+            lock.fold()  # what a killed run left in the journal
+            decisions = _decide_all(ctx, planned, lock, options, endpoint, base_url)
+            credits, usd, unpriced = estimate(decisions)
+            if options.max_cost is not None:
+                check_max_cost(provider, options.max_cost, credits, unpriced)
+            if not options.shard:
+                lock.keep_only(entry.key for entry in planned)
+            return execute(ctx, provider, options, decisions, lock, endpoint)
+        finally:
+            try:
+                lock.fold()
+            except OSError as exc:
+                # The journal still holds this run's state: the next run folds it.
+                ctx.output.warn(
+                    f"{lock.path.name} could not be written ({exc.strerror or exc}); "
+                    f"{lock.journal.name} keeps this run's state for the next run."
+                )
+
+
+def _decide_all(
+    ctx: Context,
+    planned: list[PlannedEntry],
+    lock: LockFile,
+    options: BatchOptions,
+    endpoint: str,
+    base_url: str,
+) -> list[Decision]:
+    return [
         decide(
             ctx,
             entry,
@@ -91,19 +143,11 @@ def run_batch(ctx: Context, options: BatchOptions) -> Summary | None:
             resubmit_unknown=options.resubmit_unknown,
             manifest=options.manifest,
             fresh=options.fresh,
+            endpoint=endpoint,
+            base_url=base_url,
         )
         for entry in planned
     ]
-    credits, usd, unpriced = estimate(decisions)
-    if options.dry_run:
-        print_plan(ctx, decisions, credits, usd, unpriced)
-    if options.max_cost is not None:
-        check_max_cost(provider, options.max_cost, credits, unpriced)
-    if options.dry_run:
-        return None
-    if not options.shard:
-        lock.keep_only(entry.key for entry in planned)
-    return execute(ctx, provider, options, decisions, lock)
 
 
 def estimate(decisions: list[Decision]) -> tuple[float, float, int]:
@@ -184,17 +228,24 @@ def print_plan(
     )
 
 
-def check(ctx: Context, planned: list[PlannedEntry], lock: LockFile, options: BatchOptions) -> None:
+def check(
+    ctx: Context,
+    planned: list[PlannedEntry],
+    lock: LockFile,
+    options: BatchOptions,
+    endpoint: str | None = None,
+) -> None:
     """``--check``: compare the manifest with the lock file and the files; send nothing.
 
     Each out-of-date entry is printed once (a line on stdout, or its JSON line); the error
-    that follows counts them instead of naming them again.
+    that follows counts them instead of naming them again. ``endpoint`` is where this run
+    would make tasks: entries made elsewhere (the sandbox) are stale.
     """
     output = ctx.output
     problems: list[tuple[PlannedEntry, str]] = []
     reports: list[EntryReport] = []
     for entry in planned:
-        problem = lock.problem(entry.key, entry.fingerprint)
+        problem = lock.problem(entry.key, entry.fingerprint, endpoint)
         state = "ok" if problem is None else problem.split(":")[0]
         reports.append(EntryReport(entry.key, entry.line, state, message=problem))
         if output.json_mode:
@@ -211,7 +262,7 @@ def check(ctx: Context, planned: list[PlannedEntry], lock: LockFile, options: Ba
         if problem is not None:
             problems.append((entry, problem))
             output.result(f"{state}\t{entry.key}\tline {entry.line}\t{problem}")
-    counts = {"missing": 0, "changed": 0, "stale": 0}
+    counts = {"new": 0, "missing": 0, "changed": 0, "stale": 0}
     for _, problem in problems:
         state = problem.split(":")[0]
         counts[state] = counts.get(state, 0) + 1
@@ -238,6 +289,7 @@ def execute(
     options: BatchOptions,
     decisions: list[Decision],
     lock: LockFile,
+    endpoint: str = "",
 ) -> Summary:
     """Run the entries: skips at once, the rest on the workers; the summary, or BatchError."""
     output = ctx.output
@@ -268,13 +320,13 @@ def execute(
             else:
                 setattr(summary, outcome.status, getattr(summary, outcome.status) + 1)
                 summary.failures.append(outcome)
-            if outcome.status in ("done", "reused") and outcome.task is not None:
-                lock.put(entry.key, lock_record(lock, entry, outcome.task))
-            elif outcome.status == "skipped":
+            # The workers record submitted, finished and failed entries as they change;
+            # a skipped one is (re)written under its key, as made here.
+            if outcome.status == "skipped":
                 if outcome.task is not None:
-                    lock.put(entry.key, lock_record(lock, entry, outcome.task))
+                    lock.put(entry.key, lock_record(lock, entry, outcome.task, endpoint))
                 elif outcome.decision.record is not None:
-                    lock.put(entry.key, {**outcome.decision.record, "line": entry.line})
+                    lock.put(entry.key, {**outcome.decision.record, "endpoint": endpoint})
             outputs = _outputs(outcome, lock)
             seconds = ctx.clock() - began[entry.key] if entry.key in began else None
             reports.append(_entry_report(outcome, outputs, seconds))
@@ -304,11 +356,23 @@ def execute(
                     "an earlier create call for this entry got no clear answer; the task may "
                     "exist at the provider (outcome unknown)."
                 )
+                record = decision.record
+                lock.put(
+                    decision.entry.key,
+                    error_record(
+                        decision.entry,
+                        endpoint,
+                        UNKNOWN,
+                        code=OUTCOME_UNKNOWN,
+                        message=error.message,
+                        previous=record if record and record.get("state") == UNKNOWN else None,
+                    ),
+                )
                 report(Outcome(decision, "unknown", error=error))
             else:
                 work.append(decision)
         if work:
-            runner = Runner(ctx, provider, options)
+            runner = Runner(ctx, provider, options, lock=lock, endpoint=endpoint)
             runner.prepare(work)
             try:
                 for kind, payload in runner.run(work):
@@ -320,12 +384,14 @@ def execute(
                         report(payload)
             except (KeyboardInterrupt, InterruptSignal):
                 runner.stop.set()
+                runner.drain()  # POSTs already sent: their answers go to the lock first
                 _publish_unfinished(
                     ctx, options, decisions, reports, summary, started, "interrupted"
                 )
                 raise _interrupted(options, running, EXIT_INTERRUPTED, "interrupted") from None
             except TerminatedSignal:
                 runner.stop.set()
+                runner.drain()
                 _publish_unfinished(
                     ctx, options, decisions, reports, summary, started, "terminated"
                 )
@@ -541,7 +607,7 @@ def _rerun(options: BatchOptions) -> str:
 def _interrupted(options: BatchOptions, running: int, code: int, what: str) -> InterruptedError_:
     return InterruptedError_(
         f"{what}; {running} entr{'y was' if running == 1 else 'ies were'} in flight "
-        "(recorded in the ledger).",
+        f"(recorded in {options.manifest.name}{LOCK_SUFFIX} and the ledger).",
         exit_code=code,
         hints=[
             f"Re-run `{_rerun(options)}` to resume: submitted tasks are polled, "

@@ -185,8 +185,8 @@ def _what(record: dict[str, Any]) -> str:
 
 
 def _save(lock: LockFile, records: dict[str, dict[str, Any]], lines: dict[str, int]) -> None:
-    """Replace the lock file's records with ``records`` through the lock module's own writer."""
-    lock.keep_only(())
-    for key, record in records.items():
-        # Version 1 lock files order records by their "line"; the manifest's line is current.
-        lock.put(key, {**record, "line": lines[key]})
+    """Replace the lock file's records with ``records`` through the lock module's own writer.
+
+    Version 2 files are sorted by key and carry no line; ``lines`` only names the entries.
+    """
+    lock.replace({key: record for key, record in records.items() if key in lines})

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
+import json
 import os
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from flux2_cli.atomic import file_sha256
-from flux2_cli.batch.manifest import ManifestEntry, Problems
+from flux2_cli.batch.manifest import ManifestEntry, ManifestError, Problems
 from flux2_cli.build import (
     ENTRY,
     Layer,
@@ -23,6 +26,11 @@ from flux2_cli.errors import UsageError
 from flux2_cli.jobs import variants
 from flux2_cli.request import GenerationRequest, is_url
 from flux2_cli.task import Cost
+
+KEY_SLUG_CHARS = 40
+KEY_HASH_CHARS = 8
+PREFLIGHT_SHOWN = 20
+PATH_KEYS = ("refs", "output")
 
 if TYPE_CHECKING:
     from flux2_cli.context import Context
@@ -73,11 +81,11 @@ def plan_entries(
     default_output = _as_folder(settings.output_dir)
     check_path_length(default_output, "-o")
     source = "stdin" if str(manifest) == "-" else manifest.name
+    base = Path.cwd() if str(manifest) == "-" else manifest.parent  # relative paths' origin
     problems = problems if problems is not None else Problems(source)
     notices: list[str] = []
     defaults = [flags] if flags is not None else []
     defaults += config_layers(settings)
-    base = Path.cwd() if str(manifest) == "-" else manifest.parent
     for entry in entries:
         values = entry.values
         where = f"{source} line {entry.line}"
@@ -116,7 +124,14 @@ def plan_entries(
                 problems.add(entry.line, exc.message)
                 continue
         count = int(values.get("n") or 1)
-        base_key = name if name and "{" not in name else f"#{entry.number}"
+        named = name is not None and "{" not in name
+        base_key = name if named and name is not None else content_key(values, base)
+        if not named and base_key in seen_keys:
+            # Identical unnamed lines are distinct entries, each with its own stable key.
+            copy = 2
+            while f"{base_key}-{copy}" in seen_keys:
+                copy += 1
+            base_key = f"{base_key}-{copy}"
         if count > 1 and "{n}" not in template and "{" not in template:
             template += "-{n}"  # a fixed name: N images need N names
         for number, request in enumerate(variants(built.request, count), start=1):
@@ -172,6 +187,43 @@ def _origin_layer(ctx: Context, ref: str, base: Path, where: str) -> Layer | Usa
     return Layer(ENTRY, dict(origin.request), f"{where}: from {origin.label}")
 
 
+def content_key(values: Mapping[str, Any], base: Path | None = None) -> str:
+    """An unnamed entry's lock key: a slug of its prompt and a hash of its own values.
+
+    Only what the manifest line says counts (not the command-line defaults, not the line
+    number): inserting or reordering lines, or changing ``--ratio``, keeps every key. Paths
+    under the manifest's folder (``base``) count as written relative to it, so the key is the
+    same in every checkout.
+    """
+    own = {
+        name: _portable(value, base) if name in PATH_KEYS else value
+        for name, value in values.items()
+        if name != "name"
+    }
+    canonical = json.dumps(own, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+    digest = hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:KEY_HASH_CHARS]
+    words = re.findall(r"[a-z0-9]+", str(values.get("prompt", "")).lower())
+    slug = ""
+    for word in words:
+        if len(slug) + len(word) + 1 > KEY_SLUG_CHARS:
+            break
+        slug = f"{slug}-{word}" if slug else word
+    return f"{slug}-{digest}" if slug else digest
+
+
+def _portable(value: Any, base: Path | None) -> Any:
+    """A path inside ``base`` as relative to it (POSIX); anything else as is."""
+    if isinstance(value, (tuple, list)):
+        return [_portable(item, base) for item in value]
+    if base is None or not isinstance(value, str) or "://" in value:
+        return value
+    try:
+        relative = Path(os.path.abspath(value)).relative_to(base.resolve()).as_posix()
+    except ValueError:
+        return value
+    return relative + "/" if value.endswith(("/", os.sep)) else relative
+
+
 def _unreadable_refs(request: GenerationRequest) -> list[str]:
     """Local references that cannot be sent, found before the first POST of the run."""
     from flux2_cli.refs import read_ref_file
@@ -188,15 +240,66 @@ def _unreadable_refs(request: GenerationRequest) -> list[str]:
 
 
 def request_fingerprint(request: GenerationRequest, provider: str, model: str) -> str:
-    """The request's fingerprint, with the bytes of local reference files mixed in."""
-    fingerprint = request.fingerprint(provider, model)
-    local = [ref for ref in request.refs if not is_url(ref)]
-    if not local:
-        return fingerprint
-    digest = hashlib.sha256(fingerprint.encode())
-    for ref in local:
-        digest.update(b"\0" + (file_sha256(Path(ref).expanduser()) or "missing").encode())
-    return digest.hexdigest()
+    """The request's fingerprint; a local reference counts by its bytes, not its path.
+
+    Relative references are made absolute from the manifest's folder, which differs from one
+    checkout (a CI runner) to the next: the path would change the fingerprint, the bytes do not.
+    """
+    if not any(not is_url(ref) for ref in request.refs):
+        return request.fingerprint(provider, model)
+    refs = tuple(
+        ref if is_url(ref) else "file:" + (file_sha256(Path(ref).expanduser()) or "missing")
+        for ref in request.refs
+    )
+    return dataclasses.replace(request, refs=refs).fingerprint(provider, model)
+
+
+def preflight(planned: list[PlannedEntry], source: str, *, create: bool) -> None:
+    """Before the first POST: every output folder exists (or is created) and is writable.
+
+    (Local references were read when the entries were planned.) One ManifestError lists every
+    folder that cannot work; a dry run (``create`` False) creates nothing.
+    """
+    problems: list[str] = []
+    folders: dict[Path, int] = {}
+    for entry in planned:
+        folders.setdefault(output_folder(entry.output), entry.line)
+    for folder, line in folders.items():
+        problem = _folder_problem(folder, create=create)
+        if problem is not None:
+            problems.append(f"line {line}: {problem}")
+    if not problems:
+        return
+    shown = problems[:PREFLIGHT_SHOWN]
+    more = len(problems) - len(shown)
+    text = "; ".join(shown) + (f" (and {more} more)" if more else "")
+    raise ManifestError(f"{source}: {text} Nothing was sent.")
+
+
+def output_folder(output: str) -> Path:
+    """The folder an entry's images go to (an ``output`` without a final / is a file path)."""
+    path = Path(output).expanduser()
+    if output.endswith(("/", os.sep)) or path.is_dir():
+        return path
+    return path.parent
+
+
+def _folder_problem(folder: Path, *, create: bool) -> str | None:
+    if create:
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except FileExistsError:
+            return f"the output {folder} is a file, not a folder."
+        except OSError as exc:
+            return f"the output folder {folder} cannot be created ({exc.strerror or exc})."
+    existing = folder
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent  # a dry run: created on the real run, below this one
+    if not existing.is_dir():
+        return f"the output {existing} is a file, not a folder."
+    if not os.access(existing, os.W_OK | os.X_OK):
+        return f"the output folder {existing} is not writable."
+    return None
 
 
 def _as_folder(output: str) -> str:

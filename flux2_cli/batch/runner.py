@@ -14,13 +14,24 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from flux2_cli.batch.decide import Action, Decision
-from flux2_cli.batch.lock import LockFile
+from flux2_cli.batch.lock import (
+    FAILED,
+    SUBMITTED,
+    UNKNOWN,
+    LockFile,
+    error_record,
+    lock_record,
+    submitting_record,
+    task_record,
+)
 from flux2_cli.batch.plan import PlannedEntry
 from flux2_cli.errors import (
     EXIT_TASK_FAILED,
     ApiError,
     AuthError,
+    BadRequestError,
     CreditsError,
+    DeadlineError,
     DownloadError,
     Flux2Error,
     RateLimitError,
@@ -28,6 +39,7 @@ from flux2_cli.errors import (
     TaskFailedError,
     UrlExpiredError,
     WaitTimeoutError,
+    resume_hints,
 )
 from flux2_cli.task import Task, TaskStatus
 
@@ -50,6 +62,9 @@ SENTINEL_FRACTION = 0.1
 SENTINEL_MIN_S = 0.25
 SENTINEL_MAX_S = 10.0
 OUTCOME_UNKNOWN = "outcome_unknown"
+# After SIGTERM or Ctrl-C, POSTs already sent get this long (real time) for their answer to be
+# recorded: a CI runner gives about ten seconds between SIGTERM and SIGKILL.
+STOP_GRACE_S = 5.0
 
 
 class _Learned(Exception):
@@ -243,11 +258,22 @@ class UnknownOutcomeError(Flux2Error):
 class Runner:
     """Runs the decided entries with ``concurrency`` workers on one Context."""
 
-    def __init__(self, ctx: Context, provider: Provider, options: BatchOptions) -> None:
+    def __init__(
+        self,
+        ctx: Context,
+        provider: Provider,
+        options: BatchOptions,
+        lock: LockFile | None = None,
+        endpoint: str = "",
+    ) -> None:
         self.ctx = ctx
         self.provider = provider
         self.options = options
+        self.lock = lock
+        self.endpoint = endpoint
         self.stop = threading.Event()
+        self._posting = 0  # POSTs sent whose answer is not yet recorded
+        self._posting_done = threading.Condition()
         real_sleep = ctx.sleep
         stop = self.stop
 
@@ -390,11 +416,21 @@ class Runner:
             submitted_at = None
             if decision.action is Action.SUBMIT:
                 submitted_at = self.ctx.clock()
-                task = self._submit(decision.entry)
+                task = self._submit(decision)
                 submitted = True
             assert task is not None
             if not task.status.is_final:
-                task = self._wait(task, resumed=not submitted, submitted_at=submitted_at)
+                try:
+                    task = self._wait(task, resumed=not submitted, submitted_at=submitted_at)
+                except TaskFailedError as exc:
+                    if not (decision.refetch and exc.code == jobs.NOT_FOUND_CODE):
+                        raise
+                    # Finished elsewhere, its files are not here and the provider no longer
+                    # has it: generate it anew.
+                    submitted_at = self.ctx.clock()
+                    task = self._submit(decision)
+                    submitted = True
+                    task = self._wait(task, resumed=False, submitted_at=submitted_at)
             jobs.raise_if_failed(task)
         except (AuthError, CreditsError, _Stopped):
             raise
@@ -402,6 +438,18 @@ class Runner:
             latest = getattr(exc, "task", None)  # a timeout carries the last state seen
             if isinstance(latest, Task):
                 task = latest
+            if isinstance(exc, TaskFailedError) and task is not None:
+                self._record(
+                    decision,
+                    task_record(
+                        self._lock(),
+                        decision.entry,
+                        self.endpoint,
+                        task,
+                        FAILED,
+                        self._previous(decision),
+                    ),
+                )
             return Outcome(decision, "failed", task=task, error=exc, submitted=submitted)
         fetch.put((decision, task, submitted))
         return None
@@ -412,35 +460,115 @@ class Runner:
         except (AuthError, CreditsError, _Stopped):
             raise
         except Flux2Error as exc:
+            # The task stays "submitted" in the lock: the next run fetches it again.
             return Outcome(decision, "failed", task=task, error=exc, submitted=submitted)
+        record = lock_record(
+            self._lock(), decision.entry, task, self.endpoint, self._previous(decision)
+        )
+        self._record(decision, record)
         return Outcome(decision, "done", task=task, submitted=submitted)
 
-    def _submit(self, entry: PlannedEntry) -> Task:
-        from flux2_cli import jobs
+    # -- state ------------------------------------------------------------------------------
 
+    def _lock(self) -> LockFile:
+        assert self.lock is not None
+        return self.lock
+
+    def _previous(self, decision: Decision) -> dict[str, Any] | None:
+        if self.lock is None:
+            return None
+        return self.lock.records.get(decision.entry.key, decision.record)
+
+    def _record(self, decision: Decision, record: dict[str, Any]) -> None:
+        """Write an entry's new state to the lock journal (durably, before the next step)."""
+        if self.lock is not None:
+            self.lock.put(decision.entry.key, record)
+
+    def drain(self, grace: float = STOP_GRACE_S) -> bool:
+        """After a stop: wait (bounded) until every POST sent has its answer recorded."""
+        with self._posting_done:
+            return self._posting_done.wait_for(lambda: self._posting == 0, timeout=grace)
+
+    def _submit(self, decision: Decision) -> Task:
+        from flux2_cli import jobs
+        from flux2_cli.ledger import LedgerError, TaskUnrecordedError
+
+        entry = decision.entry
         ledger = self.ctx.ledger()
         stale_intents = ledger.open_intents(entry.fingerprint)
         rounds = 0
         while True:
             self.gate.wait()
+            with self._posting_done:
+                if self.stop.is_set():
+                    raise _Stopped()  # no new paid POST once the run is stopping
+                self._posting += 1
             try:
-                task = jobs.submit(
-                    self.ctx,
-                    self.provider,
-                    entry.request,
-                    fingerprint=entry.fingerprint,
-                    batch_key=f"{self.options.manifest.resolve()}#{entry.key}",
-                )
-                break
-            except RateLimitError as exc:
-                rounds += 1
-                if rounds > RATE_MAX_ROUNDS:
+                # Just before the paid POST: a run that finds this (after a kill) knows a task
+                # may exist.
+                if self.lock is not None:
+                    self._record(decision, submitting_record(entry, self.endpoint))
+                try:
+                    task = jobs.submit(
+                        self.ctx,
+                        self.provider,
+                        entry.request,
+                        fingerprint=entry.fingerprint,
+                        batch_key=f"{self.options.manifest.resolve()}#{entry.key}",
+                    )
+                except RateLimitError as exc:
+                    rounds += 1
+                    # Refused (no task): while the run pauses, a kill must not leave the entry
+                    # looking like a POST in flight.
+                    self._refused(decision, "rate_limited", "HTTP 429: not sent")
+                    if rounds > RATE_MAX_ROUNDS:
+                        raise
+                    self.gate.slow_down(self._pause(rounds, exc))
+                    continue
+                except TaskUnrecordedError as exc:
+                    if self.lock is not None:
+                        record = task_record(self.lock, entry, self.endpoint, exc.task, SUBMITTED)
+                        self._record(decision, record)
                     raise
-                self.gate.slow_down(self._pause(rounds, exc))
+                except (BadRequestError, AuthError, CreditsError) as exc:
+                    self._refused(decision, error_code(exc), exc.message)
+                    raise
+                except LedgerError as exc:
+                    # The intent could not be written, so nothing was sent: not "unknown".
+                    self._refused(decision, "ledger", exc.message)
+                    raise
+                except Flux2Error as exc:
+                    if self.lock is not None:
+                        self._record(
+                            decision,
+                            error_record(
+                                entry,
+                                self.endpoint,
+                                UNKNOWN,
+                                code=OUTCOME_UNKNOWN,
+                                message=exc.message,
+                            ),
+                        )
+                    raise
+                if self.lock is not None:
+                    self._record(
+                        decision, task_record(self.lock, entry, self.endpoint, task, SUBMITTED)
+                    )
+                break
+            finally:
+                with self._posting_done:
+                    self._posting -= 1
+                    self._posting_done.notify_all()
         for intent in stale_intents:
             # --resubmit-unknown: the old unanswered POST is settled by this new task.
             ledger.close_intent(intent)
         return task
+
+    def _refused(self, decision: Decision, code: str, message: str) -> None:
+        """The POST was refused outright (no task): the entry is failed, nothing is pending."""
+        if self.lock is not None:
+            record = error_record(decision.entry, self.endpoint, FAILED, code=code, message=message)
+            self._record(decision, record)
 
     def _wait(self, task: Task, *, resumed: bool, submitted_at: float | None = None) -> Task:
         """Poll until final: finely near the learned duration, else on the usual schedule.
@@ -495,6 +623,14 @@ class Runner:
                 )
                 error.task = getattr(exc, "task", None)  # type: ignore[attr-defined,unused-ignore]
                 raise error from None
+            except DeadlineError:
+                # A look-up that dripped or never ended ran into the entry's timeout.
+                raise WaitTimeoutError(
+                    f"timed out after {timeout:g} s waiting for task {task.task_id}",
+                    task_id=task.task_id,
+                    hints=resume_hints(task.task_id),
+                    task=latest[0],
+                ) from None
             except RateLimitError as exc:
                 rounds += 1
                 if rounds > RATE_MAX_ROUNDS:
@@ -522,7 +658,7 @@ class Runner:
             if clock() + step >= deadline:
                 break  # the usual schedule reports the timeout
             self.ctx.sleep(step)
-            task = jobs.refresh(self.ctx, task)
+            task = jobs.refresh(self.ctx, task, deadline=deadline)
             seen(task)
         return task
 
@@ -553,7 +689,7 @@ class Runner:
             delay = moment - clock()
             if delay > 0:
                 self.ctx.sleep(delay)
-            task = jobs.refresh(self.ctx, task)
+            task = jobs.refresh(self.ctx, task, deadline=deadline)
             seen(task)
             moment = max(moment, clock()) + step
         return task
@@ -567,7 +703,7 @@ class Runner:
             output=entry.output,
             name_template=entry.name_template,
             # A task fetched again (a resumed run) replaces its own earlier, partial copy.
-            overwrite=self.options.overwrite or decision.source == "ledger",
+            overwrite=self.options.overwrite or decision.source in ("ledger", "lock"),
             sidecar=self.options.sidecar,
             embed_metadata=self.options.embed_metadata,
         )

@@ -214,7 +214,7 @@ FormatOpt = Annotated[
 ]
 
 
-def _complete_task_id(incomplete: str) -> list[str]:
+def _complete_task_id(incomplete: str) -> list[tuple[str, str]]:
     from flux2_cli.completers import task_ids
 
     return task_ids(incomplete)
@@ -260,3 +260,7 @@ PreviewOpt = Annotated[
         show_default=False,
     ),
 ]
+
+# batch's --format takes the images' format and the manifest's (for `batch -`).
+BATCH_FORMATS: tuple[str, ...] = (*FORMATS, "jsonl", "json", "csv", "tsv", "txt")
+complete_batch_format = _complete(BATCH_FORMATS)

@@ -25,6 +25,7 @@ from flux2_cli.commands._options import (
     SandboxOpt,
     TimeoutOpt,
     VerboseOpt,
+    complete_batch_format,
 )
 
 BATCH_PANEL = "Batch"
@@ -66,8 +67,8 @@ def batch(
         bool,
         typer.Option(
             "--check",
-            help="Send nothing; exit 5 naming each entry missing, changed or stale against "
-            "FILE.lock.json.",
+            help="Send nothing; exit 5 naming each entry new, missing, changed or stale "
+            "(including made on another endpoint, such as the sandbox) against FILE.lock.json.",
             rich_help_panel=BATCH_PANEL,
         ),
     ] = False,
@@ -152,6 +153,7 @@ def batch(
             metavar="FORMAT",
             help="The images' format (png, jpeg, webp, as the provider allows) and/or the "
             "manifest's (jsonl, json, csv, tsv, txt: needed for -); repeatable.",
+            autocompletion=complete_batch_format,
             rich_help_panel=REQUEST_PANEL,
             show_default=False,
         ),

@@ -453,9 +453,16 @@ def _submit(
 ) -> Any:
     from flux2_cli import jobs
     from flux2_cli.build import OUTPUT_INTENT
+    from flux2_cli.ledger import TaskUnrecordedError
 
-    with jobs.interruptible(None):
-        task = jobs.submit(ctx, provider, request)
+    try:
+        with jobs.interruptible(None):
+            task = jobs.submit(ctx, provider, request)
+    except TaskUnrecordedError as exc:
+        # Paid for, but the ledger has no trace of it: scripts reading --json get the id too.
+        if ctx.output.json_mode:
+            _render(ctx, [exc.task], "ids")
+        raise
     extra = dict(task.extra)
     if opts.no_download:  # `download --pending` leaves it alone unless asked
         extra[jobs.NO_DOWNLOAD] = True

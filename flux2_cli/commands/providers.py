@@ -7,7 +7,7 @@ from flux2_cli.commands._options import JsonOpt
 
 def providers(json_output: JsonOpt = False) -> None:
     """List the providers: base URL, models, modes, sizes, options taken, prices."""
-    from flux2_cli.output import Output
+    from flux2_cli.output import Output, print_records
     from flux2_cli.providers import get_provider, provider_ids
 
     output = Output(json_mode=json_output)
@@ -42,4 +42,8 @@ def providers(json_output: JsonOpt = False) -> None:
                 cap.prices,
             ]
         )
-    output.table(None, ["id", "base URL", "models", "modes", "sizes", "also takes", "prices"], rows)
+    # A block per provider on a terminal (a table split URLs and prices mid-token), tab-separated
+    # rows when piped.
+    print_records(
+        output, ["id", "base URL", "models", "modes", "sizes", "also takes", "prices"], rows
+    )

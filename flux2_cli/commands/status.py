@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -201,29 +203,23 @@ def _update(live: LiveLines, label: str, task: Task) -> None:
     live.update(label, status_text(task), final=task.status.is_final)
 
 
-class _interruptible:
+@contextmanager
+def _interruptible(tasks: dict[int, Task]) -> Iterator[None]:
     """Ctrl-C / SIGTERM while waiting on several tasks: say which ones still run."""
+    try:
+        yield
+    except (KeyboardInterrupt, InterruptSignal):
+        raise _interrupted(tasks, EXIT_INTERRUPTED, "interrupted") from None
+    except TerminatedSignal:
+        raise _interrupted(tasks, EXIT_TERMINATED, "terminated") from None
 
-    def __init__(self, tasks: dict[int, Task]) -> None:
-        self._tasks = tasks
 
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, kind: type[BaseException] | None, exc: object, tb: object) -> None:
-        if kind is None:
-            return
-        if issubclass(kind, (KeyboardInterrupt, InterruptSignal)):
-            code, what = EXIT_INTERRUPTED, "interrupted"
-        elif issubclass(kind, TerminatedSignal):
-            code, what = EXIT_TERMINATED, "terminated"
-        else:
-            return
-        ids = [task.task_id for task in self._tasks.values() if not task.status.is_final]
-        if not ids:
-            ids = [task.task_id for task in self._tasks.values()]
-        raise InterruptedError_(
-            f"{what}; the tasks go on at the provider: {', '.join(ids)}",
-            exit_code=code,
-            hints=[f"  flux2 status {' '.join(ids)} --wait"],
-        ) from None
+def _interrupted(tasks: dict[int, Task], code: int, what: str) -> InterruptedError_:
+    ids = [task.task_id for task in tasks.values() if not task.status.is_final]
+    if not ids:
+        ids = [task.task_id for task in tasks.values()]
+    return InterruptedError_(
+        f"{what}; the tasks go on at the provider: {', '.join(ids)}",
+        exit_code=code,
+        hints=[f"  flux2 status {' '.join(ids)} --wait"],
+    )

@@ -11,6 +11,7 @@ import pytest
 from pytest_httpx import HTTPXMock
 
 from flux2_cli.batch.lock import file_sha256
+from flux2_cli.batch.plan import content_key
 
 # The fake API and its fixtures (the per-thread clock, the autouse key) are shared.
 from tests.commands.test_batch_command import (  # noqa: F401
@@ -26,6 +27,11 @@ from tests.commands.test_batch_command import (  # noqa: F401
 from tests.helpers import run_cli
 
 pytestmark = pytest.mark.usefixtures("clock")
+
+
+def key(prompt: str) -> str:
+    """The lock key of an unnamed manifest entry with this prompt."""
+    return content_key({"prompt": prompt})
 
 
 def test_a_task_of_another_manifest_is_reused_reported_and_fresh_generates_anew(
@@ -78,9 +84,10 @@ def test_timeouts_alone_are_counted_as_timed_out_and_exit_6(
     result = batch(str(manifest), "-o", str(tmp_path / "out"), "--timeout", "20")
 
     assert result.exit_code == 6, result.stderr
-    assert "1 of 2 entries timed out (still running at the provider): #2 (line 2)" in (
-        result.stderr
-    )
+    assert (
+        "1 of 2 entries timed out (still running at the provider): "
+        f"{key('runs forever and ever')} (line 2)"
+    ) in result.stderr
     assert "failed" not in result.stderr.split("error:")[1].split("\n")[0]
     header, values = next(
         (line, next_line)
@@ -100,7 +107,8 @@ def test_one_failure_and_one_timeout_is_exit_5(httpx_mock: HTTPXMock, tmp_path: 
     assert result.exit_code == 5
     assert "2 of 2 entries did not succeed (1 failed, 1 timed out)" in result.stderr
     # Named by line, whatever order they ended in.
-    assert "#1 (line 1), #2 (line 2)" in result.stderr
+    first, second = key("runs forever and ever"), key("please reject")
+    assert f"{first} (line 1), {second} (line 2)" in result.stderr
 
 
 def test_a_500_on_submit_tells_one_story_on_the_first_run_and_the_rerun(
@@ -170,8 +178,8 @@ def test_check_prints_each_status_once_and_counts_in_the_error(
     result = run_cli(["batch", str(manifest), "--check"])
     assert result.exit_code == 5
     both = result.stdout + result.stderr
-    assert both.count("fox") == 1 and "missing\tfox\tline 1" in result.stdout
-    assert "1 of 1 entry is out of date (1 missing)" in result.stderr
+    assert both.count("fox") == 1 and "new\tfox\tline 1" in result.stdout
+    assert "1 of 1 entry is out of date (1 new)" in result.stderr
     assert "entries" not in result.stderr
 
 
@@ -210,11 +218,12 @@ def test_junit_and_github_actions_reports_through_the_command(
 
     assert result.exit_code == 5
     commands = [line for line in result.stderr.splitlines() if line.startswith("::")]
+    rejected, forever = key("please reject it"), key("runs forever")
     assert commands == [
-        "::error file=assets/m.jsonl,line=2,title=flux2 batch%3A failed::#2: failed: "
-        + commands[0].split("#2: failed: ", 1)[1],
-        "::warning file=assets/m.jsonl,line=3,title=flux2 batch%3A timed out::#3: timed out: "
-        + commands[1].split("#3: timed out: ", 1)[1],
+        f"::error file=assets/m.jsonl,line=2,title=flux2 batch%3A failed::{rejected}: failed: "
+        + commands[0].split(f"{rejected}: failed: ", 1)[1],
+        "::warning file=assets/m.jsonl,line=3,title=flux2 batch%3A timed out::"
+        f"{forever}: timed out: " + commands[1].split(f"{forever}: timed out: ", 1)[1],
     ]
     assert "prompt refused" in commands[0]
     assert "::" not in result.stdout  # stdout keeps only the saved paths
@@ -225,7 +234,7 @@ def test_junit_and_github_actions_reports_through_the_command(
         "| done | reused | skipped | failed | timed out | unknown | credits | wall time |" in text
     )
     assert "| 1 | 0 | 0 | 1 | 1 | 0 | 5 |" in text
-    assert "| 2 | #2 | failed |" in text and "| 3 | #3 | timed out |" in text
+    assert f"| 2 | {rejected} | failed |" in text and f"| 3 | {forever} | timed out |" in text
 
     # --check reports stale entries the same way.
     (tmp_path / "out").joinpath(next(p.name for p in (tmp_path / "out").glob("*.png"))).write_bytes(

@@ -248,3 +248,20 @@ def test_wait_on_a_terminal_draws_one_live_display_of_every_task(
     assert f"task {short_id(first)}:" in screen and f"task {short_id(second)}:" in screen
     assert "\x1b[" in screen  # drawn live (cursor movement), not one plain line per change
     assert stdout.decode().count("succeeded") == 2
+
+
+def test_ctrl_c_while_waiting_on_several_names_every_task_still_running(
+    httpx_mock: HTTPXMock, key: None, clock: FakeTime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    seed(running(A), running(C))
+    answer(httpx_mock, A, "IN_PROGRESS")
+    answer(httpx_mock, C, "IN_PROGRESS")
+
+    def interrupted(seconds: float) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(clock, "sleep", interrupted)
+    result = run_cli(["status", A, C, "--wait"])
+    assert result.exit_code == 130, result.output
+    assert f"the tasks go on at the provider: {A}, {C}" in result.stderr
+    assert f"flux2 status {A} {C} --wait" in result.stderr

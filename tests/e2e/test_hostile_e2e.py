@@ -8,6 +8,7 @@ task id and the commands to resume printed.
 
 from __future__ import annotations
 
+import json
 import os
 import resource
 import subprocess
@@ -105,6 +106,29 @@ def test_row57_a_status_answer_that_drips_or_never_ends_stops_at_timeout(
     assert result.returncode == 6, result.stderr
     assert f"flux2 status {TASK_ID} --wait" in result.stderr
     assert_resumable(result)
+
+
+def test_row57_a_batch_entry_whose_status_drips_times_out_at_its_timeout(
+    hostile: Callable[[str], str], run_flux2: Run, tmp_path: Path
+) -> None:
+    manifest = tmp_path / "m.jsonl"
+    manifest.write_text('{"prompt": "a lighthouse"}\n')
+    flags = ["--provider", "apiinone", "--base-url", hostile("drip-status"), "--api-key", "k-1234"]
+    result = run_flux2(
+        "batch",
+        str(manifest),
+        *flags,
+        "-o",
+        f"{tmp_path}/out/",
+        "--timeout",
+        str(TIMEOUT_S),
+        "--json",
+        timeout=HANG_GUARD_S,
+    )
+    assert result.returncode == 6, result.stderr
+    outcome = json.loads(result.stdout.splitlines()[0])
+    assert outcome["error"]["code"] == "timeout", outcome
+    assert "Traceback" not in result.stderr and "This is a bug" not in result.stderr
 
 
 def test_row57_an_image_that_drips_stops_at_the_download_budget(

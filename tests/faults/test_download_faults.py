@@ -297,3 +297,18 @@ def test_row35_hostile_names_never_leave_the_folder(
     assert not (tmp_path / ".bashrc").exists()
     outside = [p for p in tmp_path.rglob("*") if out not in p.parents and p != out]
     assert all("flux2-home" in str(p) for p in outside), outside
+
+
+def test_row66_a_second_download_of_a_saved_task_leaves_exactly_one_file(
+    httpx_mock: HTTPXMock, clock: FakeTime, tmp_path: Path
+) -> None:
+    add_finished(httpx_mock, "t66")
+    httpx_mock.add_response(method="GET", url=IMAGE_URL, content=PNG, is_reusable=True)
+    out = tmp_path / "out"
+    first = run_cli(gen(out))
+    assert first.exit_code == 0, first.output
+    for _ in range(2):
+        again = run_cli(["download", "t66", "-o", f"{out}/"])
+        assert again.exit_code == 0, again.output
+        assert again.stdout == first.stdout  # the same path, reused
+    assert leftovers(out) == ["a-red-fox-t66.json", "a-red-fox-t66.png"]  # no -1, no temp
