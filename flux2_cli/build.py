@@ -146,6 +146,11 @@ def build_request(provider: Provider, layers: Sequence[Layer]) -> Built:
     problems.extend(_pair_problems(layers))
     if problems:
         raise RequestError(problems, hints)
+    if provider.capabilities.size_optional and not any(
+        key in values for key in (*SIZE_BY_RATIO, *SIZE_BY_PIXELS)
+    ):
+        # No layer asked for a size (flag, entry or config): the model chooses it (BFL).
+        values["default_size"] = True
     for name, default in REQUEST_DEFAULTS.items():
         values.setdefault(name, default)
     request = GenerationRequest(**values)

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import enum
+import math
 import re
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from typing import Any
+
+# What an expiry past the end of the calendar becomes: the last moment a datetime holds.
+FAR_FUTURE = datetime.max.replace(tzinfo=timezone.utc)
 
 
 class TaskStatus(str, enum.Enum):
@@ -131,12 +135,14 @@ def parse_time(value: object) -> datetime | None:
         return None
     if isinstance(value, (int, float)):
         seconds = float(value)
+        if not math.isfinite(seconds) or seconds < 0:
+            return None  # negative, NaN or infinite: no meaningful time, treated as absent
         if seconds > 1e11:  # milliseconds since the epoch
             seconds /= 1000.0
         try:
             return datetime.fromtimestamp(seconds, tz=timezone.utc)
         except (OverflowError, OSError, ValueError):
-            return None
+            return FAR_FUTURE  # past year 9999: as far as a datetime goes
     if isinstance(value, str):
         text = value.strip()
         if not text:
@@ -151,7 +157,12 @@ def parse_time(value: object) -> datetime | None:
             return None
         if moment.tzinfo is None:
             moment = moment.replace(tzinfo=timezone.utc)
-        return moment
+        try:
+            # Normalised to UTC here, so that later arithmetic cannot overflow:
+            # 9999-12-31T23:59:59-05:00 is past datetime.max in UTC.
+            return moment.astimezone(timezone.utc)
+        except (OverflowError, ValueError):
+            return FAR_FUTURE if moment.year >= datetime.max.year else None
     return None
 
 

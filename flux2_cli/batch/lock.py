@@ -141,6 +141,8 @@ class LockFile:
         self._lock = threading.RLock()  # re-entrant: a signal may land inside put()
         self._fd: int | None = None
         self._pending = False  # journal lines not yet folded
+        self._index: dict[str, str] | None = None  # fingerprint -> key, for lookup()
+        self._indexed: dict[str, dict[str, Any]] | None = None
 
     @classmethod
     def load(cls, path: Path, warn: Callable[[str], None] = lambda text: None) -> LockFile:
@@ -183,6 +185,7 @@ class LockFile:
                 self.records[key] = record
             elif isinstance(key, str) and record is None:
                 self.records.pop(key, None)
+            self._index = None
             self._pending = True
 
     # -- paths ----------------------------------------------------------------------------
@@ -207,10 +210,17 @@ class LockFile:
         record = self.records.get(key)
         if record is not None and record.get("fingerprint") == fingerprint:
             return key, record
-        for other, candidate in self.records.items():
-            if candidate.get("fingerprint") == fingerprint:
-                return other, candidate
-        return None
+        # One index for the whole decide pass: a scan per entry is quadratic at 10,000.
+        if self._index is None or self._indexed is not self.records:
+            self._index = {}
+            for other, candidate in self.records.items():
+                self._index.setdefault(str(candidate.get("fingerprint")), other)
+            self._indexed = self.records
+        renamed = self._index.get(fingerprint)
+        if renamed is None or renamed not in self.records:
+            return None
+        candidate = self.records[renamed]
+        return (renamed, candidate) if candidate.get("fingerprint") == fingerprint else None
 
     def problem(self, key: str, fingerprint: str, endpoint: str | None = None) -> str | None:
         """None when up to date; else ``new``, ``changed``, ``missing: …`` or ``stale: …``."""
@@ -259,6 +269,7 @@ class LockFile:
                     hints=["Free some space or make the manifest's folder writable, then re-run."],
                 ) from exc
             self.records[key] = record
+            self._index = None
 
     def keep_only(self, keys: Iterable[str]) -> None:
         """Forget entries no longer in the manifest (written at the next fold)."""
@@ -267,6 +278,7 @@ class LockFile:
             dropped = [key for key in self.records if key not in wanted]
             for key in dropped:
                 del self.records[key]
+            self._index = None
             if dropped:
                 self._pending = True
 

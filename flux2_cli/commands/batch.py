@@ -107,7 +107,7 @@ def batch(
         typer.Option(
             "--fresh",
             help="Generate anew instead of reusing a task the ledger holds for the same request "
-            "from another manifest (or from gen).",
+            "from another manifest.",
             rich_help_panel=BATCH_PANEL,
         ),
     ] = False,

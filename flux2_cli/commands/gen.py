@@ -17,6 +17,7 @@ from flux2_cli.commands._options import (
     ModeOpt,
     NameOpt,
     NoSidecarOpt,
+    NoUpsampleOpt,
     OpenOpt,
     OutputOpt,
     OverwriteOpt,
@@ -162,6 +163,7 @@ def gen(
             show_default=False,
         ),
     ] = None,
+    no_upsample: NoUpsampleOpt = False,
     output_path: OutputOpt = None,
     name: NameOpt = None,
     overwrite: OverwriteOpt = False,
@@ -251,6 +253,7 @@ def gen(
                 "height": height,
                 "callback_url": callback_url,
                 "params": tuple(param or ()),
+                "upsample": False if no_upsample else None,
             },
             labels={"prompt": "PROMPT (stdin)" if prompt == "-" else "PROMPT"},
         )
@@ -560,7 +563,7 @@ def _print_dry_run(ctx: Context, provider: Provider, requests: list[GenerationRe
     count = len(requests)
 
     base_url = ctx.base_url(provider)
-    call = provider.build_create(jobs.prepare_request(provider, request))
+    call = jobs.create_call(ctx, provider, request, fingerprint=None)
     client = ctx.preview_client(provider, base_url)
     try:
         prepared = client.prepare(call)

@@ -601,3 +601,52 @@ def test_a_json_array_manifest_runs_as_entries_never_as_one_raw_prompt(
     assert result.exit_code == 0, result.output
     prompts = [line["request"]["prompt"] for line in json_lines(result.stdout)[:-1]]
     assert prompts == ["a red fox", "a blue whale"]
+
+
+def test_row66_apimart_rerun_after_lost_answers_sends_the_same_key_and_gets_one_task(
+    httpx_mock: HTTPXMock, tmp_path: Path, clock: ThreadClock
+) -> None:
+    # APIMart replays a duplicate Idempotency-Key instead of billing it (apimart-ai/
+    # apimart-skills, api-contract.md): a POST whose answers were all lost is no "outcome
+    # unknown" on this provider; the re-run sends it again with the key it had.
+    create = "https://api.apimart.ai/v1/images/generations"
+    image = "https://upload.apimart.ai/f/image/r66_0.png"
+    manifest = write_manifest(tmp_path / "m.jsonl", ["a red fox"])
+    args = ["batch", str(manifest), "-o", str(tmp_path / "out"), "--provider", "apimart"]
+    for _ in range(5):
+        httpx_mock.add_exception(httpx.ReadTimeout("answer lost"), method="POST", url=create)
+
+    first = run_cli(args)
+
+    assert first.exit_code != 0
+    lost_keys = {r.headers["Idempotency-Key"] for r in httpx_mock.get_requests(method="POST")}
+    assert len(lost_keys) == 1
+    httpx_mock.add_response(
+        method="POST",
+        url=create,
+        json={"code": 200, "data": {"id": "task_01R66", "status": "submitted"}},
+        headers={"idempotency-replayed": "true"},
+    )
+    httpx_mock.add_response(
+        method="GET",
+        url="https://api.apimart.ai/v1/tasks/task_01R66",
+        json={
+            "code": 200,
+            "data": {
+                "id": "task_01R66",
+                "status": "completed",
+                "result": {"images": [{"url": image}]},
+            },
+        },
+    )
+    httpx_mock.add_response(
+        method="GET", url=image, content=png_bytes(), headers={"Content-Type": "image/png"}
+    )
+
+    again = run_cli(args)
+
+    assert again.exit_code == 0, again.stderr
+    assert "outcome unknown" not in again.stderr
+    posts = httpx_mock.get_requests(method="POST")
+    assert len(posts) == 6 and posts[-1].headers["Idempotency-Key"] in lost_keys
+    assert len(images_in(tmp_path / "out")) == 1

@@ -99,3 +99,33 @@ def test_merge_of_a_missing_file_is_exit_2(tmp_path: Path) -> None:
     manifest = write_manifest(tmp_path / "m.jsonl", ["a red fox"])
     result = run_cli(["lock", "merge", str(manifest), str(tmp_path / "nope.lock.json")])
     assert result.exit_code == 2 and "nope.lock.json is not a file" in result.stderr
+
+
+def test_merge_reads_a_runner_that_left_only_its_journal(
+    httpx_mock: HTTPXMock, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from flux2_cli.batch.lock import journal_path
+
+    serve(httpx_mock, FakeApi())
+    runner = run_shard(tmp_path, 1, 1, monkeypatch)
+    lock_file = runner / "m.jsonl.lock.json"
+    records = json.loads(lock_file.read_text())["entries"]
+    # What a SIGKILL leaves: the journal lines, never folded into a lock file.
+    journal_path(lock_file).write_text(
+        "".join(
+            json.dumps({"key": key, "record": record}) + "\n" for key, record in records.items()
+        )
+    )
+    lock_file.unlink()
+    merged = tmp_path / "merged"
+    merged.mkdir()
+    write_manifest(merged / "m.jsonl", PROMPTS)
+    shutil.copytree(runner / "out", merged / "out")
+    monkeypatch.chdir(merged)
+
+    result = run_cli(["lock", "merge", "m.jsonl", str(lock_file)])
+
+    assert result.exit_code == 0, result.stderr
+    assert json.loads((merged / "m.jsonl.lock.json").read_text())["entries"] == records
+    check = run_cli(["batch", "m.jsonl", "--check", "--provider", "apiinone"])
+    assert check.exit_code == 0, check.stdout + check.stderr

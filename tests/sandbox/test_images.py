@@ -45,3 +45,12 @@ def test_tiny_and_unknown() -> None:
         assert image.size == (1, 1)
     with pytest.raises(ValueError):
         render(10, 10, "abc", None, "gif")
+
+
+def test_issue15_png_is_a_palette_picture_drawn_at_full_size() -> None:
+    # One byte a pixel and no scaling: a tenth of the CPU of the truecolour picture it replaces
+    # (benchmarks/batch_scale.py's server CPU per task), and edges as sharp as the pixels.
+    with Image.open(io.BytesIO(render(1024, 1024, "a lighthouse", 2, "png"))) as image:
+        assert image.mode == "P" and image.size == (1024, 1024)
+        colours = image.convert("RGB").getcolors(maxcolors=256)
+    assert colours is not None and len(colours) > 20  # a gradient and shapes, not a flat fill
