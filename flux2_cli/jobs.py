@@ -367,9 +367,12 @@ def download(ctx: Context, task: Task, options: DownloadOptions) -> Task:
     from flux2_cli.download import DOWNLOAD_BUDGET_S, download_images
 
     if task.status is TaskStatus.EXPIRED:
+        from flux2_cli.errors import gone_hints
+        from flux2_cli.task import regenerate_command
+
         raise UrlExpiredError(
             f"the image URLs of task {task.task_id} have expired.",
-            hints=["Generate it again: result URLs live about 24 hours (BFL: ten minutes)."],
+            hints=gone_hints(task.task_id, regenerate_command(task)),
         )
     if not task.images:
         raise DownloadError(f"task {task.task_id} has no images to download.")

@@ -20,15 +20,19 @@ import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from flux2_cli.errors import UsageError
+
+if TYPE_CHECKING:
+    from flux2_cli.build import Layer
 
 METADATA_KEY = "flux2"  # the PNG text keyword and the sidecar's marker (download.py writes them)
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")
 MAX_SIDECAR_BYTES = 5 * 1024 * 1024
 
 LedgerLookup = Callable[[str], Any]  # ref -> LedgerEntry | None (UsageError when ambiguous)
+LAYER_KIND = "from"  # a request layer that was not asked for in this run (see as_layer)
 
 
 @dataclass(frozen=True)
@@ -99,6 +103,20 @@ def load_origin(
         request=request,
         sandbox=is_sandbox_url(task.base_url),
     )
+
+
+def as_layer(origin: Origin, where: str) -> Layer:
+    """The earlier request as a layer of the request builder, each value named ``WHERE: key``.
+
+    It is not "asked for" in this run: a field the chosen provider does not take at all (a seed
+    the sandbox was given, replayed on API in One) is left out with a notice, as a config
+    default is; a field it takes but with a bad value is an error naming the source.
+    """
+    from flux2_cli.build import Layer
+
+    values = dict(origin.request)
+    names = [*values, "width/height", "ratio/res"]
+    return Layer(LAYER_KIND, values, where, labels={key: f"{where}: {key}" for key in names})
 
 
 def read_embedded(path: Path) -> dict[str, Any] | None:

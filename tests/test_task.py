@@ -30,6 +30,7 @@ TASK_KEYS = {
     "cost",
     "error",
     "request",
+    "sandbox",
 }
 
 

@@ -91,13 +91,31 @@ def lock_path(manifest: Path) -> Path:
 
 
 def journal_path(lock: Path) -> Path:
-    """``FILE.lock.journal`` beside ``FILE.lock.json``."""
-    return lock.with_name(lock.name[: -len(LOCK_SUFFIX)] + JOURNAL_SUFFIX)
+    """``FILE.lock.journal`` beside ``FILE.lock.json``; ``NAME.journal`` beside another name."""
+    if lock.name.endswith(LOCK_SUFFIX):
+        return lock.with_name(lock.name[: -len(LOCK_SUFFIX)] + JOURNAL_SUFFIX)
+    return lock.with_name(lock.name + ".journal")
 
 
 def run_lock_path(manifest: Path) -> Path:
     """``.FILE.lock.run`` beside the manifest: the one-run-at-a-time lock."""
     return manifest.with_name("." + manifest.name + RUN_LOCK_SUFFIX)
+
+
+def state_path(manifest: Path, lock: Path | None) -> Path | None:
+    """The lock file of a run: ``--lock PATH``, else beside the manifest; stdin has none."""
+    if lock is not None:
+        return lock
+    if str(manifest) == "-":
+        return None  # nowhere a user would look for it, nothing to commit it with
+    return lock_path(manifest)
+
+
+def hold_path(manifest: Path, lock: Path | None) -> Path:
+    """The one-run-at-a-time lock: beside ``--lock PATH`` when given, else beside the manifest."""
+    if lock is not None:
+        return lock.with_name("." + lock.name + ".run")
+    return run_lock_path(manifest)
 
 
 def endpoint_id(provider: str, base_url: str | None) -> str:
@@ -466,11 +484,13 @@ def task_from_record(
 
 
 @contextlib.contextmanager
-def hold_run(manifest: Path, notice: Callable[[str], None]) -> Iterator[None]:
+def hold_run(
+    manifest: Path, notice: Callable[[str], None], *, path: Path | None = None
+) -> Iterator[None]:
     """One ``flux2 batch`` of this manifest at a time on this machine; a second one waits."""
     from filelock import FileLock, Timeout
 
-    path = run_lock_path(manifest)
+    path = path if path is not None else run_lock_path(manifest)
     run_lock = FileLock(str(path), mode=0o644)
     try:
         run_lock.acquire(timeout=0)

@@ -132,11 +132,13 @@ def merge_lock_files(
         keys = ", ".join(f"{key} ({source})" for source, key in result.dropped[:20])
         more = f" and {len(result.dropped) - 20} more" if len(result.dropped) > 20 else ""
         output.info(
-            f"Dropped {len(result.dropped)} record(s) of entries not in {manifest.name}: "
+            f"Dropped {len(result.dropped)} record{'' if len(result.dropped) == 1 else 's'} of "
+            f"entries not in {manifest.name}: "
             f"{keys}{more}."
         )
     output.info(
-        f"Merged {len(files)} lock file(s) into {target_path.name}: {result.merged} "
+        f"Merged {len(files)} lock file{'' if len(files) == 1 else 's'} into "
+        f"{target_path.name}: {result.merged} "
         f"entr{'y' if result.merged == 1 else 'ies'} from them, {len(result.records)} in all."
     )
     if result.conflicts:

@@ -173,7 +173,7 @@ def _origin_layer(ctx: Context, ref: str, base: Path, where: str) -> Layer | Usa
 
     The run's provider stays the run's: ``from`` brings the request's fields, not its provider.
     """
-    from flux2_cli.origin import load_origin
+    from flux2_cli.origin import as_layer, load_origin
 
     if ref.strip().lower() == "last":
         # A manifest is run again and again; "last" would name another task each time.
@@ -184,7 +184,7 @@ def _origin_layer(ctx: Context, ref: str, base: Path, where: str) -> Layer | Usa
         origin = load_origin(ref, lookup=ctx.ledger().resolve, base=base, flag="from")
     except UsageError as exc:
         return exc
-    return Layer(ENTRY, dict(origin.request), f"{where}: from {origin.label}")
+    return as_layer(origin, f"{where}: from {origin.label}")
 
 
 def content_key(values: Mapping[str, Any], base: Path | None = None) -> str:

@@ -148,6 +148,7 @@ class BatchOptions:
     fresh: bool = False  # never reuse a task made for another manifest
     rerun: str = ""  # the command that resumes this run, with the flags that matter
     junit: Path | None = None  # --junit PATH: a JUnit XML report, one test case per entry
+    lock: Path | None = None  # --lock PATH: the lock file elsewhere than beside the manifest
 
 
 @dataclass

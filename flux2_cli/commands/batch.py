@@ -143,6 +143,17 @@ def batch(
             show_default=False,
         ),
     ] = None,
+    lock: Annotated[
+        Path | None,
+        typer.Option(
+            "--lock",
+            help="The lock file (and its journal beside it) instead of FILE.lock.json; a "
+            "manifest read from stdin keeps none without it.",
+            metavar="PATH",
+            rich_help_panel=BATCH_PANEL,
+            show_default=False,
+        ),
+    ] = None,
     ratio: RatioOpt = None,
     res: ResOpt = None,
     mode: ModeOpt = None,
@@ -262,6 +273,7 @@ def batch(
                 junit=junit,
                 report=report,
                 contact_sheet=contact_sheet,
+                lock=lock,
                 rerun=shlex.join(
                     _rerun_argv(
                         manifest,
@@ -272,6 +284,7 @@ def batch(
                         region=region,
                         output=output_path,
                         shard=shard,
+                        lock=lock,
                     )
                 ),
             ),
@@ -290,6 +303,7 @@ def _rerun_argv(
     region: str | None,
     output: str | None,
     shard: str | None,
+    lock: Path | None = None,
 ) -> list[str]:
     """``flux2 batch FILE`` with the flags that decide where and what a resume runs."""
     argv = ["flux2", "batch", str(manifest)]
@@ -302,6 +316,7 @@ def _rerun_argv(
         ("--region", region),
         ("-o", output),
         ("--shard", shard),
+        ("--lock", str(lock) if lock is not None else None),
     ):
         if value is not None:
             argv += [flag, value]

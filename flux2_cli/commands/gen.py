@@ -211,7 +211,7 @@ def gen(
     sandbox: SandboxOpt = False,
 ) -> None:
     """Generate an image: submit, wait with a live spinner, download, print the saved paths."""
-    from flux2_cli.build import ENTRY, FLAG, Layer
+    from flux2_cli.build import FLAG, Layer
     from flux2_cli.commands._common import make_context, read_prompt
 
     origin = _load_origin(from_ref) if from_ref is not None else None
@@ -220,7 +220,9 @@ def gen(
 
         raise UsageError(
             "Give a PROMPT (or - to read it from stdin), or --from PATH|ID to repeat an "
-            "earlier request."
+            "earlier request.",
+            # As Typer's own usage errors are shown (cli.py): the usage line, then help.
+            hints=["usage: flux2 gen [OPTIONS] [PROMPT]", "help:  flux2 gen --help"],
         )
     ctx = make_context(
         # The provider (and the sandbox) that made the earlier request, unless --provider
@@ -240,7 +242,7 @@ def gen(
         flags = Layer(
             FLAG,
             {
-                "prompt": read_prompt(prompt) if prompt is not None else None,
+                "prompt": read_prompt(prompt, ctx.output) if prompt is not None else None,
                 "model": model,
                 "mode": mode,
                 "ratio": ratio,
@@ -259,7 +261,9 @@ def gen(
         )
         origin_layers = []
         if origin is not None:
-            origin_layers.append(Layer(ENTRY, dict(origin.request), f"--from {origin.label}"))
+            from flux2_cli.origin import as_layer
+
+            origin_layers.append(as_layer(origin, f"--from {origin.label}"))
             where = origin.provider or "provider unknown"
             if ctx.sandbox:
                 where += ", on the sandbox"
@@ -313,6 +317,7 @@ class GenOptions:
 def _run(ctx: Context, opts: GenOptions) -> None:
     from flux2_cli import jobs
     from flux2_cli.build import build_request, config_layers, output_intent
+    from flux2_cli.commands._common import refuse_terminal_stdout
     from flux2_cli.download import check_destination, validate_template
     from flux2_cli.errors import UsageError
 
@@ -326,6 +331,8 @@ def _run(ctx: Context, opts: GenOptions) -> None:
             "-o - writes image bytes to stdout; it cannot go with --json, --no-wait, "
             "--no-download or -n."
         )
+    if opts.output == "-":
+        refuse_terminal_stdout(ctx)
     intent = output_intent(opts.output, opts.name, ctx.settings)
     validate_template(intent.name)
     if opts.count > 1 and _one_file(intent.output):
@@ -366,13 +373,15 @@ def _run_one(
 ) -> None:
     """One task: any failure is the command's, with the task object first under --json."""
     from flux2_cli import jobs
-    from flux2_cli.commands._common import show_images
+    from flux2_cli.commands._common import finished_line, show_images
     from flux2_cli.errors import InterruptedError_, TaskFailedError, WaitTimeoutError
     from flux2_cli.task import Task
 
+    started = ctx.clock()
     task = _submit(ctx, provider, request, opts, intent)
     if opts.no_wait:
         _render(ctx, [task], "ids")
+        ctx.output.info(f"check on it: flux2 status {task.task_id} --wait")
         return
     seen = [task]
     try:
@@ -389,10 +398,11 @@ def _run_one(
         return
     with jobs.interruptible(task.task_id):
         task = jobs.download(ctx, task, _download_options(opts, intent))
-    if opts.output == "-":
-        return
-    _render(ctx, [task], "paths")
-    show_images(ctx, [task], open_flag=opts.open, preview_flag=opts.preview)
+    if opts.output != "-":
+        _render(ctx, [task], "paths")
+    ctx.output.success(finished_line(task, ctx.clock() - started))
+    if opts.output != "-":
+        show_images(ctx, [task], open_flag=opts.open, preview_flag=opts.preview)
 
 
 def _run_many(
@@ -405,7 +415,7 @@ def _run_many(
     """-n N: every task submitted first (they run side by side at the provider), then each
     waited for and downloaded; one failing does not stop the others, the worst exit code wins."""
     from flux2_cli import jobs
-    from flux2_cli.commands._common import show_images
+    from flux2_cli.commands._common import finished_line, show_images
     from flux2_cli.errors import EXIT_INTERRUPTED, EXIT_TERMINATED, Flux2Error
     from flux2_cli.task import Task
 
@@ -424,9 +434,12 @@ def _run_many(
             break
     if opts.no_wait:
         _render(ctx, tasks, "ids")
+        ids = " ".join(task.task_id for task in tasks)
+        ctx.output.info(f"check on them: flux2 status {ids} --wait")
         _raise_worst(errors, len(requests))
         return
     finished: list[Task] = []
+    started = ctx.clock()
     for index, task in enumerate(tasks):
         seen = [task]
         try:
@@ -443,6 +456,10 @@ def _run_many(
         finished.append(task)
     _render(ctx, finished, "urls" if opts.no_download else "paths")
     if not opts.no_download:
+        elapsed = ctx.clock() - started
+        for task in finished:
+            if any(image.path for image in task.images):
+                ctx.output.success(finished_line(task, elapsed))
         show_images(ctx, finished, open_flag=opts.open, preview_flag=opts.preview)
     _raise_worst(errors, len(requests))
 
@@ -475,7 +492,9 @@ def _submit(
     if extra != task.extra:
         task = task.evolve(extra=extra)
         ctx.ledger().update(task)
-    ctx.output.info(f"Submitted task {task.task_id} ({provider.capabilities.id}, {task.model}).")
+    from flux2_cli.commands._common import submitted_line
+
+    ctx.output.info(submitted_line(task))
     return task
 
 
@@ -600,18 +619,17 @@ def _print_dry_run(ctx: Context, provider: Provider, requests: list[GenerationRe
     if cost is None:
         output.info(f"Estimated cost: not published by {provider.capabilities.id}.")
     else:
-        parts = []
-        if cost.credits is not None:
-            parts.append(f"{cost.credits:g} credits")
-        if cost.usd is not None:
-            parts.append(f"≈ ${cost.usd:.2f}")
+        from flux2_cli.output import format_cost
+
+        simulated = ctx.sandbox or provider.capabilities.id == "sandbox"
+        text = format_cost(cost.credits, cost.usd, simulated=simulated)
         total = ""
         if count > 1:
-            credits, _, _ = jobs.estimate_total(provider, requests)
-            total = f", × {count} tasks = {credits:g} credits"
+            credits, usd, _ = jobs.estimate_total(provider, requests)
+            total = f", × {count} tasks = {format_cost(credits, usd)}"
             if request.seed is not None:
                 total += f" (seeds {request.seed}…{requests[-1].seed})"
-        output.info("Estimated cost: " + " ".join(parts) + f" per image{total}. Nothing was sent.")
+        output.info(f"Estimated cost: {text} per image{total}. Nothing was sent.")
 
 
 def _total_json(provider: Provider, requests: list[GenerationRequest]) -> dict[str, Any] | None:

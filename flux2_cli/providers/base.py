@@ -8,6 +8,7 @@ dialect only writes what is its own.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -27,6 +28,24 @@ from flux2_cli.request import (
 from flux2_cli.task import Cost, ImageResult, Task, TaskError, TaskStatus, merge_images, utc_now
 
 BALANCE_FIELDS = ("credits", "balance", "remaining_credits")
+# A URL scheme ("ftp:", "s3:", "data:"); one letter is a Windows drive ("C:\\img.png").
+_SCHEME_RE = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]+):")
+# What makes a --ref look like a file: a folder separator, or a file extension at the end.
+_PATH_RE = re.compile(r"[/\\]|^~|\.[A-Za-z0-9]{2,5}$")
+
+
+def ref_kind(ref: str) -> str:
+    """``"path"`` when a non-http(s) ``--ref`` reads as a file path; else why it is neither.
+
+    ``ftp://…`` is a URL of a scheme no provider fetches, and ``"not a url"`` is neither a
+    URL nor a path: calling either a "local path" would send the user looking for a file.
+    """
+    scheme = _SCHEME_RE.match(ref)
+    if scheme:
+        return f"a {scheme.group(1).lower()}: URL; only http(s) URLs are fetched by providers"
+    if ref.strip() and _PATH_RE.search(ref.strip()):
+        return "path"
+    return "neither an http(s) URL nor a path to an image file"
 
 
 @dataclass(frozen=True)
@@ -530,7 +549,12 @@ def validate_against(
         whose = f"model {spec.id} takes" if spec and spec.max_refs is not None else "takes"
         raise refuse("refs", f"{len(request.refs)} given; {whose} at most {max_refs} references")
     for ref in request.refs:
-        if not is_url(ref) and not caps.inline_refs:
+        if is_url(ref):
+            continue
+        kind = ref_kind(ref)
+        if kind != "path":
+            raise UsageError(f"--ref {ref!r}: {kind}.")
+        if not caps.inline_refs:
             raise refuse(
                 "refs",
                 f"{ref!r} is a local path, but this provider only takes public http(s) URLs",

@@ -65,14 +65,7 @@ def write_atomic(path: Path, data: bytes) -> None:
     write (file, folder) were a third of the server's work per task, on its event loop.
     """
     path.parent.mkdir(parents=True, exist_ok=True)
-    temp = path.parent / atomic.temp_name(path.name)
-    try:
-        with open(temp, "xb") as handle:
-            handle.write(data)
-        os.replace(temp, path)
-    except BaseException:
-        atomic.unlink_quietly(temp)
-        raise
+    atomic.write_atomic(path, data, fsync=False)
 
 
 class StateStore:

@@ -14,18 +14,12 @@ def write(tmp_path: Path, *entries: dict[str, object]) -> Path:
     return path
 
 
-def batch(manifest: Path, *args: str) -> object:
-    return run_cli(
-        [
-            "batch",
-            str(manifest),
-            "--provider",
-            "sandbox",
-            "-o",
-            f"{manifest.parent / 'out'}/",
-            *args,
-        ]
-    )
+# BFL's dialect on the sandbox: a provider that takes seeds (the sandbox's own does not).
+SEEDED = ["--sandbox", "--provider", "bfl", "--format", "png"]
+
+
+def batch(manifest: Path, *args: str, account: tuple[str, ...] = tuple(SEEDED)) -> object:
+    return run_cli(["batch", str(manifest), *account, "-o", f"{manifest.parent / 'out'}/", *args])
 
 
 def lines(result: object) -> list[dict[str, object]]:
@@ -51,10 +45,11 @@ def test_n_expands_an_entry_into_n_tasks_with_seeds_and_names(tmp_path: Path) ->
 
 def test_dry_run_and_max_cost_count_every_task(tmp_path: Path) -> None:
     manifest = write(tmp_path, {"prompt": "a red fox", "n": 4}, {"prompt": "a heron"})
-    plan = batch(manifest, "--dry-run", "--json")
+    sandbox = ("--provider", "sandbox")  # API in One's table: 5 credits for pro 1K
+    plan = batch(manifest, "--dry-run", "--json", account=sandbox)
     summary = lines(plan)[-1]
     assert (summary["to_submit"], summary["estimated_credits"]) == (5, 25)
-    over = batch(manifest, "--max-cost", "24")
+    over = batch(manifest, "--max-cost", "24", account=sandbox)
     assert over.exit_code == 2  # type: ignore[attr-defined]
     assert "25 credits, is over --max-cost 24" in over.stderr  # type: ignore[attr-defined]
 
@@ -64,8 +59,7 @@ def test_from_takes_the_request_and_the_entry_overrides(tmp_path: Path) -> None:
         [
             "gen",
             "a lighthouse at dusk",
-            "--provider",
-            "sandbox",
+            *SEEDED,
             "--seed",
             "4",
             "--ratio",
@@ -84,13 +78,8 @@ def test_from_takes_the_request_and_the_entry_overrides(tmp_path: Path) -> None:
     )
     plan = lines(batch(manifest, "--dry-run", "--json"))
     requests = {line["key"]: line["request"] for line in plan if not line.get("summary")}
-    assert requests["same"] == {
-        "prompt": "a lighthouse at dusk",
-        "ratio": "3:2",
-        "res": "1K",
-        "mode": "pro",
-        "seed": 4,
-    }
+    assert requests["same"] == json.loads(made.stdout)["request"]
+    assert requests["same"]["seed"] == 4 and requests["same"]["ratio"] == "3:2"  # type: ignore[index]
     assert requests["wide"]["ratio"] == "16:9" and requests["wide"]["seed"] == 4  # type: ignore[index]
     assert requests["by-id"]["seed"] == 5  # type: ignore[index]
 

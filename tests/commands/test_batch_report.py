@@ -13,7 +13,7 @@ from pytest_httpx import HTTPXMock
 from tests.helpers import run_cli
 
 MANIFEST = [
-    {"name": "fox", "prompt": "a red fox in snow", "seed": 7},
+    {"name": "fox", "prompt": "a red fox in snow"},
     {"name": "ship", "prompt": "a ship that will [sandbox:fail]"},
     {"name": "heron", "prompt": "a grey heron"},
 ]

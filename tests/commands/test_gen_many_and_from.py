@@ -11,6 +11,9 @@ from pytest_httpx import HTTPXMock
 from tests.helpers import png_bytes, run_cli
 
 SANDBOX = ["--provider", "sandbox"]
+# BFL's dialect on the sandbox: a provider that takes seeds (API in One, and so the sandbox's
+# own provider, does not).
+SEEDED = ["--sandbox", "--provider", "bfl"]
 
 
 def gen(tmp_path: Path, *args: str) -> object:
@@ -25,7 +28,9 @@ def test_n_makes_n_tasks_with_consecutive_seeds_and_numbered_names(tmp_path: Pat
         [
             "gen",
             "a red fox",
-            *SANDBOX,
+            *SEEDED,
+            "--format",
+            "png",
             "-n",
             "3",
             "--seed",
@@ -59,12 +64,15 @@ def test_n_1_is_still_one_object(tmp_path: Path) -> None:
 
 
 def test_dry_run_and_max_cost_count_all_n() -> None:
-    dry = run_cli(["gen", "a red fox", *SANDBOX, "-n", "4", "--seed", "1", "--dry-run", "--json"])
+    dry = run_cli(["gen", "a red fox", *SEEDED, "-n", "4", "--seed", "1", "--dry-run", "--json"])
     document = json.loads(dry.stdout)
     assert document["count"] == 4
-    assert document["estimated_total"] == {"credits": 20.0, "usd": 0.2}  # 4 × pro 1K
-    text = run_cli(["gen", "a red fox", *SANDBOX, "-n", "4", "--seed", "1", "--dry-run"])
-    assert "× 4 tasks = 20 credits (seeds 1…4)" in text.stderr
+    one = document["estimated_cost"]
+    assert document["estimated_total"]["credits"] == pytest.approx(4 * one["credits"])
+    assert document["body"]["seed"] == 1  # the first request is shown
+    text = run_cli(["gen", "a red fox", *SEEDED, "-n", "4", "--seed", "1", "--dry-run"])
+    assert "× 4 tasks = " in text.stderr and "(seeds 1…4)" in text.stderr
+    # API in One's table (the sandbox's provider): 5 credits for pro 1K, so 20 for four.
     over = run_cli(["gen", "a red fox", *SANDBOX, "-n", "4", "--max-cost", "19"])
     assert over.exit_code == 2
     assert "20 credits, is over --max-cost 19" in over.stderr
@@ -153,8 +161,10 @@ class _NoSleep:
 
 
 def made(tmp_path: Path, *args: str) -> dict[str, object]:
-    """Make one image on the sandbox; its --json task."""
-    result = run_cli(["gen", *args, *SANDBOX, "-o", f"{tmp_path / 'first'}/", "--json"])
+    """Make one image on the sandbox in BFL's dialect (it takes seeds); its --json task."""
+    result = run_cli(
+        ["gen", *args, *SEEDED, "--format", "png", "-o", f"{tmp_path / 'first'}/", "--json"]
+    )
     assert result.exit_code == 0, result.stderr
     task: dict[str, object] = json.loads(result.stdout)
     return task
@@ -178,7 +188,7 @@ def test_from_a_sidecar_repeats_the_request(tmp_path: Path) -> None:
     sidecar = first_path(task).with_suffix(".json")
     document = again("--from", str(sidecar))
     assert document["request"] == task["request"]
-    assert str(document["url"]).endswith("/api/v1/images/generations")  # the sandbox again
+    assert str(document["url"]) == "http://sandbox.flux2.invalid/v1/flux-2-pro"  # sandbox again
 
 
 def test_flags_override_single_fields(tmp_path: Path) -> None:
@@ -197,10 +207,14 @@ def test_from_an_image_with_embedded_metadata_and_another_provider(tmp_path: Pat
     task = made(tmp_path, "a lighthouse at dusk", "--seed", "5", "--embed-metadata", "--no-sidecar")
     image = first_path(task)
     assert not image.with_suffix(".json").exists()
-    document = again("--from", str(image), "--provider", "bfl", "--sandbox")
-    assert str(document["url"]).endswith("/v1/flux-2-pro")
+    result = run_cli(["gen", "--from", str(image), "--provider", "sandbox", "--dry-run", "--json"])
+    assert result.exit_code == 0, result.stderr
+    document = json.loads(result.stdout)
+    assert str(document["url"]).endswith("/api/v1/images/generations")
     body = document["body"]
-    assert isinstance(body, dict) and body["seed"] == 5 and body["prompt"] == "a lighthouse at dusk"
+    assert body["prompt"] == "a lighthouse at dusk" and "seed" not in body
+    # API in One takes no seed: the earlier one is left out, and said so.
+    assert "seed = 5 does not apply to provider sandbox; not sent" in result.stderr
 
 
 def test_from_a_task_id_in_the_ledger(tmp_path: Path) -> None:
@@ -212,7 +226,7 @@ def test_from_a_task_id_in_the_ledger(tmp_path: Path) -> None:
 
 def test_from_needs_no_prompt_and_really_runs(tmp_path: Path) -> None:
     task = made(tmp_path, "a lighthouse at dusk", "--seed", "3")
-    result = gen(tmp_path, "--from", str(first_path(task)), *SANDBOX)
+    result = gen(tmp_path, "--from", str(first_path(task)))
     assert result.exit_code == 0, result.stderr  # type: ignore[attr-defined]
     saved = Path(result.stdout.strip())  # type: ignore[attr-defined]
     assert saved.read_bytes() == first_path(task).read_bytes()  # same request, same picture

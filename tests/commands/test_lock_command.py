@@ -54,7 +54,7 @@ def test_merged_shard_locks_with_their_outputs_pass_check_and_send_nothing(
     result = run_cli(["lock", "merge", "m.jsonl", *(str(r / "m.jsonl.lock.json") for r in runners)])
 
     assert result.exit_code == 0, result.stderr
-    assert "Merged 3 lock file(s) into m.jsonl.lock.json: 7 entries from them" in result.stderr
+    assert "Merged 3 lock files into m.jsonl.lock.json: 7 entries from them" in result.stderr
     lock = json.loads((merged / "m.jsonl.lock.json").read_text())
     assert len(lock["entries"]) == len(PROMPTS)
     check = run_cli(["batch", "m.jsonl", "--check", "--provider", "apiinone"])
@@ -86,7 +86,7 @@ def test_merge_drops_records_not_in_the_manifest_and_reports_conflicts(
     result = run_cli(["lock", "merge", "m.jsonl", "m.jsonl.lock.json", str(other)])
 
     assert result.exit_code == 5
-    assert "Dropped 1 record(s) of entries not in m.jsonl: not-in-manifest" in result.stderr
+    assert "Dropped 1 record of entries not in m.jsonl: not-in-manifest" in result.stderr
     assert f"{key} (line 1): task {record['task_id']}" in result.stderr
     assert "task another-task" in result.stderr and "left out of the merge" in result.stderr
     merged = json.loads((first / "m.jsonl.lock.json").read_text())["entries"]

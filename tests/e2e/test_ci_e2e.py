@@ -135,7 +135,7 @@ def test_gitlab_example_three_parallel_jobs_then_merge_and_check(
     env = runner_env(final, server)
     results = [ok(sh(line, final, env)) for line in merge["script"]]
 
-    assert "Merged 3 lock file(s)" in results[0].stderr
+    assert "Merged 3 lock files" in results[0].stderr
     assert f"All {ENTRIES} entries are up to date" in results[1].stderr
     assert server.tasks_created() == ENTRIES  # the merge and the check sent nothing
     lock = json.loads((final / f"{MANIFEST}.lock.json").read_text())
@@ -182,8 +182,18 @@ def test_github_example_matrix_then_merge_job_through_the_action(
             for key, value in step["with"].items()
             if key != "api-key"
         }
-        env = runner_env(runner, server, RUNNER_TEMP=str(temp), **action_inputs(action, given))
-        ok(sh(run_action, runner, env))
+        github = {
+            "GITHUB_ACTIONS": "true",
+            "GITHUB_WORKSPACE": str(runner),
+            "GITHUB_STEP_SUMMARY": str(runner / "step-summary.md"),
+        }
+        env = runner_env(
+            runner, server, RUNNER_TEMP=str(temp), **github, **action_inputs(action, given)
+        )
+        ran = ok(sh(run_action, runner, env))
+        assert "::error" not in ran.stderr  # nothing failed, nothing annotated
+        summary = (runner / "step-summary.md").read_text()
+        assert f"### flux2 batch `{MANIFEST}`" in summary and "| 4 | 0 | 0 | 0 |" in summary
         keep = workflow_step(generate, "Keep this shard's lock file apart from the others")
         ok(sh(keep["run"], runner, runner_env(runner, server, SHARD=str(shard))))
         upload = workflow_step(
@@ -215,7 +225,7 @@ def test_github_example_matrix_then_merge_job_through_the_action(
         )
     )
 
-    assert "Merged 3 lock file(s)" in result.stderr
+    assert "Merged 3 lock files" in result.stderr
     assert f"All {ENTRIES} entries are up to date" in result.stderr
     assert server.tasks_created() == ENTRIES
     assert 'failures="0"' in (final / "reports" / "flux2-check.xml").read_text()
@@ -301,6 +311,6 @@ def test_three_runners_one_stopped_and_resumed_on_a_fourth_then_merge_and_check(
     merged = ok(sh(" ".join(["flux2", "lock", "merge", MANIFEST, *locks]), final, env))
     check = ok(sh(f"flux2 batch {MANIFEST} --check", final, env))
 
-    assert "Merged 4 lock file(s)" in merged.stderr
+    assert "Merged 4 lock files" in merged.stderr
     assert f"All {ENTRIES} entries are up to date" in check.stderr
     assert server.task_ids() == answered

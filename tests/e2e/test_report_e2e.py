@@ -32,7 +32,7 @@ CHROMIUM_FLAGS = (
 )
 BROWSER_TIMEOUT = 120.0
 MANIFEST = [
-    {"name": "fox", "prompt": "a red fox in snow", "seed": 7},
+    {"name": "fox", "prompt": "a red fox in snow"},
     {"name": "ship", "prompt": "a ship that will [sandbox:fail]"},
     {"name": "heron", "prompt": "a grey heron", "ratio": "16:9"},
     {"name": "tower", "prompt": "a <b>tower</b> & a moat"},

@@ -119,7 +119,7 @@ def expected_valid(o: Options) -> bool:
     if p in ("apiinone", "apimart", "sandbox"):
         if sized or o.safety is not None or fmt is not None:
             return False
-        return o.seed is None or p == "sandbox"
+        return o.seed is None  # the sandbox takes exactly what API in One takes
     if p == "vtrix":
         if (o.mode or "pro") != "pro":
             return False
@@ -187,7 +187,7 @@ def check_body(o: Options, url: str, body: dict[str, Any]) -> None:
     res = (o.res or "1K").upper()
     if p in ("apiinone", "sandbox"):
         assert url == CREATE[p]
-        optional = {"input_urls", "callback_url"} | ({"seed"} if p == "sandbox" else set())
+        optional = {"input_urls", "callback_url"}
         check_keys(body, {"model", "prompt", "aspect_ratio", "resolution", "type"}, optional)
         assert body["model"] == "flux-2" and body["type"] == mode
         assert body["aspect_ratio"] == ratio and body["resolution"] == res
@@ -304,9 +304,7 @@ def valid_leaning_options(draw: st.DrawFn) -> Options:
         else None,
         width=width,
         height=height,
-        seed=draw(st.integers(0, 2**31))
-        if provider in ("vtrix", "bfl", "sandbox") and draw(maybe)
-        else None,
+        seed=draw(st.integers(0, 2**31)) if provider in ("vtrix", "bfl") and draw(maybe) else None,
         safety=draw(st.integers(safety_low, safety_high)) if safety_high and draw(maybe) else None,
         format=draw(st.sampled_from(formats[provider]))
         if provider in formats and draw(maybe)

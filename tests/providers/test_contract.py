@@ -63,7 +63,7 @@ VOCABULARY: dict[str, dict[str, TaskStatus]] = {
     },
 }
 
-# What each API takes, from the wire-contracts.md table (sandbox: apiinone plus the seed).
+# What each API takes, from the wire-contracts.md table (sandbox: exactly what apiinone takes).
 TAKES: dict[str, dict[str, bool]] = {
     "apiinone": {
         "seed": False,
@@ -74,7 +74,7 @@ TAKES: dict[str, dict[str, bool]] = {
         "local_ref": False,
     },
     "sandbox": {
-        "seed": True,
+        "seed": False,
         "format": False,
         "safety": False,
         "size": False,
@@ -418,3 +418,16 @@ def test_http_errors_take_the_status_ladder(
     assert type(error) is cls
     assert error.exit_code == exit_code
     assert provider_id in error.message and "nope" in error.message
+
+
+def test_the_sandbox_takes_exactly_what_api_in_one_takes() -> None:
+    """A pipeline rehearsed on --provider sandbox must not fail live on a refused option."""
+    from dataclasses import fields
+
+    from flux2_cli.providers.apiinone import CAPABILITIES as APIINONE
+    from flux2_cli.providers.sandbox import CAPABILITIES as SANDBOX
+
+    own = {"id", "name", "base_url", "env_var", "docs_url", "requires_key", "prices"}
+    for item in fields(APIINONE):
+        if item.name not in own:
+            assert getattr(SANDBOX, item.name) == getattr(APIINONE, item.name), item.name
