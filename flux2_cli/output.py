@@ -133,11 +133,7 @@ class Output:
         """Spinners and bars only on a terminal, and never in CI."""
         if self._live is not None:
             return self._live
-        try:
-            tty = self.err.isatty()
-        except (AttributeError, ValueError):
-            tty = False
-        return tty and not is_ci() and not self.quiet
+        return _isatty(self.err) and not is_ci() and not self.quiet
 
     @property
     def color(self) -> bool:
@@ -198,10 +194,7 @@ class Output:
             table.add_column(column, overflow="fold")
         for row in rows:
             table.add_row(*["" if cell is None else neutralise(str(cell)) for cell in row])
-        try:
-            tty = self.out.isatty()
-        except (AttributeError, ValueError):
-            tty = False
+        tty = self.stdout_is_terminal
         console = Console(
             file=self.out,
             no_color=not tty or bool(os.environ.get(NO_COLOR)),
@@ -552,10 +545,7 @@ def print_rows(
     # Server text made inert first, so that widths are those of what is shown; a tab or a line
     # break inside a cell would split a tab-separated record.
     rows = [[neutralise(cell) for cell in row] for row in rows]
-    try:
-        tty = output.out.isatty()
-    except (AttributeError, ValueError):
-        tty = False
+    tty = output.stdout_is_terminal
     if not tty:
         output._write_out(tab_separated(rows))
         return
@@ -635,10 +625,7 @@ def print_records(output: Output, header: Sequence[str], rows: Sequence[Sequence
     tab-separated rows with no header, as :func:`print_rows`."""
     if output.json_mode:
         return
-    try:
-        tty = output.out.isatty()
-    except (AttributeError, ValueError):
-        tty = False
+    tty = output.stdout_is_terminal
     if not tty:
         output._write_out(tab_separated(rows))
         return
