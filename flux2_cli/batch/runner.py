@@ -140,6 +140,8 @@ class BatchOptions:
     overwrite: bool = False
     sidecar: bool = True
     embed_metadata: bool = False
+    report: Path | None = None  # --report PATH.html
+    contact_sheet: Path | None = None  # --contact-sheet PATH.png
     # The command line's request options (the entries' defaults) and the manifest's format.
     flags: Layer | None = None
     manifest_kind: str | None = None

@@ -111,6 +111,27 @@ def batch(
             rich_help_panel=BATCH_PANEL,
         ),
     ] = False,
+    report: Annotated[
+        Path | None,
+        typer.Option(
+            "--report",
+            help="Write a self-contained HTML page: a thumbnail per entry, prompt, seed, model, "
+            "cost and status, filterable by status.",
+            metavar="PATH.html",
+            rich_help_panel=BATCH_PANEL,
+            show_default=False,
+        ),
+    ] = None,
+    contact_sheet: Annotated[
+        Path | None,
+        typer.Option(
+            "--contact-sheet",
+            help="Write a labelled grid of the entries' images as PNG.",
+            metavar="PATH.png",
+            rich_help_panel=BATCH_PANEL,
+            show_default=False,
+        ),
+    ] = None,
     junit: Annotated[
         Path | None,
         typer.Option(
@@ -250,6 +271,8 @@ def batch(
                 manifest_kind=kinds[0] if kinds else None,
                 fresh=fresh,
                 junit=junit,
+                report=report,
+                contact_sheet=contact_sheet,
                 lock=lock,
                 rerun=shlex.join(
                     _rerun_argv(
