@@ -77,10 +77,14 @@ def run(base_url: str, n: int, c: int, out: Path, poll: float) -> dict[str, floa
                 "resolution": "1K",
                 "type": "pro",
             }
-            task_id = _task_id(client.post(CREATE_PATH, json=body).json())
+            created = client.post(CREATE_PATH, json=body)
+            created.raise_for_status()  # a refused create (402, 429) ends the run, loudly
+            task_id = _task_id(created.json())
             while True:
                 time.sleep(poll)
-                answer = client.get(STATUS_PATH.format(id=task_id)).json()
+                looked = client.get(STATUS_PATH.format(id=task_id))
+                looked.raise_for_status()
+                answer = looked.json()
                 with lock:
                     polls += 1
                 state = _status(answer)
