@@ -29,6 +29,12 @@ def main() -> NoReturn:
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         sys.exit(0)
 
+    # `import httpx` also imports httpx's own command line (httpx._main), which loads click,
+    # pygments and Rich: ~70 ms of CPU in every command that talks HTTP, for a `httpx` command
+    # flux2 never runs. A None entry in sys.modules makes that one import fail, and httpx then
+    # defines its stub `main`, as it does when its CLI extras are not installed. The console
+    # script only: a program importing flux2_cli as a library keeps httpx as it is.
+    sys.modules.setdefault("httpx._main", None)  # type: ignore[arg-type]
     from flux2_cli.cli import main as app_main
 
     app_main()
