@@ -129,13 +129,16 @@ class AtomicFile:
             self.fh.close()
         unlink_quietly(self.path)
 
-    def commit(self, destination: Path, *, sync_folder: bool = False) -> Path:
+    def commit(self, destination: Path, *, sync_folder: bool = False, fsync: bool = True) -> Path:
         """fsync, close and rename over ``destination`` (replacing it).
 
         ``sync_folder``: fsync the folder too, so the rename itself survives a power cut (the
         config file); without it a crash may leave the old file, never a torn one.
+        ``fsync=False``: no fsync at all (the sandbox's simulated state): readers still never
+        see part of a file, but a power cut may lose the write.
         """
-        self.sync()
+        if fsync:
+            self.sync()
         self.close()
         os.replace(self.path, destination)
         self.committed = True
@@ -183,12 +186,17 @@ def claim(path: Path) -> bool:
 
 
 def write_atomic(
-    path: Path, data: bytes | str, *, mode: int | None = None, sync_folder: bool = False
+    path: Path,
+    data: bytes | str,
+    *,
+    mode: int | None = None,
+    sync_folder: bool = False,
+    fsync: bool = True,
 ) -> Path:
     """Replace ``path`` with ``data`` atomically (folders are not created here).
 
     ``mode``: the file's permission bits (the config file is 0600); by default those of the
-    file it replaces, else the usual ones for a new file. ``sync_folder``: see
+    file it replaces, else the usual ones for a new file. ``sync_folder`` and ``fsync``: see
     :meth:`AtomicFile.commit`.
     """
     path = Path(path)
@@ -198,7 +206,7 @@ def write_atomic(
     payload = data.encode("utf-8") if isinstance(data, str) else data
     with AtomicFile(path.parent, path.name, mode=mode) as temp:
         temp.write(payload)
-        temp.commit(path, sync_folder=sync_folder)
+        temp.commit(path, sync_folder=sync_folder, fsync=fsync)
     return path
 
 

@@ -146,6 +146,11 @@ def build_request(provider: Provider, layers: Sequence[Layer]) -> Built:
     problems.extend(_pair_problems(layers))
     if problems:
         raise RequestError(problems, hints)
+    if provider.capabilities.size_optional and not any(
+        key in values for key in (*SIZE_BY_RATIO, *SIZE_BY_PIXELS)
+    ):
+        # No layer asked for a size (flag, entry or config): the model chooses it (BFL).
+        values["default_size"] = True
     for name, default in REQUEST_DEFAULTS.items():
         values.setdefault(name, default)
     request = GenerationRequest(**values)
@@ -159,7 +164,30 @@ def build_request(provider: Provider, layers: Sequence[Layer]) -> Built:
         raise RequestError(
             [f"{entry}: {exc.message}" if entry else exc.message], exc.hints
         ) from None
+    notices.extend(_param_overrides(provider, request, sources))
     return Built(request=request, sources=sources, notices=tuple(notices))
+
+
+def _param_overrides(
+    provider: Provider, request: GenerationRequest, sources: Mapping[str, str]
+) -> list[str]:
+    """A warning for each ``--param`` key that replaces a field flux2 itself sends.
+
+    ``--param`` is the way to send what flux2 has no option for; replacing ``prompt`` or
+    ``aspect_ratio`` with it is allowed (the provider gets what was asked) but never silent:
+    the sidecar, the ledger and ``--dry-run`` would otherwise disagree with what was sent.
+    """
+    if not request.params:
+        return []
+    bare = provider.build_create(dataclasses.replace(request, params={})).json or {}
+    # Top-level keys, and those of a nested parameter object (vtrix sends {"params": {...}}).
+    ours = set(bare) | {key for value in bare.values() if isinstance(value, dict) for key in value}
+    where = sources.get("params", "--param")
+    return [
+        f"warning: {where} {key}=… replaces the {key!r} flux2 sets from its own options; "
+        "the --param value is sent."
+        for key in sorted(set(request.params) & ours)
+    ]
 
 
 def _settle_size(layers: list[Layer]) -> list[Layer]:

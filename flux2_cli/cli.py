@@ -5,6 +5,7 @@ from __future__ import annotations
 import errno
 import os
 import re
+import shlex
 import signal
 import sys
 from typing import Annotated, Any, NoReturn
@@ -12,6 +13,7 @@ from typing import Annotated, Any, NoReturn
 import typer
 
 from flux2_cli import __version__
+from flux2_cli.commands import _examples as examples
 from flux2_cli.commands import batch, download, gen, history, providers, sandbox, status
 from flux2_cli.commands import config as config_command
 from flux2_cli.commands import lock as lock_command
@@ -24,6 +26,48 @@ from flux2_cli.errors import (
     InterruptSignal,
     TerminatedSignal,
 )
+
+# Click's "unexpected extra argument(s) (red fox)": the words a prompt lost to the shell.
+_EXTRA_ARGS = re.compile(r"unexpected extra argument(?:s|\(s\))? \((.*)\)")
+
+
+def _clean_metavars() -> None:
+    """Help pages show ``PROMPT`` and ``--port PORT``, not ``{PROMPT}``, ``<str>``, ``<bool>``.
+
+    Typer 0.29 prints a type placeholder beside every parameter and braces around required
+    arguments in the usage line; gh, httpie and hf show a plain upper-case name. These are
+    private Typer methods, so each is replaced only if present (tests/commands/test_help.py
+    notices if they move).
+    """
+    from typer import core
+
+    argument: Any = getattr(core, "TyperArgument", None)
+    option: Any = getattr(core, "TyperOption", None)
+    if argument is not None and hasattr(argument, "_usage_display_name"):
+
+        def usage_name(self: Any) -> str:
+            name = str(self.metavar or self.name).upper()
+            name = name if self.required else f"[{name}]"
+            many = self.nargs != 1 and not name.endswith("...")
+            return name + ("..." if many else "")
+
+        argument._usage_display_name = usage_name
+        # The name column already says what the argument is; no type column beside it.
+        argument.display_type_rich = lambda self, ctx: None
+        argument.display_name_raw = property(lambda self: str(self.metavar or self.name).upper())
+    if option is not None and hasattr(option, "display_type_rich"):
+
+        def option_type(self: Any, ctx: Any) -> str | None:
+            if self.metavar is not None:
+                return str(self.metavar) or None
+            if self.is_flag or self.count:
+                return None
+            return str(self.name).upper()
+
+        option.display_type_rich = option_type
+
+
+_clean_metavars()
 
 app = typer.Typer(
     name="flux2",
@@ -68,6 +112,7 @@ app.command("providers")(providers.providers)
 app.command("batch")(batch.batch)
 app.add_typer(lock_command.app, name="lock")
 app.add_typer(sandbox.app, name="sandbox")
+examples.attach(app)
 
 
 def _on_sigterm(signum: int, frame: object) -> None:
@@ -87,11 +132,17 @@ def run(argv: list[str] | None = None) -> int:
     args = list(argv if argv is not None else sys.argv[1:])
     verbose = any(arg in ("-v", "--verbose") for arg in args)
     try:
-        app(args=argv, prog_name="flux2", standalone_mode=True)
+        # Not standalone: Click's usage errors come here and are told in flux2's one style.
+        code = app(args=args, prog_name="flux2", standalone_mode=False)
     except SystemExit as exc:
         if _after_broken_pipe(exc):
             return 0
         return _exit_code(exc.code)
+    except typer.TyperException as exc:  # Click's usage errors (Typer's copy)
+        return _report_usage(exc, args)
+    except typer.Abort:
+        _report("aborted.", [], args)
+        return EXIT_UNEXPECTED
     except Flux2Error as exc:
         _report(exc.message, exc.hints, args)
         return exc.exit_code
@@ -107,17 +158,43 @@ def run(argv: list[str] | None = None) -> int:
         if verbose:
             import traceback
 
+            from flux2_cli.output import neutralise
             from flux2_cli.redact import scrub_all
 
             text = "".join(traceback.format_exception(exc))
-            sys.stderr.write(scrub_all(text, _keys_in_use(args)))
+            sys.stderr.write(neutralise(scrub_all(text, _keys_in_use(args))))
         _report(
             f"unexpected error: {type(exc).__name__}: {exc}",
             ["This is a bug in flux2; re-run with --verbose for the traceback."],
             args,
         )
         return EXIT_UNEXPECTED
-    return 0
+    return code if isinstance(code, int) else 0
+
+
+def _report_usage(exc: typer.TyperException, args: list[str]) -> int:
+    """A usage error as ``error: …`` plus hints, like flux2's own errors (not Rich's box).
+
+    A command group run bare (``flux2``, ``flux2 config``) has already printed its help on
+    stdout: that is a request for help, exit 0, as ``gh`` and ``hf`` answer it.
+    """
+    if type(exc).__name__ == "NoArgsIsHelpError":
+        return 0
+    message = exc.format_message()
+    if message.startswith("Got "):
+        message = message[len("Got ") :]
+    message = message[:1].lower() + message[1:]
+    hints: list[str] = []
+    ctx = getattr(exc, "ctx", None)
+    extra = _EXTRA_ARGS.match(message)
+    if extra and ctx is not None and "prompt" in ctx.params:
+        words = " ".join([str(ctx.params.get("prompt") or ""), extra.group(1)]).strip()
+        hints.append(f"A prompt is one argument; quote it: {ctx.command_path} {shlex.quote(words)}")
+    if ctx is not None:
+        hints.append(ctx.get_usage().replace("Usage:", "usage:", 1))
+        hints.append(f"help:  {ctx.command_path} --help")
+    _report(message, hints, args)
+    return exc.exit_code
 
 
 def _after_broken_pipe(exc: SystemExit) -> bool:

@@ -8,6 +8,8 @@ Retry rules (wire-contracts.md, "Retries: what is safe"):
 - ``GET`` retries connection errors, timeouts, 429, 500, 502, 503 and 504 with exponential
   backoff and full jitter, honouring ``Retry-After`` in seconds or as an HTTP date.
 - 400, 401, 403, 404 and 422 are never retried.
+- A paid call marked ``idempotent`` (it carries a key the provider replays instead of billing
+  twice: APIMart's ``Idempotency-Key``) is retried as a ``GET`` is: no "outcome unknown".
 
 What counts as "nothing was sent": a refused or timed-out connection (``ConnectError``,
 ``ConnectTimeout``), no free pooled connection (``PoolTimeout``), and a request httpx refused
@@ -437,6 +439,8 @@ class HttpClient:
         headers = {"Accept": "application/json", "Accept-Encoding": ACCEPT_ENCODING}
         if call.authenticated and self._api_key:
             headers.update(self.provider.auth_headers(self._api_key))
+        if call.headers:  # the call's own: an idempotency key, a response version
+            headers.update(call.headers)
         return headers
 
     def send(self, call: HttpCall, *, deadline: float | None = None) -> Any:
@@ -451,6 +455,9 @@ class HttpClient:
         host = urlsplit(url).netloc or url
         # The paid POST never reuses a kept-alive connection (see the module docstring).
         http = core.fresh if call.paid else core.http
+        # A paid call with an idempotency key the provider replays may be sent again when its
+        # answer is lost, as a GET is (reliability row 66): a duplicate is not billed.
+        blind = call.paid and not call.idempotent
         attempt = 0
         while True:
             attempt += 1
@@ -463,7 +470,7 @@ class HttpClient:
                     http, call, url, headers, until
                 )
             except DeadlinePassed:
-                if call.paid:
+                if blind:
                     raise self._unknown_outcome(call, host, "no complete answer in time") from None
                 raise self._deadline_error(call, host) from None
             except BodyTooLarge as exc:
@@ -488,7 +495,7 @@ class HttpClient:
                     hints=["Check --base-url (an http:// or https:// URL)."],
                 ) from None
             except httpx.TimeoutException as exc:
-                if call.paid:
+                if blind:
                     raise self._unknown_outcome(call, host, "no answer in time") from None
                 if core.remaining(until) <= 0:
                     raise self._deadline_error(call, host) from None
@@ -502,7 +509,7 @@ class HttpClient:
             except (httpx.TransportError, httpx.DecodingError) as exc:
                 # DecodingError: an answer came (so a paid POST did reach the server) whose
                 # body does not decode (a proxy's bad Content-Encoding): not a crash.
-                if call.paid:
+                if blind:
                     raise self._unknown_outcome(call, host, _reason(exc)) from None
                 self._log_line(f"<- transport error: {type(exc).__name__}")
                 if attempt >= core.policy.attempts:
@@ -515,13 +522,13 @@ class HttpClient:
             self._log_response(response, text)
             if 300 <= status < 400:
                 raise self._redirect_error(response, host)
-            if status < 400:
+            if status < 400 or status in call.answer_statuses:
                 return self._parse_body(text, host)
 
             error = self._error_for(status, text)
-            retryable = status == 429 or (not call.paid and status in RETRYABLE_GET_STATUSES)
+            retryable = status == 429 or (not blind and status in RETRYABLE_GET_STATUSES)
             if not retryable:
-                if call.paid and status >= 500:
+                if blind and status >= 500:
                     error.hints.append(
                         "The submission was not repeated, to avoid paying twice; check "
                         "`flux2 history` and the provider's dashboard before re-running."
@@ -529,6 +536,8 @@ class HttpClient:
                 raise error
             retry_after = response_headers.get("Retry-After")
             if isinstance(error, RateLimitError):
+                # Without the header, the wait BFL's 429 body states (``retry_after``) counts.
+                retry_after = retry_after if retry_after is not None else error.retry_after
                 error.retry_after = retry_after
             if attempt >= core.policy.attempts:
                 raise error

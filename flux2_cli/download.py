@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, BinaryIO
 
 from flux2_cli.atomic import AtomicFile, file_sha256, remove_stale_temps
 from flux2_cli.client import DeadlinePassed, HttpCore, TooLongToWait
-from flux2_cli.errors import DownloadError, UrlExpiredError, UsageError
+from flux2_cli.errors import DownloadError, UrlExpiredError, UsageError, gone_hints
 from flux2_cli.naming import (
     DEFAULT_TEMPLATE,
     EXTENSIONS,
@@ -31,7 +31,7 @@ from flux2_cli.naming import (
     validate_template,
     with_extension,
 )
-from flux2_cli.task import ImageResult, Task, format_time
+from flux2_cli.task import ImageResult, Task, format_time, regenerate_command
 from flux2_cli.transfer import (
     Expired,
     Part,
@@ -432,6 +432,8 @@ class _Downloader:
             except Expired as exc:
                 new_url = self._refreshed_url(index)
                 if new_url is None or new_url == url:
+                    if exc.page:
+                        raise self._page_instead(url, exc.reason) from None
                     raise self._expired(url, exc.reason) from None
                 scheme = self._refused(index)
                 if scheme is not None:
@@ -446,7 +448,7 @@ class _Downloader:
             part.resumable = False
             raise Retry(exc.reason) from None
         except MarkupPage as exc:
-            raise Expired(exc.reason) from None
+            raise Expired.of(exc) from None
 
     def _out_of_time(self, index: int, url: str) -> DownloadError:
         return DownloadError(
@@ -471,10 +473,17 @@ class _Downloader:
         when = f"issued {issued}" if issued else "issued at an unknown time"
         return UrlExpiredError(
             f"image URL expired ({when}): {url_host(url)} answered {reason}",
+            hints=gone_hints(self.task.task_id, regenerate_command(self.task)),
+        )
+
+    def _page_instead(self, url: str, what: str) -> DownloadError:
+        return DownloadError(
+            f"{url_host(url)} answered {what} instead of the image of task {self.task.task_id}",
             hints=[
-                "Image URLs are only valid for a limited time (often 24 hours).",
-                f"  flux2 status {self.task.task_id}   (shows fresh URLs when the provider "
-                "still has them)",
+                "Something answered in the image's place: a proxy, a captive portal (hotel or "
+                "airport Wi-Fi), or the host's error page. The image is not saved; it stays at "
+                "the provider until its URL expires. Once the network is right:",
+                f"  flux2 download {self.task.task_id}",
             ],
         )
 
@@ -487,7 +496,9 @@ class _Downloader:
             self.notify("--embed-metadata: WebP is not supported; the image is saved unchanged")
             return
         part.fh.seek(0)
-        changed = embedded(part.fh.read(), verified.format, self.task)
+        changed = embedded(
+            part.fh.read(), verified.format, self.task, verified.width, verified.height
+        )
         if changed is None:
             self.notify("--embed-metadata: the metadata did not fit; the image is saved unchanged")
             return

@@ -201,6 +201,17 @@ def resume_hints(task_id: str) -> list[str]:
     ]
 
 
+def gone_hints(task_id: str, command: str) -> list[str]:
+    """After an expired URL: the images are gone (a status look-up would show the same dead
+    URL), and the command that generates them again."""
+    return [
+        f"The images of task {task_id} are gone: result URLs live about 24 hours (BFL's ten "
+        "minutes), and the provider had no fresh one.",
+        "Generate them again (a new task, paid again):",
+        f"  {command}",
+    ]
+
+
 class TerminatedSignal(BaseException):
     """Raised by the SIGTERM handler so that ``finally`` blocks run (temp files removed)."""
 

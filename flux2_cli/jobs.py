@@ -31,6 +31,8 @@ from flux2_cli.errors import (
     WaitTimeoutError,
     resume_hints,
 )
+from flux2_cli.providers import parsing
+from flux2_cli.providers.base import idempotency_key
 from flux2_cli.request import GenerationRequest
 from flux2_cli.task import Task, TaskError, TaskStatus, utc_now
 
@@ -39,12 +41,12 @@ if TYPE_CHECKING:
 
     from flux2_cli.context import Context
     from flux2_cli.download import DownloadOptions
-    from flux2_cli.providers.base import Provider
+    from flux2_cli.providers.base import HttpCall, Provider
 
 POLL_GROWTH = 1.5
 POLL_CAP_S = 10.0
 POLL_JITTER = 0.1
-NOT_FOUND_CODE = "not_found"
+NOT_FOUND_CODE = parsing.NOT_FOUND_CODE  # the provider does not know the task (404, BFL word)
 GEN_INTENT_PREFIX = "gen:"
 # Task.extra flag: made with `gen --no-download` (URLs wanted, not files).
 NO_DOWNLOAD = "no_download"
@@ -70,6 +72,29 @@ def prepare_request(provider: Provider, request: GenerationRequest) -> Generatio
     return resolve_refs(request, provider.capabilities)
 
 
+def create_call(
+    ctx: Context, provider: Provider, request: GenerationRequest, *, fingerprint: str | None
+) -> HttpCall:
+    """The paid create call as sent (``--dry-run`` shows this one too): local references
+    inlined, and an idempotency key where the provider replays duplicates (APIMart).
+
+    The same batch entry and attempt give the same key, so a re-run after a lost answer is a
+    replay; a lone ``gen`` is a new attempt each time (two runs, two images).
+    """
+    call = provider.build_create(prepare_request(provider, request))
+    if not provider.capabilities.idempotent_create:
+        return call
+    if fingerprint is not None:
+        attempt: int | str = ctx.ledger().attempts(fingerprint)
+        keyed = fingerprint
+    else:
+        import uuid
+
+        attempt = uuid.uuid4().hex
+        keyed = request.fingerprint(provider.capabilities.id, provider.model_for(request))
+    return provider.with_idempotency_key(call, idempotency_key(keyed, attempt))
+
+
 def submit(
     ctx: Context,
     provider: Provider,
@@ -81,7 +106,7 @@ def submit(
     """Send the one paid create call and record the task before any polling."""
     base_url = ctx.base_url(provider)
     # Local references are read (and refused, exit 2) before the key is needed (exit 3).
-    call = provider.build_create(prepare_request(provider, request))
+    call = create_call(ctx, provider, request, fingerprint=fingerprint)
     client = ctx.client(provider, base_url)
     from flux2_cli.ledger import LedgerError, TaskUnrecordedError
 
@@ -102,7 +127,12 @@ def submit(
     except LedgerError as exc:
         raise LedgerError(f"{exc.message} Nothing was sent.", hints=exc.hints) from exc
     try:
-        body = client.send(call)
+        try:
+            body = client.send(call)
+        except NotFoundError:
+            # A 404 on the create is an endpoint (BFL: a model) that does not exist, not a
+            # task that expired.
+            raise provider.create_not_found(request, call) from None
     except (BadRequestError, AuthError, CreditsError, RateLimitError):
         with contextlib.suppress(LedgerError):
             ledger.close_intent(intent)  # refused outright: no task was created
@@ -144,11 +174,18 @@ def unrecorded_hints(ctx: Context, task: Task) -> list[str]:
     ]
 
 
-def refresh(ctx: Context, task: Task, *, deadline: float | None = None) -> Task:
+def refresh(
+    ctx: Context, task: Task, *, deadline: float | None = None, grace: bool | None = None
+) -> Task:
     """One status look-up; a 404 marks the task failed ("not found or expired").
 
     ``deadline`` (on ``ctx.clock``) bounds the look-up whole, slow answers included.
+    With ``grace`` (a young task, see :func:`not_found_grace`) a "not found" answer leaves the
+    task as it was: the provider may not have it everywhere yet. ``None``: decided from the
+    task's age (batch's own polling loops); ``wait`` passes it on its own clock.
     """
+    if grace is None:
+        grace = _grace_left(ctx, task) > 0
     provider = ctx.provider(task.provider)
     base_url = task.base_url or ctx.base_url(provider)
     client = ctx.client(provider, base_url)
@@ -161,8 +198,12 @@ def refresh(ctx: Context, task: Task, *, deadline: float | None = None) -> Task:
             raw_status="not found",
             error=TaskError(code=NOT_FOUND_CODE, message=exc.message),
         )
+        if grace:
+            return task
         if ctx.ledger().get(task.task_id) is None:
             return updated  # a mistyped id is not a task: keep it out of `flux2 history`
+    if grace and updated.error is not None and updated.error.code == NOT_FOUND_CODE:
+        return task
     if updated.cost is None and task.request:
         updated = updated.evolve(
             cost=provider.estimate_cost(GenerationRequest.from_json(task.request))
@@ -187,9 +228,10 @@ def wait(
     pause = sleep or ctx.sleep
     deadline = ctx.clock() + timeout
     intervals = poll_intervals(ctx.settings.poll_interval)
+    grace_until = not_found_grace(ctx, task)
     try:
         if poll_first and not task.status.is_final:
-            task = refresh(ctx, task, deadline=deadline)
+            task = refresh(ctx, task, deadline=deadline, grace=ctx.clock() < grace_until)
             if on_update:
                 on_update(task)
         while not task.status.is_final:
@@ -197,7 +239,7 @@ def wait(
             if remaining <= 0:
                 raise _timed_out(task, timeout)
             pause(min(next(intervals), remaining))
-            task = refresh(ctx, task, deadline=deadline)
+            task = refresh(ctx, task, deadline=deadline, grace=ctx.clock() < grace_until)
             if on_update:
                 on_update(task)
     except (TaskFailedError, WaitTimeoutError):
@@ -213,6 +255,27 @@ def wait(
         raise
     raise_if_failed(task)
     return task
+
+
+def not_found_grace(ctx: Context, task: Task) -> float:
+    """Until when (on ``ctx.clock``) a "not found" answer about ``task`` is polled through.
+
+    Right after a submit a task may not have reached every host yet (BFL's "Task not found",
+    especially with a webhook and no polling_url; wire-contracts.md, "Updates"): the
+    provider's grace period counts from the task's creation. An old task, or one made
+    elsewhere with no known creation time, gets none.
+    """
+    left = _grace_left(ctx, task)
+    return ctx.clock() + left if left > 0 else float("-inf")
+
+
+def _grace_left(ctx: Context, task: Task) -> float:
+    """Seconds of the provider's "not found" grace period left in the task's life."""
+    grace = ctx.provider(task.provider).capabilities.not_found_grace_s
+    if grace <= 0 or task.created_at is None:
+        return 0.0
+    age = (utc_now() - task.created_at).total_seconds()
+    return grace - age if 0 <= age < grace else 0.0
 
 
 def as_seen_now(task: Task, now: datetime | None = None) -> Task:
@@ -278,9 +341,12 @@ def download(ctx: Context, task: Task, options: DownloadOptions) -> Task:
     from flux2_cli.download import DOWNLOAD_BUDGET_S, download_images
 
     if task.status is TaskStatus.EXPIRED:
+        from flux2_cli.errors import gone_hints
+        from flux2_cli.task import regenerate_command
+
         raise UrlExpiredError(
             f"the image URLs of task {task.task_id} have expired.",
-            hints=["Generate it again: result URLs live about 24 hours (BFL: ten minutes)."],
+            hints=gone_hints(task.task_id, regenerate_command(task)),
         )
     if not task.images:
         raise DownloadError(f"task {task.task_id} has no images to download.")

@@ -514,6 +514,15 @@ class Ledger:
             ).fetchall()
         return [int(row[0]) for row in rows]
 
+    def attempts(self, fingerprint: str) -> int:
+        """How many tasks were made for this fingerprint (answered submissions): the attempt
+        number of the next one, from which an idempotency key is derived."""
+        with self._guard() as conn:
+            row = conn.execute(
+                "SELECT COUNT(*) FROM tasks WHERE fingerprint = ?", (fingerprint,)
+            ).fetchone()
+        return int(row[0]) if row else 0
+
     # -- task ids as people type them, and history filters --------------------------------
 
     def resolve(self, ref: str) -> LedgerEntry | None:

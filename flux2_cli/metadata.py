@@ -7,15 +7,13 @@ from __future__ import annotations
 
 import json
 import re
-import struct
-import zlib
 from pathlib import Path
 from typing import Any
 
 from flux2_cli import __version__
 from flux2_cli.atomic import write_atomic
 from flux2_cli.redact import public_url
-from flux2_cli.task import ImageResult, Task, format_time, utc_now
+from flux2_cli.task import ImageResult, Task, format_time, sent_request, utc_now
 
 METADATA_KEY = "flux2"
 HIDDEN = "[redacted]"
@@ -47,7 +45,9 @@ def task_metadata(task: Task) -> dict[str, Any]:
         "model": task.model,
         "seed": seed,
         "created_at": format_time(task.created_at),
-        "request": scrub_secrets(task.request),
+        # What was sent: no default ratio/res claimed beside --width/--height.
+        "request": scrub_secrets(sent_request(task.request)),
+        "sandbox": task.sandbox,
     }
 
 
@@ -74,42 +74,30 @@ def write_sidecar(image_path: Path, task: Task, image: ImageResult) -> Path:
     return path
 
 
-def embedded(data: bytes, image_format: str, task: Task) -> bytes | None:
-    """The image bytes with the task's metadata inside (PNG tEXt, JPEG COM), no re-encoding.
+def embedded(
+    data: bytes, image_format: str, task: Task, width: int | None = None, height: int | None = None
+) -> bytes | None:
+    """The image bytes with the task's metadata inside, no re-encoding (see provenance.py).
 
-    None when the format has no such place (WebP) or the metadata does not fit.
+    flux2's own record (PNG text ``flux2``, JPEG comment), the ``parameters`` text image
+    tools read, and XMP saying ``trainedAlgorithmicMedia``. None when the format has no such
+    place (WebP) or the metadata does not fit.
     """
-    text = json.dumps(task_metadata(task), separators=(",", ":"), ensure_ascii=True)
+    from flux2_cli import provenance
+
+    metadata = task_metadata(task)
+    text = json.dumps(metadata, separators=(",", ":"), ensure_ascii=True)
+    parameters = provenance.parameters_text(metadata, width, height)
+    xmp = provenance.xmp_packet(metadata)
     if image_format == "png":
-        return png_with_text(data, METADATA_KEY, text)
+        return provenance.png_with_texts(
+            data,
+            [
+                (METADATA_KEY, text),
+                (provenance.PARAMETERS_KEY, parameters),
+                (provenance.XMP_PNG_KEYWORD, xmp.decode("utf-8")),
+            ],
+        )
     if image_format == "jpeg":
-        return jpeg_with_comment(data, text)
+        return provenance.jpeg_with_provenance(data, parameters, xmp, text)
     return None
-
-
-def png_with_text(data: bytes, keyword: str, text: str) -> bytes | None:
-    """The PNG with a tEXt chunk inserted after IHDR (no re-encoding)."""
-    if len(data) < 33 or data[12:16] != b"IHDR":
-        return None
-    (ihdr_length,) = struct.unpack(">I", data[8:12])
-    position = 8 + 12 + ihdr_length
-    body = keyword.encode("latin-1") + b"\x00" + text.encode("latin-1")
-    crc = zlib.crc32(b"tEXt" + body) & 0xFFFFFFFF
-    chunk = struct.pack(">I", len(body)) + b"tEXt" + body + struct.pack(">I", crc)
-    return data[:position] + chunk + data[position:]
-
-
-def jpeg_with_comment(data: bytes, text: str) -> bytes | None:
-    """The JPEG with a COM segment inserted after the APPn segments (no re-encoding)."""
-    payload = text.encode("utf-8")
-    if len(payload) > 0xFFFF - 2 or data[:2] != b"\xff\xd8":
-        return None
-    position = 2
-    # JFIF/Exif readers expect their APPn segment right after SOI, so the comment goes after.
-    while (
-        position + 4 <= len(data) and data[position] == 0xFF and 0xE0 <= data[position + 1] <= 0xEF
-    ):
-        (length,) = struct.unpack(">H", data[position + 2 : position + 4])
-        position += 2 + length
-    segment = b"\xff\xfe" + struct.pack(">H", len(payload) + 2) + payload
-    return data[:position] + segment + data[position:]

@@ -39,9 +39,11 @@ WINDOWS_RESERVED = frozenset(
 _UNSAFE_CHARS_RE = re.compile(r'[\x00-\x1f\x7f<>:"/\\|?*]')
 
 
-def slugify(prompt: str, max_len: int = 48) -> str:
-    """A short ``a-z0-9-`` slug of a prompt (accents folded), or ``image`` when nothing is left."""
-    folded = unicodedata.normalize("NFKD", prompt).encode("ascii", "ignore").decode("ascii")
+def slugify(prompt: str, max_len: int = 48, fallback: str = "image") -> str:
+    """A short ``a-z0-9-`` slug of a prompt (any script transliterated), else ``fallback``."""
+    from flux2_cli.translit import to_ascii
+
+    folded = to_ascii(prompt)
     slug = re.sub(r"[^a-z0-9]+", "-", folded.lower()).strip("-")
     if len(slug) > max_len:
         cut = slug[: max_len + 1]
@@ -49,7 +51,7 @@ def slugify(prompt: str, max_len: int = 48) -> str:
         boundary = cut.rfind("-")
         slug = cut[:boundary] if boundary >= max_len // 2 else slug[:max_len]
         slug = slug.strip("-")
-    return slug or "image"
+    return slug or fallback
 
 
 def safe_filename(name: str) -> str:
@@ -100,7 +102,8 @@ def template_values(task: Task, index: int, ext: str, now: datetime) -> dict[str
     if seed is None:
         seed = task.extra.get("seed")
     return {
-        "slug": slugify(str(request.get("prompt") or "")),
+        # Nothing to read in the prompt (only symbols): the date and time say which image it is.
+        "slug": slugify(str(request.get("prompt") or ""), fallback=now.strftime("%Y%m%d-%H%M%S")),
         "task_id": task.task_id,
         "id8": id8(task.task_id),
         "n": index + 1,

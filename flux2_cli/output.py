@@ -13,6 +13,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from decimal import ROUND_HALF_UP, Decimal
 from typing import IO, TYPE_CHECKING, Any
 
 from flux2_cli.env import NO_COLOR, is_ci, is_github_actions
@@ -22,6 +23,65 @@ if TYPE_CHECKING:
     from datetime import datetime
 
     from rich.console import Console
+
+# C0 controls but tab and newline, DEL, C1 controls (0x9b is a one-byte CSI), and the bidi
+# overrides: a server's text must not move the cursor, erase lines, set the window title,
+# write the clipboard (OSC 52) or reorder what is shown.
+_CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+# What json.dumps(ensure_ascii=False) leaves raw: DEL, C1 controls, bidi overrides, and the
+# line separators that some JSON readers (JavaScript before ES2019) take as line ends.
+_JSON_RAW = re.compile("[\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+SIMULATED_NOTE = "simulated; nothing charged"  # what the sandbox's costs are
+ERROR_LABEL = "error:"
+ERROR_STYLE = "\x1b[1;31m"  # bold red, as gh, httpie and cargo colour it
+RESET_STYLE = "\x1b[0m"
+
+
+def neutralise(text: str) -> str:
+    """``text`` safe for a terminal: control characters shown as escapes (``\\x1b``), inert."""
+    return _CONTROL.sub(_escape, text)
+
+
+def _escape(match: re.Match[str]) -> str:
+    code = ord(match.group())
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+
+
+def json_text(data: Any, *, indent: int | None = None) -> str:
+    """JSON for stdout: every control character escaped, C1 and bidi controls included."""
+    separators = None if indent else (",", ":")
+    text = json.dumps(data, indent=indent, ensure_ascii=False, separators=separators)
+    return _JSON_RAW.sub(lambda match: f"\\u{ord(match.group()):04x}", text)
+
+
+def format_credits(credits: float) -> str:
+    """Credits as people read them: ``5``, ``4.5``, ``0.25`` (at most two decimals, no ``.0``)."""
+    return f"{_half_up(credits, '0.01'):f}".rstrip("0").rstrip(".")
+
+
+def format_usd(usd: float) -> str:
+    """Dollars rounded half up to the cent (``$0.045`` is ``$0.05``), ``< $0.01`` below that."""
+    cents = _half_up(usd, "0.01")
+    if usd > 0 and cents == 0:
+        return "< $0.01"
+    return f"${cents:.2f}"
+
+
+def format_cost(credits: float | None, usd: float | None, *, simulated: bool = False) -> str:
+    """One way to show a cost everywhere: ``4.5 credits ≈ $0.05``; the sandbox says so."""
+    parts = []
+    if credits is not None:
+        parts.append(f"{format_credits(credits)} credits")
+    if usd is not None:
+        parts.append(("≈ " if parts else "") + format_usd(usd))
+    text = " ".join(parts) or "cost not published"
+    return f"{text} ({SIMULATED_NOTE})" if simulated else text
+
+
+def _half_up(value: float, step: str) -> Decimal:
+    # Through str(): 0.045 stays 0.045 (its binary double is a hair under, and rounds down).
+    return Decimal(str(value)).quantize(Decimal(step), rounding=ROUND_HALF_UP)
+
 
 # A line that GitHub Actions would take as a workflow command: "::" after optional blanks.
 _WORKFLOW_COMMAND = re.compile(r"(^|[\r\n])([ \t]*::)")
@@ -40,6 +100,11 @@ class Output:
         stderr: IO[str] | None = None,
         live: bool | None = None,
     ) -> None:
+        if quiet and verbose:
+            from flux2_cli.errors import UsageError
+
+            # As curl: one cannot ask for nothing but errors and for every request at once.
+            raise UsageError("--quiet and --verbose contradict each other; give one of them.")
         self.json_mode = json_mode
         self.quiet = quiet
         self.verbose = verbose
@@ -79,6 +144,21 @@ class Output:
         """Colour unless ``NO_COLOR`` is set or stderr is not a terminal."""
         return self.live and not os.environ.get(NO_COLOR)
 
+    @property
+    def error_color(self) -> bool:
+        """``error:`` in colour when stderr is a terminal and ``NO_COLOR`` is unset (even -q)."""
+        return _isatty(self.err) and not os.environ.get(NO_COLOR)
+
+    @property
+    def stdout_is_terminal(self) -> bool:
+        """True when stdout is a terminal (image bytes must not go there)."""
+        return _isatty(self.out)
+
+    @property
+    def stdin_is_terminal(self) -> bool:
+        """True when stdin is a terminal (someone has to type, then Ctrl-D)."""
+        return _isatty(sys.stdin)
+
     def console(self) -> Console:
         """A Rich console on stderr (created on first use)."""
         if self._console is None:
@@ -98,17 +178,17 @@ class Output:
 
     def document(self, data: Any) -> None:
         """The one JSON document of ``--json`` on stdout."""
-        self._write_out(json.dumps(data, indent=2, ensure_ascii=False) + "\n")
+        self._write_out(json_text(data, indent=2) + "\n", raw=True)
 
     def json_line(self, data: Any) -> None:
         """One compact JSON line (batch's JSON Lines)."""
-        self._write_out(json.dumps(data, ensure_ascii=False, separators=(",", ":")) + "\n")
+        self._write_out(json_text(data) + "\n", raw=True)
 
-    def _write_out(self, text: str) -> None:
+    def _write_out(self, text: str, *, raw: bool = False) -> None:
         if self.stdout_closed:
             return
         try:
-            self.out.write(text)
+            self.out.write(text if raw else neutralise(text))
             self.out.flush()
         except BrokenPipeError:
             self._stdout_gone()
@@ -144,10 +224,17 @@ class Output:
             self._write_err(f"warning: {text}")
 
     def error(self, text: str, hints: Sequence[str] = ()) -> None:
-        """An error and its hints; always shown."""
-        self._write_err(f"error: {text}")
+        """An error and its hints; always shown. ``error:`` is red where colour is allowed."""
+        label = f"{ERROR_STYLE}{ERROR_LABEL}{RESET_STYLE}" if self.error_color else ERROR_LABEL
+        self._write_err(f"{ERROR_LABEL} {text}", label=(ERROR_LABEL, label))
         for hint in hints:
             self._write_err(hint if hint.startswith(" ") else f"  {hint}")
+
+    def success(self, text: str) -> None:
+        """The closing ``✓`` line of a finished command, on a terminal only (not -q, not CI)."""
+        if self.live:
+            mark = "\x1b[32m✓\x1b[0m" if self.color else "✓"
+            self._write_err(f"✓ {text}", label=("✓", mark))
 
     def command(self, line: str) -> None:
         """A CI workflow command (``::error …``) on stderr as is, even with ``--quiet``."""
@@ -158,14 +245,20 @@ class Output:
         if self.verbose:
             self._write_err(text)
 
-    def _write_err(self, text: str, *, command: bool = False) -> None:
+    def _write_err(
+        self, text: str, *, label: tuple[str, str] | None = None, command: bool = False
+    ) -> None:
         text = scrub_all(text, self.secrets)
         if not command and is_github_actions():
             # The Actions runner reads workflow commands on stderr too: a server's text that
             # puts "::" at the start of a line must not become one (::add-mask::, ::error::).
             text = _WORKFLOW_COMMAND.sub(r"\1> \2", text)
+        # Neutralised after scrubbing and before the one escape sequence flux2 adds itself.
+        line = neutralise(text)
+        if label is not None:
+            line = line.replace(label[0], label[1], 1)
         try:
-            self.err.write(text + "\n")
+            self.err.write(line + "\n")
             self.err.flush()
         except (BrokenPipeError, ValueError):
             pass
@@ -179,6 +272,7 @@ class Output:
         """
         started = time.monotonic()
         last: list[str] = []
+        label = neutralise(label)
 
         if self.quiet or (self.json_mode and not self.live):
             yield lambda text: None
@@ -187,6 +281,7 @@ class Output:
         if not self.live:
 
             def plain(text: str) -> None:
+                text = neutralise(text)
                 if not last or last[-1] != text:
                     last.append(text)
                     self._write_err(f"{label}: {text} ({time.monotonic() - started:.0f}s)")
@@ -209,7 +304,7 @@ class Output:
         with Status(Elapsed(), console=self.console(), spinner="dots"):
 
             def fancy(text: str) -> None:
-                current[0] = text
+                current[0] = neutralise(scrub_all(text, self.secrets))
 
             yield fancy
 
@@ -259,10 +354,18 @@ class Output:
                 credits: float = 0.0,
                 line: str | None = None,
             ) -> None:
-                detail = f"done {done} · failed {failed} · running {running} · {credits:g} credits"
+                spent = format_credits(credits)
+                detail = f"done {done} · failed {failed} · running {running} · {spent} credits"
                 bar.update(task_id, completed=done + failed, detail=detail)
 
             yield fancy
+
+
+def _isatty(stream: Any) -> bool:
+    try:
+        return bool(stream.isatty())
+    except (AttributeError, ValueError):
+        return False
 
 
 # -- status and history rendering (flux2 status / history) ------------------------------------
@@ -314,6 +417,7 @@ class LiveLines:
 
     def update(self, key: str, text: str, *, final: bool = False) -> None:
         """A new status for one task: redrawn live, or printed when it changed."""
+        text = neutralise(scrub_all(text, self._output.secrets))
         if final and key not in self._ended:
             self._ended[key] = time.monotonic()
         if self._text.get(key) == text:
@@ -383,6 +487,8 @@ def status_lines(task: Any, now: datetime | None = None) -> list[str]:
     if task.expires_at:
         verb = "expires" if task.expires_at > now else "expired"
         line += f"  {verb} {relative_time(task.expires_at, now)} ({format_time(task.expires_at)})"
+    if getattr(task, "sandbox", False):
+        line += f"  (sandbox; {SIMULATED_NOTE})"
     lines = [line]
     for image in task.images:
         if image.path and image.path != "-":
@@ -414,6 +520,9 @@ def print_rows(
     """
     if output.json_mode:
         return
+    # Server text made inert first, so that widths are those of what is shown; a tab or a line
+    # break inside a cell would split a tab-separated record.
+    rows = [[neutralise(cell) for cell in row] for row in rows]
     try:
         tty = output.out.isatty()
     except (AttributeError, ValueError):
@@ -445,6 +554,19 @@ def print_rows(
         kept.remove(index)
         excess -= widths[index] + gap
     if len(kept) < len(header):
+        # Leaving a column out can free more room than was missing: give it back to the
+        # shortened columns (the last to give up width gets it first), up to their full width.
+        full = [len(name) for name in header]
+        for row in rows:
+            for index, cell in enumerate(row):
+                full[index] = max(full[index], len(cell))
+        for index in reversed((*shrink, *shrink_left)):
+            if excess >= 0:
+                break
+            if index in kept:
+                back = min(-excess, full[index] - widths[index])
+                widths[index] += back
+                excess += back
         header = [header[index] for index in kept]
         rows = [[row[index] for index in kept] for row in rows]
         shrink = [kept.index(index) for index in shrink if index in kept]
@@ -455,7 +577,7 @@ def print_rows(
     if bold:
         lines[0] = f"\x1b[1m{lines[0]}\x1b[0m"
     lines.extend(_aligned(row, widths, gap, shrink, shrink_left) for row in rows)
-    output._write_out("".join(line + "\n" for line in lines))
+    output._write_out("".join(line + "\n" for line in lines), raw=True)
 
 
 MIN_SHRUNK_WIDTH = 12

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from flux2_cli.errors import UsageError
 from flux2_cli.imagetype import SNIFF_BYTES, sniff_image_type
-from flux2_cli.providers.base import Capabilities
+from flux2_cli.providers.base import Capabilities, ref_kind
 from flux2_cli.request import GenerationRequest, is_url
 
 # BFL's documented cap on an input image; also keeps a mistaken --ref from loading a huge file.
@@ -21,6 +21,9 @@ def read_ref_file(ref: str) -> str:
     The file must exist, be at most MAX_REF_BYTES, and be a PNG, JPEG or WebP by its magic
     bytes; anything else is a UsageError naming the path.
     """
+    kind = ref_kind(ref)
+    if kind != "path" and not Path(ref).expanduser().exists():
+        raise UsageError(f"--ref {ref!r}: {kind}.")
     path = Path(ref).expanduser()
     try:
         size = path.stat().st_size

@@ -68,6 +68,11 @@ class GenerationRequest:
     webhook_secret: str | None = None
     params: dict[str, Any] = field(default_factory=dict)
     model: str | None = None
+    # False: --no-upsample (generate from the prompt as written); None: the provider's default.
+    upsample: bool | None = None
+    # True: nobody asked for a size (no --width/--height, no --ratio/--res from a flag or the
+    # config), and the provider lets the model choose it: ratio/res are then not sent.
+    default_size: bool = False
 
     @property
     def has_explicit_size(self) -> bool:
@@ -85,8 +90,9 @@ class GenerationRequest:
         """The ``request`` object of the JSON contract: the four basics, then what was set."""
         data: dict[str, Any] = {
             "prompt": self.prompt,
-            "ratio": self.ratio,
-            "res": self.res,
+            # No size was sent when the model chose it (default_size): none is recorded.
+            "ratio": None if self.default_size else self.ratio,
+            "res": None if self.default_size else self.res,
             "mode": self.mode,
         }
         optional: dict[str, Any] = {
@@ -99,6 +105,8 @@ class GenerationRequest:
             "callback_url": self.callback_url,
             "params": dict(self.params) if self.params else None,
             "model": self.model,
+            "upsample": self.upsample,
+            "default_size": True if self.default_size else None,
         }
         data.update({key: value for key, value in optional.items() if value is not None})
         return data
@@ -120,6 +128,8 @@ class GenerationRequest:
             callback_url=data.get("callback_url"),
             params=dict(data.get("params") or {}),
             model=data.get("model"),
+            upsample=data.get("upsample") if isinstance(data.get("upsample"), bool) else None,
+            default_size=data.get("default_size") is True,
         )
 
     def fingerprint(self, provider: str, model: str) -> str:
@@ -166,7 +176,11 @@ def _choice(value: Any, choices: tuple[str, ...], canonical: str) -> str:
 
 
 def check_prompt(value: Any) -> str:
-    """The prompt, stripped: 3 to 5,000 characters, not blank, no NUL or control bytes."""
+    """The prompt, stripped: at least 3 characters, not blank, no NUL or control bytes.
+
+    The maximum is each provider's (``Capabilities.prompt_max``: 5,000 for API in One, none
+    documented for BFL), checked with the provider's rules.
+    """
     if not isinstance(value, str):
         raise Invalid(f"expected text, not {value!r}")
     if "\x00" in value:
@@ -182,10 +196,6 @@ def check_prompt(value: Any) -> str:
         raise Invalid("contains control characters")
     if len(stripped) < PROMPT_MIN_CHARS:
         raise Invalid(f"the prompt is too short: at least {PROMPT_MIN_CHARS} characters")
-    if len(stripped) > PROMPT_MAX_CHARS:
-        raise Invalid(
-            f"the prompt is too long: {len(stripped)} characters, at most {PROMPT_MAX_CHARS}"
-        )
     return stripped
 
 
@@ -253,6 +263,13 @@ def check_url(value: Any) -> str:
     return value.strip()
 
 
+def check_upsample(value: Any) -> bool:
+    """``false`` (generate from the prompt as written: ``--no-upsample``) or ``true``."""
+    if not isinstance(value, bool):
+        raise Invalid(f"{value!r} is not true or false")
+    return value
+
+
 def check_model(value: Any) -> str:
     """A non-empty model id."""
     if not isinstance(value, str) or not value.strip():
@@ -318,6 +335,7 @@ OPTIONS: dict[str, RequestOption] = {
         RequestOption("height", "--height", check_side),
         RequestOption("callback_url", "--callback-url", check_url),
         RequestOption("params", "--param", check_params),
+        RequestOption("upsample", "--no-upsample", check_upsample),
     )
 }
 # The request options a config file (or a profile) may set, in the order `config` shows them.
@@ -357,9 +375,13 @@ def normalise_format(value: str) -> str:
     return str(_as_usage("--format", check_format, value))
 
 
-def validate_prompt(prompt: str) -> str:
-    """The prompt, checked: 3 to 5,000 characters, not blank, no NUL or control bytes."""
-    return str(_as_usage("The prompt", check_prompt, prompt))
+def validate_prompt(prompt: str, max_chars: int | None = None) -> str:
+    """The prompt, checked: at least 3 characters, not blank, no NUL or control bytes; at
+    most ``max_chars`` when given (the maximum is otherwise the provider's)."""
+    text = str(_as_usage("The prompt", check_prompt, prompt))
+    if max_chars is not None and len(text) > max_chars:
+        raise UsageError(f"The prompt is too long: {len(text)} characters, at most {max_chars}.")
+    return text
 
 
 def parse_param(text: str) -> tuple[str, Any]:

@@ -3,10 +3,32 @@
 from __future__ import annotations
 
 import enum
+import math
 import re
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from typing import Any
+
+# What an expiry past the end of the calendar becomes: the last moment a datetime holds.
+FAR_FUTURE = datetime.max.replace(tzinfo=timezone.utc)
+# The embedded sandbox's base URL (providers/sandbox.py); a task made there is a simulation.
+SANDBOX_BASE_URL = "http://sandbox.flux2.invalid"
+SANDBOX_PROVIDER = "sandbox"
+SIMULATED = "simulated; nothing charged"  # as output.SIMULATED_NOTE
+
+
+def on_sandbox(provider: str | None, base_url: str | None) -> bool:
+    """True for a task of ``--provider sandbox`` or one run with ``--sandbox`` (any dialect)."""
+    if provider == SANDBOX_PROVIDER:
+        return True
+    return bool(base_url) and str(base_url).rstrip("/") == SANDBOX_BASE_URL
+
+
+def provider_label(provider: str, base_url: str | None) -> str:
+    """``apiinone``, ``sandbox``, or ``sandbox: apiinone`` for a ``--sandbox`` run."""
+    if provider != SANDBOX_PROVIDER and on_sandbox(provider, base_url):
+        return f"{SANDBOX_PROVIDER}: {provider}"
+    return provider
 
 
 class TaskStatus(str, enum.Enum):
@@ -93,6 +115,11 @@ class Task:
     base_url: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
+    @property
+    def sandbox(self) -> bool:
+        """True when the task ran on the offline sandbox: nothing was charged."""
+        return on_sandbox(self.provider, self.base_url)
+
     def evolve(self, **changes: Any) -> Task:
         """A copy with some fields replaced."""
         return replace(self, **changes)
@@ -109,8 +136,51 @@ class Task:
             "images": [image.to_json() for image in self.images],
             "cost": self.cost.to_json() if self.cost else None,
             "error": self.error.to_json() if self.error else None,
-            "request": self.request,
+            "request": sent_request(self.request),
+            "sandbox": self.sandbox,
         }
+
+
+def sent_request(request: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The request as sent: with ``--width/--height`` the default ratio and res were not sent,
+    so a record of the task (``--json``, the sidecar) does not claim them.
+
+    The ledger keeps the full request (the batch fingerprint is computed from it); this is only
+    what is shown and written beside an image.
+    """
+    if not request or request.get("width") is None or request.get("height") is None:
+        return request
+    return {key: value for key, value in request.items() if key not in ("ratio", "res")}
+
+
+def regenerate_command(task: Task) -> str:
+    """The ``flux2 gen`` command that asks for the same request again (from the ledger's copy).
+
+    A new task: the same prompt, size, mode and options, on the same provider (and the
+    sandbox when it ran there). Without a recorded request, a placeholder prompt is shown.
+    """
+    import shlex
+
+    request = task.request or {}
+    words = ["flux2", "gen", shlex.quote(str(request.get("prompt") or "PROMPT"))]
+    if request.get("width") and request.get("height"):
+        words += ["--width", str(request["width"]), "--height", str(request["height"])]
+    else:
+        for flag, key in (("--ratio", "ratio"), ("--res", "res")):
+            if request.get(key):
+                words += [flag, shlex.quote(str(request[key]))]
+    for flag, key in (("--mode", "mode"), ("--seed", "seed"), ("--format", "format")):
+        if request.get(key) is not None:
+            words += [flag, shlex.quote(str(request[key]))]
+    for ref in request.get("refs") or ():
+        words += ["--ref", shlex.quote(str(ref))]
+    if task.provider == SANDBOX_PROVIDER:
+        words += ["--provider", SANDBOX_PROVIDER]
+    else:
+        words += ["--provider", task.provider]
+        if on_sandbox(task.provider, task.base_url):
+            words.append("--sandbox")
+    return " ".join(words)
 
 
 def utc_now() -> datetime:
@@ -131,12 +201,14 @@ def parse_time(value: object) -> datetime | None:
         return None
     if isinstance(value, (int, float)):
         seconds = float(value)
+        if not math.isfinite(seconds) or seconds < 0:
+            return None  # negative, NaN or infinite: no meaningful time, treated as absent
         if seconds > 1e11:  # milliseconds since the epoch
             seconds /= 1000.0
         try:
             return datetime.fromtimestamp(seconds, tz=timezone.utc)
         except (OverflowError, OSError, ValueError):
-            return None
+            return FAR_FUTURE  # past year 9999: as far as a datetime goes
     if isinstance(value, str):
         text = value.strip()
         if not text:
@@ -151,7 +223,12 @@ def parse_time(value: object) -> datetime | None:
             return None
         if moment.tzinfo is None:
             moment = moment.replace(tzinfo=timezone.utc)
-        return moment
+        try:
+            # Normalised to UTC here, so that later arithmetic cannot overflow:
+            # 9999-12-31T23:59:59-05:00 is past datetime.max in UTC.
+            return moment.astimezone(timezone.utc)
+        except (OverflowError, ValueError):
+            return FAR_FUTURE if moment.year >= datetime.max.year else None
     return None
 
 

@@ -18,7 +18,7 @@ from urllib.parse import urlsplit
 from flux2_cli.client import CONNECT_TIMEOUT_S, DeadlinePassed, HttpCore
 from flux2_cli.errors import DownloadError
 from flux2_cli.redact import redact_url
-from flux2_cli.verify import looks_like_markup
+from flux2_cli.verify import PAGE_SNIFF_BYTES, MarkupPage, describe_page, looks_like_markup
 
 if TYPE_CHECKING:
     import httpx
@@ -43,11 +43,21 @@ class Retry(Exception):
 
 
 class Expired(Exception):
-    """The URL was refused or answered a storage error page: it needs a fresh URL."""
+    """The URL was refused or answered a page instead of the image: it needs a fresh URL.
 
-    def __init__(self, reason: str) -> None:
+    ``page``: what came back was a web page that does not say "expired" (see
+    ``verify.describe_page``); the message then says what it was.
+    """
+
+    def __init__(self, reason: str, *, page: bool = False) -> None:
         super().__init__(reason)
         self.reason = reason
+        self.page = page
+
+    @classmethod
+    def of(cls, markup: MarkupPage) -> Expired:
+        """From the verifier's description of a page."""
+        return cls(markup.reason, page=markup.page)
 
 
 class WriteFailed(Exception):
@@ -242,6 +252,20 @@ class Transfer:
             hints=self.hints(),
         )
 
+    def _first_bytes(self, response: httpx.Response, deadline: float) -> bytes:
+        """Up to PAGE_SNIFF_BYTES of a page's body, to say what it is; what came if it breaks."""
+        import httpx
+
+        head = b""
+        try:
+            for chunk in self.core.chunks(response, deadline):
+                head += chunk
+                if len(head) >= PAGE_SNIFF_BYTES:
+                    break
+        except (httpx.HTTPError, DeadlinePassed):
+            pass
+        return head[:PAGE_SNIFF_BYTES]
+
     def _receive(self, response: httpx.Response, part: Part, offset: int, deadline: float) -> None:
         import httpx
 
@@ -255,7 +279,8 @@ class Transfer:
             raise DownloadError(f"{host} answered HTTP {status} for the image", hints=self.hints())
         content_type = response.headers.get("content-type", "").split(";")[0].strip().lower()
         if content_type in MARKUP_TYPES:
-            raise Expired(f"a {content_type} page instead of an image")
+            head = self._first_bytes(response, deadline)
+            raise Expired.of(describe_page(head, content_type, status))
         encoded = response.headers.get("content-encoding", "identity").lower() not in (
             "",
             "identity",
@@ -289,7 +314,7 @@ class Transfer:
                 if not chunk:
                     continue
                 if part.written == 0 and looks_like_markup(chunk):
-                    raise Expired("an HTML/XML page instead of an image")
+                    raise Expired.of(describe_page(chunk[:PAGE_SNIFF_BYTES], content_type, status))
                 if part.written + len(chunk) > self.max_bytes:
                     raise self.too_large(host)
                 try:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
@@ -10,6 +11,11 @@ from flux2_cli.errors import DownloadError
 from flux2_cli.imagetype import sniff_image_type
 
 PIL_FORMATS = {"PNG": "png", "JPEG": "jpeg", "MPO": "jpeg", "WEBP": "webp"}
+PAGE_SNIFF_BYTES = 4096  # read of a page answered instead of an image, to say what it is
+PAGE_TITLE_CHARS = 80
+_TITLE = re.compile(r"<title[^>]*>(.*?)</title>", re.IGNORECASE | re.DOTALL)
+# Cloud storage's answer to an expired or revoked signed URL (S3, OSS, GCS, Azure).
+_STORAGE_ERROR = re.compile(r"AccessDenied|Request has expired|ExpiredToken|expired", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -30,11 +36,34 @@ class Incomplete(Exception):
 
 
 class MarkupPage(Exception):
-    """An HTML/XML page (a storage error) instead of an image: the URL needs refreshing."""
+    """An HTML/XML page instead of an image: the URL needs refreshing.
 
-    def __init__(self, reason: str) -> None:
+    ``page`` is set when it is not a storage "expired/denied" answer but some other page (a
+    proxy's login, a captive portal, an error page): then the image is not gone, something is
+    in the way, and the message says what came back instead of "expired".
+    """
+
+    def __init__(self, reason: str, *, page: bool = False) -> None:
         super().__init__(reason)
         self.reason = reason
+        self.page = page
+
+
+def describe_page(head: bytes, content_type: str = "", status: int = 200) -> MarkupPage:
+    """What a markup answer is, from its first bytes: a storage error, or a page and its title."""
+    text = head.decode("utf-8", errors="replace")
+    xml = content_type.endswith("xml") or text.lstrip().startswith("<?xml")
+    storage_error = _STORAGE_ERROR.search(text) if xml else None
+    if storage_error:
+        return MarkupPage(f"an XML storage error page ({storage_error.group(0)})")
+    what = "an XML page" if xml else "an HTML page"
+    title = _TITLE.search(text)
+    shown = " ".join(title.group(1).split())[:PAGE_TITLE_CHARS] if title else ""
+    if shown:
+        what += f" titled {shown!r}"
+    if status != 200:
+        what += f" (HTTP {status})"
+    return MarkupPage(what, page=True)
 
 
 def looks_like_markup(chunk: bytes) -> bool:
@@ -53,7 +82,8 @@ def verify_image(fh: BinaryIO, path: Path, *, length_known: bool) -> Verified:
     fh.seek(0)
     head = fh.read(16)
     if looks_like_markup(head):
-        raise MarkupPage("an HTML/XML page instead of an image")
+        fh.seek(0)
+        raise describe_page(fh.read(PAGE_SNIFF_BYTES))
     kind = sniff_image_type(head)
     if kind is None:
         if len(head) < 12:

@@ -153,3 +153,16 @@ def test_stale_temp_sweep_skips_a_file_it_cannot_remove(
 
     monkeypatch.setattr(os, "unlink", refuse)
     assert remove_stale_temps(tmp_path, now=lambda: NOW) == []
+
+
+def test_write_atomic_without_fsync_still_never_shows_part_of_a_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def forbidden(fd: int) -> None:
+        raise AssertionError("fsync called")
+
+    monkeypatch.setattr(os, "fsync", forbidden)
+    path = tmp_path / "task.json"
+    write_atomic(path, b"{}", fsync=False)  # the sandbox's simulated state
+    assert path.read_bytes() == b"{}"
+    assert names(tmp_path) == ["task.json"]

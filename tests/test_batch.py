@@ -273,6 +273,19 @@ def test_shards_do_not_depend_on_line_order(tmp_path: Path) -> None:
     assert before == after
 
 
+def test_shards_do_not_depend_on_the_command_line_defaults(tmp_path: Path) -> None:
+    manifest = tmp_path / "m.txt"
+    manifest.write_text("".join(f"asset number {i}\n" for i in range(12)))
+    square = [[e.key for e in select_shard(plan(manifest), k, 3)] for k in (1, 2, 3)]
+    from flux2_cli.build import FLAG, Layer
+
+    ctx = make_ctx()
+    flags = Layer(FLAG, {"ratio": "16:9"})
+    wide = plan_entries(ctx, ctx.provider(), manifest, read_manifest(manifest), flags)
+    assert wide[0].request.ratio == "16:9"
+    assert [[e.key for e in select_shard(wide, k, 3)] for k in (1, 2, 3)] == square
+
+
 @pytest.mark.parametrize(
     ("env", "expected"),
     [

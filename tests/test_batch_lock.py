@@ -462,3 +462,16 @@ def test_the_lock_file_text_is_sorted_with_the_version_first(tmp_path: Path) -> 
     b = text[text.index('"b"') :]
     assert b.index('"fingerprint": "cd"') < b.index('"outputs"') < b.index('"state"')
     assert b.index('"path": "p"') < b.index('"sha256": "x"')
+
+
+def test_lookup_by_fingerprint_follows_every_change(tmp_path: Path) -> None:
+    lock = LockFile.load(tmp_path / "m.txt.lock.json")
+    lock.put("old-name", {"fingerprint": "ab", "state": FINISHED})
+    assert lock.lookup("new-name", "ab") == ("old-name", {"fingerprint": "ab", "state": FINISHED})
+    lock.put("other", {"fingerprint": "cd", "state": FINISHED})
+    assert lock.lookup("new-name", "cd") is not None  # the index saw the new record
+    lock.keep_only(["other"])
+    assert lock.lookup("new-name", "ab") is None
+    lock.replace({"z": {"fingerprint": "ef"}})
+    assert lock.lookup("y", "ef") == ("z", {"fingerprint": "ef"})
+    assert lock.lookup("y", "cd") is None

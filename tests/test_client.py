@@ -42,6 +42,7 @@ from flux2_cli.errors import (
 from flux2_cli.providers import get_provider
 from flux2_cli.providers.base import HttpCall
 from flux2_cli.redact import Secrets
+from flux2_cli.request import GenerationRequest
 from tests.helpers import FakeTime
 
 BASE = "https://apiin.one"
@@ -669,3 +670,131 @@ def test_a_poll_on_a_connection_closed_under_it_is_retried(sentinel_key: str) ->
         client.close()
     finally:
         server.close()
+
+
+# --- issue 14: hooks for the providers as they are today ----------------------------------
+
+
+def _apimart_client(sleeps: Sleeps, key: str) -> HttpClient:
+    return HttpClient(
+        get_provider("apimart"),
+        base_url="https://api.apimart.ai",
+        api_key=key,
+        sleep=sleeps,
+        rng=random.Random(0),
+    )
+
+
+def _apimart_create() -> HttpCall:
+    provider = get_provider("apimart")
+    call = provider.build_create(GenerationRequest("a red fox"))
+    return provider.with_idempotency_key(call, "flux2-key-1")
+
+
+@pytest.mark.parametrize(
+    "lost",
+    [httpx.ReadTimeout("no answer"), httpx.RemoteProtocolError("closed"), 502],
+    ids=["read-timeout", "dropped", "502"],
+)
+def test_row66_idempotent_post_whose_answer_was_lost_is_sent_again_with_the_same_key(
+    httpx_mock: HTTPXMock, sleeps: Sleeps, sentinel_key: str, lost: object
+) -> None:
+    client = _apimart_client(sleeps, sentinel_key)
+    if isinstance(lost, int):
+        httpx_mock.add_response(status_code=lost)
+    else:
+        assert isinstance(lost, Exception)
+        httpx_mock.add_exception(lost)
+    httpx_mock.add_response(
+        json={"code": 200, "data": {"id": "task_01A"}}, headers={"idempotency-replayed": "true"}
+    )
+    assert client.send(_apimart_create()) == {"code": 200, "data": {"id": "task_01A"}}
+    requests = httpx_mock.get_requests()
+    assert len(requests) == 2
+    assert {r.headers["Idempotency-Key"] for r in requests} == {"flux2-key-1"}
+    assert requests[0].content == requests[1].content
+
+
+def test_a_paid_post_without_a_key_is_still_never_repeated(
+    httpx_mock: HTTPXMock, sleeps: Sleeps, sentinel_key: str
+) -> None:
+    client = _apimart_client(sleeps, sentinel_key)
+    httpx_mock.add_exception(httpx.ReadTimeout("no answer"))
+    call = get_provider("apimart").build_create(GenerationRequest("a fox"))
+    with pytest.raises(SubmissionUnknownError):
+        client.send(call)
+    assert len(httpx_mock.get_requests()) == 1
+
+
+def test_call_headers_are_sent(httpx_mock: HTTPXMock, sleeps: Sleeps, sentinel_key: str) -> None:
+    client = _apimart_client(sleeps, sentinel_key)
+    httpx_mock.add_response(json={"code": 200, "data": {"id": "task_01A"}})
+    client.send(_apimart_create())
+    request = httpx_mock.get_requests()[0]
+    assert request.headers["X-APIMart-Response-Version"] == "2026-07-27"
+    assert request.headers["Authorization"] == f"Bearer {sentinel_key}"
+
+
+def test_429_body_retry_after_is_honoured_when_no_header(
+    httpx_mock: HTTPXMock, sleeps: Sleeps, sentinel_key: str
+) -> None:
+    client = HttpClient(
+        get_provider("bfl"), base_url="https://api.bfl.ai", api_key=sentinel_key, sleep=sleeps
+    )
+    body = {
+        "error": "rate_limit_exceeded",
+        "message": "Too many concurrent requests",
+        "retry_after": 5,
+    }
+    httpx_mock.add_response(status_code=429, json=body)
+    httpx_mock.add_response(json={"id": "b1"})
+    call = HttpCall("POST", "/v1/flux-2-pro", json={"prompt": "a fox"}, paid=True)
+    assert client.send(call) == {"id": "b1"}
+    assert sleeps == [5.0]
+
+
+def test_429_header_wins_over_the_body(
+    httpx_mock: HTTPXMock, sleeps: Sleeps, sentinel_key: str
+) -> None:
+    client = HttpClient(
+        get_provider("bfl"), base_url="https://api.bfl.ai", api_key=sentinel_key, sleep=sleeps
+    )
+    body = {
+        "error": "rate_limit_exceeded",
+        "message": "Too many concurrent requests",
+        "retry_after": 5,
+    }
+    httpx_mock.add_response(status_code=429, json=body, headers={"Retry-After": "2"})
+    httpx_mock.add_response(json={"id": "b1"})
+    client.send(HttpCall("POST", "/v1/flux-2-pro", json={"prompt": "a fox"}, paid=True))
+    assert sleeps == [2.0]
+
+
+def test_429_message_from_the_body_is_shown(httpx_mock: HTTPXMock, sentinel_key: str) -> None:
+    client = HttpClient(
+        get_provider("bfl"),
+        base_url="https://api.bfl.ai",
+        api_key=sentinel_key,
+        sleep=lambda _s: None,
+        policy=RetryPolicy(attempts=1),
+    )
+    body = {
+        "error": "rate_limit_exceeded",
+        "message": "Too many concurrent requests",
+        "retry_after": 5,
+    }
+    httpx_mock.add_response(status_code=429, json=body)
+    with pytest.raises(RateLimitError) as info:
+        client.send(HttpCall("POST", "/v1/flux-2-pro", json={"prompt": "a fox"}, paid=True))
+    assert "Too many concurrent requests" in info.value.message
+
+
+def test_answer_statuses_return_the_body(
+    httpx_mock: HTTPXMock, sleeps: Sleeps, sentinel_key: str
+) -> None:
+    client = HttpClient(
+        get_provider("bfl"), base_url="https://api.bfl.ai", api_key=sentinel_key, sleep=sleeps
+    )
+    httpx_mock.add_response(status_code=422, json={"id": "b1", "status": "Error"})
+    call = HttpCall("GET", "/v1/get_result", params={"id": "b1"}, answer_statuses=frozenset({422}))
+    assert client.send(call) == {"id": "b1", "status": "Error"}

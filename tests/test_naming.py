@@ -18,7 +18,7 @@ from tests.test_download import NOW, TASK_ID, make_task
         ("A red fox in the snow", "a-red-fox-in-the-snow"),
         ("Crème brûlée, über alles!", "creme-brulee-uber-alles"),
         ("  --Hello---World--  ", "hello-world"),
-        ("日本の風景 🌸", "image"),
+        ("日本の風景 🌸", "ri-ben-no-feng-jing-cherry-blossom"),
         ("", "image"),
     ],
 )

@@ -7,6 +7,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from flux2_cli.task import (
+    FAR_FUTURE,
     Cost,
     ImageResult,
     Task,
@@ -15,6 +16,7 @@ from flux2_cli.task import (
     format_time,
     parse_time,
     short_id,
+    utc_now,
 )
 
 TASK_KEYS = {
@@ -28,6 +30,7 @@ TASK_KEYS = {
     "cost",
     "error",
     "request",
+    "sandbox",
 }
 
 
@@ -109,3 +112,59 @@ def test_short_ids_of_tasks_made_together_differ() -> None:
     # apimart's ULIDs made in the same second share their first 10 characters
     first, second = "task_01KFG5BBFNK1YQDTJDZY0P0QT2", "task_01KFG5BBFNAAAAAAAAAAAAAAAA"
     assert short_id(first) != short_id(second)
+
+
+# --- row 62: absurd expiry values are far future or absent, never a crash ------------------
+
+
+@pytest.mark.parametrize(
+    "value", ["9999-12-31T23:59:59-05:00", "9999-12-31T23:59:59.999999+00:00", 1e20]
+)
+def test_row62_expiry_past_the_calendar_is_far_future(value: object) -> None:
+    moment = parse_time(value)
+    assert moment == FAR_FUTURE
+    assert format_time(moment) == "9999-12-31T23:59:59Z"
+    assert moment is not None and moment > utc_now()
+
+
+@pytest.mark.parametrize("value", [-1, -1763174708, "-5", -0.5, float("nan")])
+def test_row62_negative_unix_time_is_absent(value: object) -> None:
+    assert parse_time(value) is None
+
+
+def test_row62_a_task_with_a_year_9999_expiry_renders_and_stays_succeeded() -> None:
+    from flux2_cli.jobs import as_seen_now
+    from flux2_cli.providers.apimart import ApiMartProvider
+    from flux2_cli.request import GenerationRequest
+
+    provider = ApiMartProvider()
+    task = provider.parse_create(
+        {"code": 200, "data": [{"task_id": "task_1"}]}, GenerationRequest("a fox"), "https://x"
+    )
+    body = {
+        "code": 200,
+        "data": {
+            "id": "task_1",
+            "status": "completed",
+            "result": {
+                "images": [
+                    {"url": "https://cdn.x/a.png", "expires_at": "9999-12-31T23:59:59-05:00"}
+                ]
+            },
+        },
+    }
+    done = provider.parse_poll(body, task)
+    assert done.to_json()["expires_at"] == "9999-12-31T23:59:59Z"
+    assert as_seen_now(done).status is TaskStatus.SUCCEEDED
+    negative = provider.parse_poll(
+        {
+            **body,
+            "data": {
+                **body["data"],
+                "result": {"images": [{"url": "https://cdn.x/a.png", "expires_at": -5}]},
+            },
+        },
+        task,
+    )
+    # Absent: the provider's own URL lifetime applies instead.
+    assert negative.expires_at is not None and negative.expires_at > utc_now()

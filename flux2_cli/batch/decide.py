@@ -73,7 +73,7 @@ def decide(
 
     ``endpoint`` is where this run makes tasks: a record or ledger task made elsewhere (the
     sandbox, another host) is not up to date and is generated anew. A task of the same request
-    made for another manifest (or by hand) is reused, brought into this entry's output and
+    made for another manifest is reused, brought into this entry's output and
     reported so, unless ``fresh``; its images elsewhere are not taken.
     """
     found = lock.lookup(entry.key, entry.fingerprint)
@@ -130,11 +130,22 @@ def decide(
             if task.expires_at is None or task.expires_at > utc_now():
                 return Decision(entry, Action.DOWNLOAD, task=task, record=record, source="ledger")
         return Decision(entry, Action.SUBMIT, record=record)  # failed or expired: generate again
-    if state in (SUBMITTING, UNKNOWN) and not resubmit_unknown:
-        return Decision(entry, Action.UNKNOWN, record=record, source="lock")
-    if ledger.open_intents(entry.fingerprint) and not resubmit_unknown:
-        return Decision(entry, Action.UNKNOWN, record=record)
+    lock_unknown = state in (SUBMITTING, UNKNOWN)
+    if (lock_unknown or ledger.open_intents(entry.fingerprint)) and not resubmit_unknown:
+        if _replays_duplicates(entry.provider):
+            # The same entry and attempt send the same Idempotency-Key: the provider replays
+            # the lost answer instead of billing a second task (reliability row 66).
+            return Decision(entry, Action.SUBMIT, record=record)
+        return Decision(
+            entry, Action.UNKNOWN, record=record, source="lock" if lock_unknown else "new"
+        )
     return Decision(entry, Action.SUBMIT, record=record)  # new, changed, failed or elsewhere
+
+
+def _replays_duplicates(provider_id: str) -> bool:
+    from flux2_cli.providers import get_provider
+
+    return get_provider(provider_id).capabilities.idempotent_create
 
 
 def _made_for(batch_key: str | None, manifest: Path) -> bool:

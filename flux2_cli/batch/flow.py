@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from flux2_cli.batch.decide import Action, Decision, decide
@@ -13,9 +14,10 @@ from flux2_cli.batch.lock import (
     LockFile,
     endpoint_id,
     error_record,
+    hold_path,
     hold_run,
-    lock_path,
     lock_record,
+    state_path,
 )
 from flux2_cli.batch.manifest import Problems, read_manifest
 from flux2_cli.batch.plan import PlannedEntry, plan_entries, preflight, select_shard
@@ -42,6 +44,8 @@ from flux2_cli.errors import (
     UsageError,
     WaitTimeoutError,
 )
+from flux2_cli.output import format_cost, format_credits
+from flux2_cli.task import SANDBOX_PROVIDER, SIMULATED
 
 if TYPE_CHECKING:
     from flux2_cli.context import Context
@@ -86,9 +90,16 @@ def run_batch(ctx: Context, options: BatchOptions) -> Summary | None:
         ctx.output.info(f"Shard {k}/{n}: {len(planned)} of {_entries(whole)}.")
     base_url = ctx.base_url(provider)
     endpoint = endpoint_id(provider.capabilities.id, base_url)
+    kept = state_path(options.manifest, options.lock)
+    if options.check and kept is None:
+        raise UsageError(
+            "--check compares the manifest with its lock file, and a manifest read from stdin "
+            "has none; nothing was sent.",
+            hints=["Name the lock file: flux2 batch - --format FORMAT --check --lock PATH."],
+        )
     if options.check or options.dry_run:
         # Read-only: the lock file with any journal a stopped run left, applied in memory.
-        lock = LockFile.load(lock_path(options.manifest), warn=ctx.output.warn)
+        lock = LockFile.load(kept or _NO_LOCK, warn=ctx.output.warn)
         if options.check:
             check(ctx, planned, lock, options, endpoint)
             return None
@@ -100,9 +111,28 @@ def run_batch(ctx: Context, options: BatchOptions) -> Summary | None:
             check_max_cost(provider, options.max_cost, credits, unpriced)
         return None
     preflight(planned, options.manifest.name, create=True)
-    # One run of a manifest at a time: a second one waits here, before deciding anything.
-    with hold_run(options.manifest, notice=ctx.output.warn):
-        lock = LockFile.load(lock_path(options.manifest), warn=ctx.output.warn)
+    with contextlib.ExitStack() as stack:
+        if kept is None:
+            # stdin: the run's state lives in a scratch folder removed at the end, so nothing
+            # lands in the current folder; re-runs still resume through this machine's ledger.
+            import tempfile
+
+            ctx.output.info(
+                "The manifest comes from stdin: no lock file is kept (re-runs on this machine "
+                "resume through the ledger); give --lock PATH to keep one."
+            )
+            scratch = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="flux2-")))
+            kept = scratch / f"stdin{LOCK_SUFFIX}"
+        else:
+            # One run of a manifest at a time: a second one waits here, before deciding anything.
+            stack.enter_context(
+                hold_run(
+                    options.manifest,
+                    notice=ctx.output.warn,
+                    path=hold_path(options.manifest, options.lock),
+                )
+            )
+        lock = LockFile.load(kept, warn=ctx.output.warn)
         try:
             lock.fold()  # what a killed run left in the journal
             decisions = _decide_all(ctx, planned, lock, options, endpoint, base_url)
@@ -121,6 +151,10 @@ def run_batch(ctx: Context, options: BatchOptions) -> Summary | None:
                     f"{lock.path.name} could not be written ({exc.strerror or exc}); "
                     f"{lock.journal.name} keeps this run's state for the next run."
                 )
+
+
+# A path that never exists: a dry run of stdin reads an empty lock.
+_NO_LOCK = Path("/nonexistent/flux2-stdin" + LOCK_SUFFIX)
 
 
 def _decide_all(
@@ -171,8 +205,8 @@ def check_max_cost(provider: Provider, max_cost: float, credits: float, unpriced
         )
     if credits > max_cost:
         raise UsageError(
-            f"the estimated cost, {credits:g} credits, is over --max-cost {max_cost:g}; "
-            "nothing was sent.",
+            f"the estimated cost, {format_credits(credits)} credits, is over --max-cost "
+            f"{max_cost:g}; nothing was sent.",
             hints=["Raise --max-cost, or split the work with --shard K/N."],
         )
 
@@ -200,7 +234,7 @@ def print_plan(
                     "request": entry.request.to_json(),
                 }
             )
-        credit_text = "" if cost is None or cost.credits is None else f"{cost.credits:g}"
+        credit_text = "" if cost is None or cost.credits is None else format_credits(cost.credits)
         rows.append([entry.key, entry.line, action, _short(entry.request.prompt), credit_text])
     submits = sum(1 for decision in decisions if decision.pays)
     if output.json_mode:
@@ -213,6 +247,7 @@ def print_plan(
                 "estimated_credits": tidy_number(credits),
                 "estimated_usd": round(usd, 4),
                 "unpriced": unpriced,
+                "sandbox": simulated(ctx),
             }
         )
         return
@@ -228,10 +263,16 @@ def print_plan(
         shrink_left=(0,),
     )
     note = f" ({unpriced} without a published price)" if unpriced else ""
+    cost_text = format_cost(credits, usd, simulated=simulated(ctx))
     output.info(
-        f"Plan: {_entries(len(decisions))}, {submits} to submit; estimated cost {credits:g} "
-        f"credits (≈ ${usd:.2f}){note}. Nothing was sent."
+        f"Plan: {_entries(len(decisions))}, {submits} to submit; estimated cost "
+        f"{cost_text}{note}. Nothing was sent."
     )
+
+
+def simulated(ctx: Context) -> bool:
+    """True when the batch runs on the sandbox: its costs are shown, and nothing is charged."""
+    return ctx.sandbox or ctx.settings.provider == SANDBOX_PROVIDER
 
 
 def check(
@@ -267,7 +308,10 @@ def check(
             )
         if problem is not None:
             problems.append((entry, problem))
-            output.result(f"{state}\t{entry.key}\tline {entry.line}\t{problem}")
+            # The state leads the line; the reason follows only when it says more ("new\tnew").
+            detail = problem.partition(":")[2].strip()
+            line = f"{state}\t{entry.key}\tline {entry.line}"
+            output.result(f"{line}\t{detail}" if detail else line)
     counts = {"new": 0, "missing": 0, "changed": 0, "stale": 0}
     for _, problem in problems:
         state = problem.split(":")[0]
@@ -404,7 +448,7 @@ def execute(
                 runner.stop.set()
     summary.wall_seconds = max(0.0, ctx.clock() - started)
     if output.json_mode:
-        output.json_line(summary.to_json())
+        output.json_line({**summary.to_json(), "sandbox": simulated(ctx)})
     else:
         _print_summary(ctx, summary)
     totals = RunTotals(
@@ -523,6 +567,8 @@ def _publish(
     manifest = ci.annotation_path(options.manifest, os.environ)
     for line in ci.workflow_commands(manifest, reports):
         ctx.output.command(line)
+    if simulated(ctx):  # the summary's credits were never charged
+        title = f"{title} (sandbox: {SIMULATED})"
     try:
         ci.append_step_summary(os.environ, ci.step_summary(manifest, reports, totals, title=title))
     except OSError as exc:
@@ -582,10 +628,15 @@ def _rerun(options: BatchOptions) -> str:
     return options.rerun or f"flux2 batch {options.manifest}"
 
 
+def _recorded_in(options: BatchOptions) -> str:
+    kept = state_path(options.manifest, options.lock)
+    return f"{kept.name} and the ledger" if kept is not None else "the ledger"
+
+
 def _interrupted(options: BatchOptions, running: int, code: int, what: str) -> InterruptedError_:
     return InterruptedError_(
         f"{what}; {running} entr{'y was' if running == 1 else 'ies were'} in flight "
-        f"(recorded in {options.manifest.name}{LOCK_SUFFIX} and the ledger).",
+        f"(recorded in {_recorded_in(options)}).",
         exit_code=code,
         hints=[
             f"Re-run `{_rerun(options)}` to resume: submitted tasks are polled, "
@@ -657,10 +708,15 @@ def _print_summary(ctx: Context, summary: Summary) -> None:
         columns.append(("timed out", str(summary.timed_out)))
     if summary.unknown:
         columns.append(("unknown", str(summary.unknown)))
-    columns += [("credits", f"{summary.credits:g}"), ("wall time", f"{summary.wall_seconds:.1f} s")]
+    columns += [
+        ("credits", format_credits(summary.credits)),
+        ("wall time", f"{summary.wall_seconds:.1f} s"),
+    ]
     widths = [max(len(header), len(value)) for header, value in columns]
     ctx.output.info("  ".join(h.rjust(w) for (h, _), w in zip(columns, widths, strict=True)))
     ctx.output.info("  ".join(v.rjust(w) for (_, v), w in zip(columns, widths, strict=True)))
+    if simulated(ctx):
+        ctx.output.info(f"Credits on the sandbox: {SIMULATED}.")
 
 
 def _entries(count: int) -> str:

@@ -91,13 +91,31 @@ def lock_path(manifest: Path) -> Path:
 
 
 def journal_path(lock: Path) -> Path:
-    """``FILE.lock.journal`` beside ``FILE.lock.json``."""
-    return lock.with_name(lock.name[: -len(LOCK_SUFFIX)] + JOURNAL_SUFFIX)
+    """``FILE.lock.journal`` beside ``FILE.lock.json``; ``NAME.journal`` beside another name."""
+    if lock.name.endswith(LOCK_SUFFIX):
+        return lock.with_name(lock.name[: -len(LOCK_SUFFIX)] + JOURNAL_SUFFIX)
+    return lock.with_name(lock.name + ".journal")
 
 
 def run_lock_path(manifest: Path) -> Path:
     """``.FILE.lock.run`` beside the manifest: the one-run-at-a-time lock."""
     return manifest.with_name("." + manifest.name + RUN_LOCK_SUFFIX)
+
+
+def state_path(manifest: Path, lock: Path | None) -> Path | None:
+    """The lock file of a run: ``--lock PATH``, else beside the manifest; stdin has none."""
+    if lock is not None:
+        return lock
+    if str(manifest) == "-":
+        return None  # nowhere a user would look for it, nothing to commit it with
+    return lock_path(manifest)
+
+
+def hold_path(manifest: Path, lock: Path | None) -> Path:
+    """The one-run-at-a-time lock: beside ``--lock PATH`` when given, else beside the manifest."""
+    if lock is not None:
+        return lock.with_name("." + lock.name + ".run")
+    return run_lock_path(manifest)
 
 
 def endpoint_id(provider: str, base_url: str | None) -> str:
@@ -147,6 +165,8 @@ class LockFile:
         self._sync_lock = threading.RLock()  # re-entrant for the same reason as _lock
         self._written = 0  # journal lines written (a ticket per put)
         self._synced = 0  # lines known durable
+        self._index: dict[str, str] | None = None  # fingerprint -> key, for lookup()
+        self._indexed: dict[str, dict[str, Any]] | None = None
 
     @classmethod
     def load(cls, path: Path, warn: Callable[[str], None] = lambda text: None) -> LockFile:
@@ -189,6 +209,7 @@ class LockFile:
                 self.records[key] = record
             elif isinstance(key, str) and record is None:
                 self.records.pop(key, None)
+            self._index = None
             self._pending = True
 
     # -- paths ----------------------------------------------------------------------------
@@ -213,10 +234,17 @@ class LockFile:
         record = self.records.get(key)
         if record is not None and record.get("fingerprint") == fingerprint:
             return key, record
-        for other, candidate in self.records.items():
-            if candidate.get("fingerprint") == fingerprint:
-                return other, candidate
-        return None
+        # One index for the whole decide pass: a scan per entry is quadratic at 10,000.
+        if self._index is None or self._indexed is not self.records:
+            self._index = {}
+            for other, candidate in self.records.items():
+                self._index.setdefault(str(candidate.get("fingerprint")), other)
+            self._indexed = self.records
+        renamed = self._index.get(fingerprint)
+        if renamed is None or renamed not in self.records:
+            return None
+        candidate = self.records[renamed]
+        return (renamed, candidate) if candidate.get("fingerprint") == fingerprint else None
 
     def problem(self, key: str, fingerprint: str, endpoint: str | None = None) -> str | None:
         """None when up to date; else ``new``, ``changed``, ``missing: …`` or ``stale: …``."""
@@ -261,6 +289,7 @@ class LockFile:
             except OSError as exc:
                 raise self._write_error(exc) from exc
             self.records[key] = record
+            self._index = None
         try:
             self._sync(ticket)
         except OSError as exc:
@@ -280,6 +309,7 @@ class LockFile:
             dropped = [key for key in self.records if key not in wanted]
             for key in dropped:
                 del self.records[key]
+            self._index = None
             if dropped:
                 self._pending = True
 
@@ -486,11 +516,13 @@ def task_from_record(
 
 
 @contextlib.contextmanager
-def hold_run(manifest: Path, notice: Callable[[str], None]) -> Iterator[None]:
+def hold_run(
+    manifest: Path, notice: Callable[[str], None], *, path: Path | None = None
+) -> Iterator[None]:
     """One ``flux2 batch`` of this manifest at a time on this machine; a second one waits."""
     from filelock import FileLock, Timeout
 
-    path = run_lock_path(manifest)
+    path = path if path is not None else run_lock_path(manifest)
     run_lock = FileLock(str(path), mode=0o644)
     try:
         run_lock.acquire(timeout=0)

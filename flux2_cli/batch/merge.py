@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from flux2_cli.batch.lock import LockFile, lock_path
+from flux2_cli.batch.lock import LockFile, journal_path, lock_path
 from flux2_cli.errors import EXIT_TASK_FAILED, Flux2Error, UsageError
 
 if TYPE_CHECKING:
@@ -117,8 +117,11 @@ def merge_lock_files(
     target_path = lock_path(manifest)
     sources = []
     for path in files:
-        if not path.is_file():
-            raise UsageError(f"lock merge: {path} is not a file.")
+        # A runner killed outright (SIGKILL) may leave only the journal beside the manifest.
+        if not path.is_file() and not journal_path(path).is_file():
+            raise UsageError(
+                f"lock merge: {path} is not a file (nor is its journal, {journal_path(path).name})."
+            )
         lock = LockFile.load(path, warn=output.warn)
         sources.append((str(path), dict(lock.records)))
     target = LockFile.load(target_path, warn=output.warn)
@@ -129,11 +132,13 @@ def merge_lock_files(
         keys = ", ".join(f"{key} ({source})" for source, key in result.dropped[:20])
         more = f" and {len(result.dropped) - 20} more" if len(result.dropped) > 20 else ""
         output.info(
-            f"Dropped {len(result.dropped)} record(s) of entries not in {manifest.name}: "
+            f"Dropped {len(result.dropped)} record{'' if len(result.dropped) == 1 else 's'} of "
+            f"entries not in {manifest.name}: "
             f"{keys}{more}."
         )
     output.info(
-        f"Merged {len(files)} lock file(s) into {target_path.name}: {result.merged} "
+        f"Merged {len(files)} lock file{'' if len(files) == 1 else 's'} into "
+        f"{target_path.name}: {result.merged} "
         f"entr{'y' if result.merged == 1 else 'ies'} from them, {len(result.records)} in all."
     )
     if result.conflicts:

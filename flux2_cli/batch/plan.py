@@ -337,6 +337,7 @@ def select_shard(planned: list[PlannedEntry], k: int, n: int) -> list[PlannedEnt
     return [entry for entry in planned if id(entry) in chosen]
 
 
-def _shard_token(entry: PlannedEntry) -> tuple[str, str]:
-    # The fingerprint depends only on the request (repeats are told apart), not on the line.
-    return entry.fingerprint, entry.key
+def _shard_token(entry: PlannedEntry) -> str:
+    # The key (a name, or the entry's own values) is unique and independent of the line and of
+    # the command-line defaults; hashed, so shares mix names and prompts evenly.
+    return hashlib.sha256(entry.key.encode("utf-8")).hexdigest()

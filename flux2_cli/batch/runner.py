@@ -143,9 +143,10 @@ class BatchOptions:
     # The command line's request options (the entries' defaults) and the manifest's format.
     flags: Layer | None = None
     manifest_kind: str | None = None
-    fresh: bool = False  # never reuse a task made for another manifest (or by `gen`)
+    fresh: bool = False  # never reuse a task made for another manifest
     rerun: str = ""  # the command that resumes this run, with the flags that matter
     junit: Path | None = None  # --junit PATH: a JUnit XML report, one test case per entry
+    lock: Path | None = None  # --lock PATH: the lock file elsewhere than beside the manifest
 
 
 @dataclass

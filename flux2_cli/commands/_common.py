@@ -8,6 +8,7 @@ from typing import Any
 
 from flux2_cli.context import Context
 from flux2_cli.errors import UsageError
+from flux2_cli.output import Output
 from flux2_cli.task import Task
 
 
@@ -58,9 +59,15 @@ def _with_base_url(ctx: Context, host: str) -> Any:
     return replace(ctx.settings, base_url=host)
 
 
-def read_prompt(prompt: str) -> str:
-    """The prompt, or stdin when it is ``-`` (stdin is never read otherwise)."""
+def read_prompt(prompt: str, output: Output | None = None) -> str:
+    """The prompt, or stdin when it is ``-`` (stdin is never read otherwise).
+
+    On a terminal, a silent wait would look like a hang: say how to end the input.
+    """
     if prompt == "-":
+        if output is not None and output.stdin_is_terminal:
+            end = "Ctrl-Z then Enter" if sys.platform == "win32" else "Ctrl-D"
+            output.info(f"reading the prompt from stdin; end with {end}")
         stream = getattr(sys.stdin, "buffer", None)
         if stream is None:
             return sys.stdin.read()
@@ -72,6 +79,62 @@ def read_prompt(prompt: str) -> str:
                 f"PROMPT (stdin): is not valid UTF-8 (byte {exc.start + 1}); save it as UTF-8."
             ) from None
     return prompt
+
+
+def refuse_terminal_stdout(ctx: Context) -> None:
+    """``-o -`` with a terminal on stdout: refused, as curl and httpie refuse binary output."""
+    if ctx.output.stdout_is_terminal:
+        raise UsageError(
+            "-o - would write the image's bytes to your terminal.",
+            hints=[
+                "Redirect or pipe stdout: flux2 gen PROMPT -o - > image.png",
+                "Or save to a file or folder: -o image.png, -o out/",
+            ],
+        )
+
+
+def submitted_line(task: Task) -> str:
+    """``Submitted task ID (provider, model).``, saying when the task runs on the sandbox."""
+    from flux2_cli.task import SIMULATED, provider_label
+
+    label = provider_label(task.provider, task.base_url)
+    note = f" {SIMULATED.capitalize()}." if task.sandbox else ""
+    return f"Submitted task {task.task_id} ({label}, {task.model}).{note}"
+
+
+def finished_line(task: Task, seconds: float) -> str:
+    """The closing line of ``gen``: ``fox.png · 1440×1440 PNG · 64 KB · 5 credits · 2.3 s``."""
+    from pathlib import Path
+
+    from flux2_cli.output import format_cost
+
+    parts: list[str] = []
+    saved = [image for image in task.images if image.path]
+    if saved:
+        first = saved[0]
+        name = "stdout" if first.path == "-" else Path(first.path or "").name
+        parts.append(name + (f" (+{len(saved) - 1} more)" if len(saved) > 1 else ""))
+        if first.width and first.height:
+            kind = (first.format or "").upper()
+            parts.append(f"{first.width}×{first.height}" + (f" {kind}" if kind else ""))
+        total = sum(image.bytes or 0 for image in saved)
+        if total:
+            parts.append(format_size(total))
+    elif task.images:
+        parts.append(f"{len(task.images)} image URL{'s' if len(task.images) > 1 else ''}")
+    if task.cost is not None:
+        parts.append(format_cost(task.cost.credits, task.cost.usd, simulated=task.sandbox))
+    parts.append(f"{seconds:.1f} s")
+    return " · ".join(parts)
+
+
+def format_size(size: int) -> str:
+    """Bytes for people: ``812 B``, ``64 KB``, ``3.2 MB`` (powers of 1024, as ls -h)."""
+    if size < 1024:
+        return f"{size} B"
+    if size < 1024 * 1024:
+        return f"{size / 1024:.0f} KB"
+    return f"{size / (1024 * 1024):.1f} MB"
 
 
 def render_tasks(ctx: Context, tasks: Sequence[Task], *, lines: str, single: bool) -> None:

@@ -212,6 +212,17 @@ FormatOpt = Annotated[
         show_default=False,
     ),
 ]
+NoUpsampleOpt = Annotated[
+    bool,
+    typer.Option(
+        "--no-upsample",
+        metavar="",
+        help="Generate from the prompt exactly as written: turn off the prompt rewriting the "
+        "provider does by default (bfl: disable_pup for pro/max, prompt_upsampling=false for "
+        "flex).",
+        rich_help_panel="Request",
+    ),
+]
 
 
 def _complete_task_id(incomplete: str) -> list[tuple[str, str]]:

@@ -107,7 +107,7 @@ def batch(
         typer.Option(
             "--fresh",
             help="Generate anew instead of reusing a task the ledger holds for the same request "
-            "from another manifest (or from gen).",
+            "from another manifest.",
             rich_help_panel=BATCH_PANEL,
         ),
     ] = False,
@@ -117,6 +117,17 @@ def batch(
             "--junit",
             help="Write a JUnit XML report, one test case per entry (GitLab, Jenkins, CircleCI, "
             "Buildkite and GitHub test reports read it).",
+            metavar="PATH",
+            rich_help_panel=BATCH_PANEL,
+            show_default=False,
+        ),
+    ] = None,
+    lock: Annotated[
+        Path | None,
+        typer.Option(
+            "--lock",
+            help="The lock file (and its journal beside it) instead of FILE.lock.json; a "
+            "manifest read from stdin keeps none without it.",
             metavar="PATH",
             rich_help_panel=BATCH_PANEL,
             show_default=False,
@@ -239,6 +250,7 @@ def batch(
                 manifest_kind=kinds[0] if kinds else None,
                 fresh=fresh,
                 junit=junit,
+                lock=lock,
                 rerun=shlex.join(
                     _rerun_argv(
                         manifest,
@@ -249,6 +261,7 @@ def batch(
                         region=region,
                         output=output_path,
                         shard=shard,
+                        lock=lock,
                     )
                 ),
             ),
@@ -267,6 +280,7 @@ def _rerun_argv(
     region: str | None,
     output: str | None,
     shard: str | None,
+    lock: Path | None = None,
 ) -> list[str]:
     """``flux2 batch FILE`` with the flags that decide where and what a resume runs."""
     argv = ["flux2", "batch", str(manifest)]
@@ -279,6 +293,7 @@ def _rerun_argv(
         ("--region", region),
         ("-o", output),
         ("--shard", shard),
+        ("--lock", str(lock) if lock is not None else None),
     ):
         if value is not None:
             argv += [flag, value]

@@ -63,7 +63,9 @@ ProfileOpt = Annotated[
     typer.Option(
         "--profile",
         "-p",
-        help="Act on [profiles.NAME] instead of the top level.",
+        metavar="NAME",
+        # \[ keeps Rich from taking [profiles.NAME] for markup and dropping it.
+        help="Act on \\[profiles.NAME] instead of the top level.",
         autocompletion=_complete_profile,
     ),
 ]
@@ -100,7 +102,10 @@ def _read_stdin(key: str) -> str:
     if sys.stdin is None:
         raise UsageError("VALUE is '-' but there is no stdin to read it from.")
     if sys.stdin.isatty():
-        entered: str = typer.prompt(key, hide_input=True, err=True)
+        # README's "Set a key" quotes this prompt: keep the two alike.
+        entered: str = typer.prompt(
+            f"{key} (typing is hidden; Enter to finish)", hide_input=True, err=True
+        )
         return entered
     return sys.stdin.read()
 

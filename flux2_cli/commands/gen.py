@@ -17,6 +17,7 @@ from flux2_cli.commands._options import (
     ModeOpt,
     NameOpt,
     NoSidecarOpt,
+    NoUpsampleOpt,
     OutputOpt,
     OverwriteOpt,
     ProfileOpt,
@@ -119,6 +120,7 @@ def gen(
             rich_help_panel=REQUEST_PANEL,
         ),
     ] = None,
+    no_upsample: NoUpsampleOpt = False,
     output_path: OutputOpt = None,
     name: NameOpt = None,
     overwrite: OverwriteOpt = False,
@@ -183,7 +185,7 @@ def gen(
         flags = Layer(
             FLAG,
             {
-                "prompt": read_prompt(prompt),
+                "prompt": read_prompt(prompt, ctx.output),
                 "model": model,
                 "mode": mode,
                 "ratio": ratio,
@@ -196,6 +198,7 @@ def gen(
                 "height": height,
                 "callback_url": callback_url,
                 "params": tuple(param or ()),
+                "upsample": False if no_upsample else None,
             },
             labels={"prompt": "PROMPT (stdin)" if prompt == "-" else "PROMPT"},
         )
@@ -235,7 +238,12 @@ class GenOptions:
 def _run(ctx: Context, opts: GenOptions) -> None:
     from flux2_cli import jobs
     from flux2_cli.build import OUTPUT_INTENT, build_request, config_layers, output_intent
-    from flux2_cli.commands._common import status_text
+    from flux2_cli.commands._common import (
+        finished_line,
+        refuse_terminal_stdout,
+        status_text,
+        submitted_line,
+    )
     from flux2_cli.download import DownloadOptions, check_destination, validate_template
     from flux2_cli.errors import InterruptedError_, TaskFailedError, WaitTimeoutError
     from flux2_cli.task import Task, short_id
@@ -250,6 +258,8 @@ def _run(ctx: Context, opts: GenOptions) -> None:
             "-o - writes image bytes to stdout; it cannot go with --json, --no-wait or "
             "--no-download."
         )
+    if opts.output == "-":
+        refuse_terminal_stdout(ctx)
     intent = output_intent(opts.output, opts.name, ctx.settings)
     validate_template(intent.name)
     if not (opts.no_wait or opts.no_download):
@@ -260,6 +270,7 @@ def _run(ctx: Context, opts: GenOptions) -> None:
         _print_dry_run(ctx, provider, request)
         return
     output = ctx.output
+    started = ctx.clock()
     from flux2_cli.ledger import TaskUnrecordedError
 
     try:
@@ -280,9 +291,10 @@ def _run(ctx: Context, opts: GenOptions) -> None:
     if extra != task.extra:
         task = task.evolve(extra=extra)
         ctx.ledger().update(task)
-    output.info(f"Submitted task {task_id} ({provider.capabilities.id}, {task.model}).")
+    output.info(submitted_line(task))
     if opts.no_wait:
         _render(ctx, task, "ids")
+        output.info(f"check on it: flux2 status {task_id} --wait")
         return
     seen = [task]
 
@@ -313,9 +325,9 @@ def _run(ctx: Context, opts: GenOptions) -> None:
     )
     with jobs.interruptible(task_id):
         task = jobs.download(ctx, task, options)
-    if opts.output == "-":
-        return
-    _render(ctx, task, "paths")
+    if opts.output != "-":
+        _render(ctx, task, "paths")
+    output.success(finished_line(task, ctx.clock() - started))
 
 
 def _render(ctx: Context, task: Any, lines: str) -> None:
@@ -329,7 +341,7 @@ def _print_dry_run(ctx: Context, provider: Provider, request: GenerationRequest)
     from flux2_cli import jobs
 
     base_url = ctx.base_url(provider)
-    call = provider.build_create(jobs.prepare_request(provider, request))
+    call = jobs.create_call(ctx, provider, request, fingerprint=None)
     client = ctx.preview_client(provider, base_url)
     try:
         prepared = client.prepare(call)
@@ -364,12 +376,11 @@ def _print_dry_run(ctx: Context, provider: Provider, request: GenerationRequest)
     if cost is None:
         output.info(f"Estimated cost: not published by {provider.capabilities.id}.")
     else:
-        parts = []
-        if cost.credits is not None:
-            parts.append(f"{cost.credits:g} credits")
-        if cost.usd is not None:
-            parts.append(f"≈ ${cost.usd:.2f}")
-        output.info("Estimated cost: " + " ".join(parts) + " per image. Nothing was sent.")
+        from flux2_cli.output import format_cost
+
+        simulated = ctx.sandbox or provider.capabilities.id == "sandbox"
+        text = format_cost(cost.credits, cost.usd, simulated=simulated)
+        output.info(f"Estimated cost: {text} per image. Nothing was sent.")
 
 
 def _shorten(value: Any) -> Any:

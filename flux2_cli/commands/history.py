@@ -130,7 +130,7 @@ def _as_shown(task: Task) -> Task:
 
 def _render(output: object, entries: list[LedgerEntry], tasks: list[Task], now: datetime) -> None:
     from flux2_cli.output import Output, print_rows, relative_time
-    from flux2_cli.task import format_time
+    from flux2_cli.task import format_time, provider_label
 
     assert isinstance(output, Output)
     try:
@@ -152,7 +152,7 @@ def _render(output: object, entries: list[LedgerEntry], tasks: list[Task], now: 
         rows.append(
             [
                 task.task_id,
-                task.provider,
+                provider_label(task.provider, task.base_url),  # "sandbox: apiinone"
                 task.status.value,
                 submitted,
                 expires,

@@ -2,21 +2,42 @@
 
 from __future__ import annotations
 
+import errno
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-app = typer.Typer(
-    name="sandbox",
-    help="The offline sandbox: every provider's API emulated locally, no key, no network.",
-    no_args_is_help=True,
-)
+from flux2_cli.errors import InterruptSignal
+
+# The help is the callback's docstring (it lists the prompt markers).
+app = typer.Typer(name="sandbox", no_args_is_help=True)
 
 
 @app.callback()
 def sandbox() -> None:
-    """The offline sandbox: every provider's API emulated locally, no key, no network."""
+    """The offline sandbox: every provider's API emulated locally, no key, no network.
+
+    With any command: --sandbox, or --provider sandbox. Nothing is charged;
+    images carry a SANDBOX mark.
+
+    Markers anywhere in a prompt force an outcome (any case, combinable):
+      \\[sandbox:fail]      the task ends failed (exit 5)
+      \\[sandbox:moderate]  the task ends moderated (exit 5)
+      \\[sandbox:slow]      the task takes five times the latency
+      \\[sandbox:never]     the task never finishes (--timeout: exit 6)
+      \\[sandbox:429]       the first create is answered 429, Retry-After: 1
+      \\[sandbox:500]       the first create is answered 500 (not retried: exit 7)
+      \\[sandbox:drop]      the first poll's connection is dropped (retried)
+      \\[sandbox:html]      the image URL answers an HTML page (exit 8)
+      \\[sandbox:truncate]  the image body is cut short (retried, then exit 8)
+      \\[sandbox:expired]   the image URL is already expired (exit 8)
+      \\[sandbox:moderate_request]  moderated before generating
+      \\[sandbox:lost]      the first two polls answer "not found", then it is found
+      \\[sandbox:fail422]   the task fails; its poll answers HTTP 422
+      \\[sandbox:bare_poll] bfl: the polling_url has no ?id=
+      \\[sandbox:lose_answer]  the first create's answer is lost
+    """
 
 
 @app.command()
@@ -51,6 +72,13 @@ def serve(
     credits: Annotated[
         int, typer.Option(min=0, help="Starting balance of every key, in credits.")
     ] = 10_000,
+    access_log: Annotated[
+        bool,
+        typer.Option(
+            "--access-log/--no-access-log",
+            help="One line per request on stderr, with any injected fault.",
+        ),
+    ] = True,
 ) -> None:
     """Serve the sandbox over HTTP; prints its URL on the first stdout line. Ctrl-C stops it.
 
@@ -74,7 +102,17 @@ def serve(
         state_dir=state_dir,
     )
     try:
-        run_server(host, port, settings)
+        run_server(host, port, settings, access_log=access_log)
     except OSError as exc:
-        typer.echo(f"Error: cannot listen on {host}:{port}: {exc.strerror or exc}", err=True)
-        raise typer.Exit(1) from None
+        from flux2_cli.errors import UsageError
+
+        hints = ["Pick another with --port N, or let the system choose: --port 0"]
+        if exc.errno == errno.EADDRINUSE:
+            hints.insert(0, "Another program (or another sandbox) is listening there.")
+        raise UsageError(
+            f"--host {host} --port {port}: cannot listen there: {exc.strerror or exc}.",
+            hints=hints,
+        ) from None
+    except (KeyboardInterrupt, InterruptSignal):
+        # Ctrl-C is the documented way to stop a server: a normal end, exit 0.
+        typer.echo("stopped.", err=True)

@@ -2,15 +2,24 @@
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import timedelta
 from typing import Any
 
 from flux2_cli.env import PROVIDER_KEY_VARS
+from flux2_cli.providers import parsing
 from flux2_cli.providers.base import BaseProvider, Capabilities, HttpCall
 from flux2_cli.request import GenerationRequest
-from flux2_cli.task import TaskStatus
+from flux2_cli.task import Cost, TaskStatus
 
 PROVIDER_ID = "apimart"
+# APIMart's own client (apimart-ai/apimart-skills, skills/apimart-generate-media/scripts/
+# apimart-media.mjs and references/api-contract.md): generation requests carry an
+# Idempotency-Key (a duplicate is replayed, answer header ``idempotency-replayed: true``, not
+# billed) and ask for the response version in which ``data`` is an object.
+IDEMPOTENCY_HEADER = "Idempotency-Key"
+RESPONSE_VERSION_HEADER = "X-APIMart-Response-Version"
+RESPONSE_VERSION = "2026-07-27"
 
 # The documented vocabulary of GET /v1/tasks/{id} (docs.apimart.ai …/tasks/status).
 STATUS_WORDS: dict[str, TaskStatus] = {
@@ -39,9 +48,11 @@ CAPABILITIES = Capabilities(
     takes_seed=False,  # undocumented: refused, with the hint to send it through --param
     takes_callback=False,
     takes_webhook_secret=False,
-    url_lifetime=timedelta(hours=24),
-    prices="undocumented (priced by resolution, 1K/2K; no amounts published)",
+    # "Media URLs ... are valid for 72 hours" when no expires_at is given (api-contract.md).
+    url_lifetime=timedelta(hours=72),
+    prices="priced by resolution (1K/2K); each task reports its cost and credits_cost",
     auth_header="Authorization: Bearer",
+    idempotent_create=True,
 )
 
 
@@ -65,4 +76,23 @@ class ApiMartProvider(BaseProvider):
         if request.refs:
             body["image_urls"] = list(request.refs)
         body.update(request.params)
-        return HttpCall("POST", self.create_path, json=body, paid=True)
+        return HttpCall(
+            "POST",
+            self.create_path,
+            json=body,
+            paid=True,
+            headers={RESPONSE_VERSION_HEADER: RESPONSE_VERSION},
+        )
+
+    def with_idempotency_key(self, call: HttpCall, key: str) -> HttpCall:
+        """The create call with ``Idempotency-Key``: safe to send again when its answer is lost."""
+        headers = {**(call.headers or {}), IDEMPOTENCY_HEADER: key}
+        return dataclasses.replace(call, headers=headers, idempotent=True)
+
+    def cost_from(self, data: dict[str, Any]) -> Cost | None:
+        """``cost`` (US dollars) and ``credits_cost`` (credits) from the task data."""
+        usd = parsing.amount(data.get("cost"))
+        credits = parsing.amount(data.get("credits_cost"))
+        if usd is None and credits is None:
+            return None
+        return Cost(credits=credits, usd=usd)

@@ -8,15 +8,43 @@ dialect only writes what is its own.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any, Protocol, runtime_checkable
 
-from flux2_cli.errors import ApiError, UnexpectedResponseError, UsageError
+from flux2_cli.errors import ApiError, BadRequestError, UnexpectedResponseError, UsageError
 from flux2_cli.providers import parsing
-from flux2_cli.request import MODES, RATIOS, RESOLUTIONS, GenerationRequest, is_url
+from flux2_cli.request import (
+    MODES,
+    PROMPT_MAX_CHARS,
+    PROMPT_MIN_CHARS,
+    RATIOS,
+    RESOLUTIONS,
+    GenerationRequest,
+    is_url,
+)
 from flux2_cli.task import Cost, ImageResult, Task, TaskError, TaskStatus, merge_images, utc_now
+
+# A URL scheme ("ftp:", "s3:", "data:"); one letter is a Windows drive ("C:\\img.png").
+_SCHEME_RE = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]+):")
+# What makes a --ref look like a file: a folder separator, or a file extension at the end.
+_PATH_RE = re.compile(r"[/\\]|^~|\.[A-Za-z0-9]{2,5}$")
+
+
+def ref_kind(ref: str) -> str:
+    """``"path"`` when a non-http(s) ``--ref`` reads as a file path; else why it is neither.
+
+    ``ftp://…`` is a URL of a scheme no provider fetches, and ``"not a url"`` is neither a
+    URL nor a path: calling either a "local path" would send the user looking for a file.
+    """
+    scheme = _SCHEME_RE.match(ref)
+    if scheme:
+        return f"a {scheme.group(1).lower()}: URL; only http(s) URLs are fetched by providers"
+    if ref.strip() and _PATH_RE.search(ref.strip()):
+        return "path"
+    return "neither an http(s) URL nor a path to an image file"
 
 
 @dataclass(frozen=True)
@@ -30,6 +58,14 @@ class HttpCall:
     params: dict[str, str] | None = None
     paid: bool = False
     authenticated: bool = True
+    # Extra request headers (APIMart's Idempotency-Key, its response version).
+    headers: dict[str, str] | None = None
+    # A paid call carrying an idempotency key the provider honours: the server replays a
+    # duplicate instead of billing it, so the client may send it again when the answer is
+    # lost (timeouts, 5xx, a dropped connection), as it does for a GET.
+    idempotent: bool = False
+    # Statuses whose body is an answer, not an error (BFL's 422 carrying a task body).
+    answer_statuses: frozenset[int] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -55,6 +91,37 @@ class SizeRule:
         if self.max_pixels and width * height > self.max_pixels:
             return f"{width}×{height} is over {_pixels(self.max_pixels)}"
         return None
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """One model a provider serves: what it takes and what it costs (``flux2 providers``).
+
+    ``None`` for ``max_refs``/``formats`` means the provider-wide value. ``upsample_param``
+    names the body field that turns prompt rewriting off (``--no-upsample``), if any.
+    """
+
+    id: str
+    note: str = ""
+    max_refs: int | None = None
+    formats: tuple[str, ...] | None = None
+    first_mp_cents: float | None = None
+    mp_cents: float | None = None
+    price: str = ""
+    upsample_param: str | None = None
+
+    def to_json(self, caps: Capabilities) -> dict[str, Any]:
+        """The model's entry in ``flux2 providers --json``."""
+        return {
+            "id": self.id,
+            "note": self.note or None,
+            "max_refs": self.max_refs if self.max_refs is not None else caps.max_refs,
+            "formats": list(self.formats if self.formats is not None else caps.formats),
+            "price_first_mp_cents": self.first_mp_cents,
+            "price_per_mp_cents": self.mp_cents,
+            "price": self.price or None,
+            "no_upsample": self.upsample_param is not None,
+        }
 
 
 def _pixels(count: int) -> str:
@@ -90,6 +157,32 @@ class Capabilities:
     regions: Mapping[str, str] = field(default_factory=dict)
     requires_key: bool = True
     auth_header: str = "Authorization: Bearer"
+    # Every model served, with its own limits and price (empty: nothing per model is known).
+    model_specs: tuple[ModelSpec, ...] = ()
+    # Prompt length in characters (after stripping); None: no documented maximum.
+    prompt_min: int = PROMPT_MIN_CHARS
+    prompt_max: int | None = PROMPT_MAX_CHARS
+    # True: width/height may be left out (the model chooses); sent only when asked for.
+    size_optional: bool = False
+    # True: the create call carries an idempotency key that the provider replays.
+    idempotent_create: bool = False
+    # Seconds of a task's life during which "not found" may be transient (polled on).
+    not_found_grace_s: float = 0.0
+
+    def spec_for(self, model: str) -> ModelSpec | None:
+        """The ModelSpec of ``model``, or None when the provider lists nothing for it."""
+        for spec in self.model_specs:
+            if spec.id == model:
+                return spec
+        return None
+
+    def known_models(self) -> list[str]:
+        """Every model id this provider lists, mode models first."""
+        return list(
+            dict.fromkeys(
+                [*self.models.values(), *self.extra_models, *(s.id for s in self.model_specs)]
+            )
+        )
 
     def to_json(self) -> dict[str, Any]:
         """The object ``flux2 providers --json`` prints."""
@@ -116,6 +209,11 @@ class Capabilities:
             "prices": self.prices,
             "requires_key": self.requires_key,
             "docs": self.docs_url,
+            "model_details": [spec.to_json(self) for spec in self.model_specs],
+            "prompt_chars": [self.prompt_min, self.prompt_max],
+            "size_optional": self.size_optional,
+            "no_upsample": any(spec.upsample_param for spec in self.model_specs),
+            "idempotent_create": self.idempotent_create,
         }
 
 
@@ -161,6 +259,14 @@ class Provider(Protocol):
         """The expected cost from the price table, when one is published."""
         ...
 
+    def with_idempotency_key(self, call: HttpCall, key: str) -> HttpCall:
+        """The create call carrying ``key`` where the provider honours one (else unchanged)."""
+        ...
+
+    def create_not_found(self, request: GenerationRequest, call: HttpCall) -> ApiError:
+        """What a 404 on the create call means (an unknown model or endpoint, exit 2)."""
+        ...
+
 
 class BaseProvider:
     """Tolerant defaults shared by the dialects; subclasses set ``capabilities`` and paths."""
@@ -181,7 +287,7 @@ class BaseProvider:
 
     def validate(self, request: GenerationRequest) -> None:
         """Apply the capability checks shared by every provider."""
-        validate_against(request, self.capabilities)
+        validate_against(request, self.capabilities, model=self.model_for(request))
 
     def build_create(self, request: GenerationRequest) -> HttpCall:  # pragma: no cover
         """The paid create call (each dialect writes its own)."""
@@ -272,9 +378,31 @@ class BaseProvider:
         """The status-code ladder with the server's own message."""
         return parsing.api_error(self.capabilities, status_code, body, text)
 
+    def with_idempotency_key(self, call: HttpCall, key: str) -> HttpCall:
+        """Unchanged: only providers that document an idempotency key take one."""
+        return call
+
+    def create_not_found(self, request: GenerationRequest, call: HttpCall) -> ApiError:
+        """What a 404 on the create call means: the endpoint is not there (not a lost task)."""
+        return BadRequestError(
+            f"{self.capabilities.id}: {call.method} {call.url} answered 404: no such endpoint "
+            f"(model {self.model_for(request)!r}).",
+            status_code=404,
+            hints=["Check --base-url and --model."],
+        )
+
     def estimate_cost(self, request: GenerationRequest) -> Cost | None:
         """No published price by default."""
         return None
+
+
+def idempotency_key(fingerprint: str, attempt: int | str) -> str:
+    """A key for one deliberate submission: the same request and attempt give the same key, so
+    a POST whose answer was lost is sent again as a replay, never as a second paid task."""
+    import hashlib  # lazily, as request.py does
+
+    digest = hashlib.sha256(f"{fingerprint}:{attempt}".encode()).hexdigest()
+    return f"flux2-{digest[:40]}"
 
 
 def reference_key(index: int) -> str:
@@ -282,25 +410,21 @@ def reference_key(index: int) -> str:
     return "input_image" if index == 0 else f"input_image_{index + 1}"
 
 
-def flux_params(
-    request: GenerationRequest, *, multiple: int, safety_as_string: bool = False
-) -> dict[str, Any]:
+def flux_params(request: GenerationRequest, *, multiple: int) -> dict[str, Any]:
     """BFL's own parameter names, as BFL and Vtrix (which serves BFL's models) both take them.
 
-    Width and height always (from ratio/res, snapped to ``multiple``, when not given); the rest
+    Width and height from ratio/res (snapped to ``multiple``) or as given, unless the request
+    leaves the size to the model (``default_size``, where the provider allows it); the rest
     only when set, so no null is ever sent. ``--param`` values are the caller's to add.
     """
-    width, height = request.pixel_size(multiple)
-    params: dict[str, Any] = {"prompt": request.prompt, "width": width, "height": height}
+    params: dict[str, Any] = {"prompt": request.prompt}
+    if not request.default_size:
+        params["width"], params["height"] = request.pixel_size(multiple)
     for index, ref in enumerate(request.refs):
         params[reference_key(index)] = ref
     optional: dict[str, Any] = {
         "seed": request.seed,
-        "safety_tolerance": (
-            str(request.safety)
-            if safety_as_string and request.safety is not None
-            else request.safety
-        ),
+        "safety_tolerance": request.safety,
         "output_format": request.format,
         "webhook_url": request.callback_url,
         "webhook_secret": request.webhook_secret,
@@ -326,15 +450,35 @@ class OptionRefused(UsageError):
         self.not_taken = not_taken
 
 
-_FLAGS = {"refs": "--ref", "params": "--param", "callback_url": "--callback-url"}
+_FLAGS = {
+    "prompt": "PROMPT",
+    "refs": "--ref",
+    "params": "--param",
+    "callback_url": "--callback-url",
+    "upsample": "--no-upsample",
+}
 
 
-def validate_against(request: GenerationRequest, caps: Capabilities) -> None:
-    """Refuse, naming the provider and the option, whatever ``caps`` does not take."""
+def validate_against(
+    request: GenerationRequest, caps: Capabilities, *, model: str | None = None
+) -> None:
+    """Refuse, naming the provider and the option, whatever ``caps`` (and ``model``'s own
+    limits, when the provider lists them) does not take."""
     name = caps.id
+    spec = caps.spec_for(model) if model else None
 
     def refuse(option: str, why: str, *, not_taken: bool = False) -> OptionRefused:
         return OptionRefused(option, why, name, not_taken=not_taken)
+
+    length = len(request.prompt.strip())
+    if length < caps.prompt_min:
+        raise refuse(
+            "prompt", f"the prompt is too short: {length} characters, at least {caps.prompt_min}"
+        )
+    if caps.prompt_max is not None and length > caps.prompt_max:
+        raise refuse(
+            "prompt", f"the prompt is too long: {length} characters, at most {caps.prompt_max}"
+        )
 
     if request.mode not in caps.modes:
         raise refuse("mode", f"{request.mode!r} is not offered; choose {', '.join(caps.modes)}")
@@ -354,10 +498,17 @@ def validate_against(request: GenerationRequest, caps: Capabilities) -> None:
             raise refuse("ratio", f"{request.ratio!r} is not offered")
         if request.res not in caps.resolutions:
             raise refuse("res", f"{request.res!r} is not offered")
-    if len(request.refs) > caps.max_refs:
-        raise refuse("refs", f"at most {caps.max_refs} references")
+    max_refs = spec.max_refs if spec and spec.max_refs is not None else caps.max_refs
+    if len(request.refs) > max_refs:
+        whose = f"model {spec.id} takes" if spec and spec.max_refs is not None else "takes"
+        raise refuse("refs", f"{len(request.refs)} given; {whose} at most {max_refs} references")
     for ref in request.refs:
-        if not is_url(ref) and not caps.inline_refs:
+        if is_url(ref):
+            continue
+        kind = ref_kind(ref)
+        if kind != "path":
+            raise UsageError(f"--ref {ref!r}: {kind}.")
+        if not caps.inline_refs:
             raise refuse(
                 "refs",
                 f"{ref!r} is a local path, but this provider only takes public http(s) URLs",
@@ -365,11 +516,13 @@ def validate_against(request: GenerationRequest, caps: Capabilities) -> None:
     if request.seed is not None and not caps.takes_seed:
         raise refuse("seed", "not documented; send it anyway with --param seed=N", not_taken=True)
     if request.format is not None:
-        if not caps.formats:
+        formats = spec.formats if spec and spec.formats is not None else caps.formats
+        if not formats:
             raise refuse("format", "not taken; the provider chooses the format", not_taken=True)
-        if request.format not in caps.formats:
+        if request.format not in formats:
+            whose = f" by model {spec.id}" if spec and spec.formats is not None else ""
             raise refuse(
-                "format", f"{request.format!r} not offered; choose {'/'.join(caps.formats)}"
+                "format", f"{request.format!r} not offered{whose}; choose {'/'.join(formats)}"
             )
     if request.safety is not None:
         if caps.safety_range is None:
@@ -381,6 +534,12 @@ def validate_against(request: GenerationRequest, caps: Capabilities) -> None:
         raise refuse("callback_url", "webhooks are not documented", not_taken=True)
     if request.webhook_secret is not None and not caps.takes_webhook_secret:
         raise UsageError(f"webhook secret: not taken (provider {name}).")
+    if request.upsample is False and not (spec and spec.upsample_param):
+        what = f"model {model}" if model else "this provider"
+        raise refuse(
+            "upsample",
+            f"{what} documents no switch for prompt upsampling, so flux2 cannot turn it off",
+        )
 
 
 def require_callback_for_secret(request: GenerationRequest, provider_id: str) -> None:

@@ -28,6 +28,8 @@ if TYPE_CHECKING:
     from flux2_cli.providers.base import Capabilities
 
 EXCERPT_CHARS = 200
+# The error code of a task the provider does not know (HTTP 404, BFL's "Task not found").
+NOT_FOUND_CODE = "not_found"
 OK_ENVELOPE_CODES = {0, 200, "0", "200", "success", "ok", "OK"}
 TASK_ID_KEYS = ("task_id", "id", "request_id")
 STATUS_KEYS = ("status", "state")
@@ -91,6 +93,16 @@ DEFAULT_IMAGE_PATHS: tuple[str, ...] = (
     "output.image_urls[]",
     "output.images[].url",
     "output.url",
+    # API in One documents no status body: every place an answer has been seen to use.
+    "output.image_url",
+    "output.image_urls[]",
+    "image_url",
+    "data.output.image_url",
+    "data.output.image_urls[]",
+    "data.output.images[].url",
+    "data.output.images[]",
+    "data.output.url",
+    "data.output[]",
     "image_urls[]",
     "urls[]",
     "url",
@@ -105,9 +117,15 @@ def excerpt(body: object, limit: int = EXCERPT_CHARS) -> str:
 
 
 def unwrap_envelope(body: Any) -> Any:
-    """``{"code", "message", "data": X}`` -> X (a one-item list unwrapped); refuse error codes."""
+    """``{"code", "message", "data": X}`` -> X (a one-item list unwrapped); refuse error codes.
+
+    ``{"success": false, "message": …}`` in a 200 answer is the API refusing the call
+    (APIMart's contract: apimart-ai/apimart-skills, scripts/apimart-media.mjs extractApiError).
+    """
     if not isinstance(body, dict):
         return body
+    if body.get("success") is False:
+        raise _refusal(body)
     if "data" in body and ("code" in body or "message" in body or "msg" in body):
         code = body.get("code")
         if code is not None and not _is_ok_code(code):
@@ -136,6 +154,23 @@ def _envelope_error(body: dict[str, Any], code: Any) -> ApiError:
         return api_error(None, status, body, "")
     message = _first_text(body, ERROR_MESSAGE_KEYS) or "the service reported an error"
     return ApiError(f"{message} (code {code})", code=str(code))
+
+
+def _refusal(body: dict[str, Any]) -> ApiError:
+    """A ``{"success": false}`` answer: the status-code ladder when it carries an HTTP-like
+    code, else out of credits when it speaks of a balance, else a refused request (exit 2)."""
+    error = body.get("error")
+    source = error if isinstance(error, dict) else body
+    code = source.get("code", body.get("code"))
+    status = _http_like_status(code)
+    if status is not None:
+        return api_error(None, status, body, "")
+    found_code, message = find_error(body)
+    shown = message or "the request was refused (success: false)"
+    lowered = f"{shown} {found_code or ''}".lower()
+    if any(word in lowered for word in BALANCE_WORDS):
+        return CreditsError(f"out of credits or payment required: {shown}", code=found_code)
+    return BadRequestError(f"the request was refused: {shown}", code=found_code)
 
 
 def _http_like_status(code: Any) -> int | None:
@@ -268,7 +303,13 @@ def find_error(data: Any) -> tuple[str | None, str | None]:
         code = _scalar(error.get("code"))
         error_type = _scalar(error.get("type"))
     elif isinstance(error, str) and error.strip():
-        message = error.strip()
+        # {"error": "rate_limit_exceeded", "message": "Too many concurrent requests"} (BFL):
+        # the word is the code and the sentence the message.
+        text = _first_text(data, ("message",))
+        if text is not None:
+            message, code = text, error.strip()
+        else:
+            message = error.strip()
     if message is None:
         message = _first_text(data, ERROR_MESSAGE_KEYS)
     if message is None:
@@ -376,7 +417,13 @@ def api_error(caps: Capabilities | None, status_code: int, body: Any, text: str)
             f"{where}task not found or expired: {shown}", status_code=status_code, code=code
         )
     if status_code == 429:
-        return RateLimitError(f"{where}rate limited: {shown}", status_code=status_code, code=code)
+        error = RateLimitError(f"{where}rate limited: {shown}", status_code=status_code, code=code)
+        # BFL documents {"error": "rate_limit_exceeded", "message": …, "retry_after": 5}: the
+        # wait to honour when no Retry-After header says otherwise.
+        stated = amount(body.get("retry_after")) if isinstance(body, dict) else None
+        if stated is not None:
+            error.retry_after = f"{stated:g}"
+        return error
     if status_code >= 500:
         return ServerError(
             f"{where}server error {status_code}: {excerpt(shown)}",

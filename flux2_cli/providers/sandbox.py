@@ -6,10 +6,9 @@ from dataclasses import replace
 
 from flux2_cli.providers.apiinone import CAPABILITIES as APIINONE_CAPABILITIES
 from flux2_cli.providers.apiinone import ApiInOneProvider
-from flux2_cli.providers.base import HttpCall
-from flux2_cli.request import GenerationRequest
+from flux2_cli.task import SANDBOX_BASE_URL
 
-SANDBOX_BASE_URL = "http://sandbox.flux2.invalid"
+__all__ = ["CAPABILITIES", "SANDBOX_BASE_URL", "SandboxProvider"]
 
 CAPABILITIES = replace(
     APIINONE_CAPABILITIES,
@@ -18,20 +17,14 @@ CAPABILITIES = replace(
     base_url=SANDBOX_BASE_URL,
     env_var="FLUX2_API_KEY",
     docs_url="README.md#the-sandbox",
-    takes_seed=True,
+    # It takes exactly what API in One takes (no --seed): a pipeline rehearsed here must not
+    # fail live on an option the real provider refuses.
     requires_key=False,
     prices=APIINONE_CAPABILITIES.prices + " (simulated; nothing is charged)",
 )
 
 
 class SandboxProvider(ApiInOneProvider):
-    """API in One's wire format against the embedded emulator; ``--seed`` is honoured."""
+    """API in One's wire format, capabilities and refusals, against the embedded emulator."""
 
     capabilities = CAPABILITIES
-
-    def build_create(self, request: GenerationRequest) -> HttpCall:
-        """As API in One, plus the seed, which the sandbox uses to draw the picture."""
-        call = super().build_create(request)
-        if request.seed is not None and call.json is not None:
-            call.json.setdefault("seed", request.seed)
-        return call

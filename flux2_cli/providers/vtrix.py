@@ -24,15 +24,17 @@ from flux2_cli.task import Cost, TaskStatus
 PROVIDER_ID = "vtrix"
 SIZE_MULTIPLE = 32
 
-# The flux page (doc.vtrix.ai …/flux-2-pro) lists the parameters flat next to "model"; Vtrix's
-# public clients wrap them as {"model": …, "input": [{"params": {…}}]}. We follow the page. This
-# flag and wire_body() below are the one place to change if the service turns out to want the
-# wrapped form.
-WRAP_PARAMS = False
+# The one place that decides the create body's shape. The flux page (doc.vtrix.ai
+# /docs/api/blackforestlabs/flux-2-pro) lists the parameters but shows no complete request;
+# Vtrix's official CLI, the code that actually runs against the gateway, always sends
+# {"model": M, "input": [{"params": {...}}]} (VtrixAI/vtrix-cli internal/generation/client.go,
+# type Request). flux2 sends that proven shape; the sandbox accepts both.
+WRAP_PARAMS = True
 
-# The page types safety_tolerance as a string ("Range: 1 - 6"); a string-typed field behind a
-# strict validator refuses an integer, so the number is sent as its decimal string.
-SAFETY_AS_STRING = True
+# An integer, in the range both sources allow: the page says "Range: 1 - 6" (and "0 means
+# strictest"), while BFL, whose FLUX.2 models Vtrix serves, takes 0-5 (wire-contracts.md).
+# 1-5 is accepted by both; client, sandbox and README use it.
+SAFETY_RANGE = (1, 5)
 
 STATUS_WORDS: dict[str, TaskStatus] = {
     "pending": TaskStatus.QUEUED,
@@ -58,11 +60,11 @@ CAPABILITIES = Capabilities(
     inline_refs=False,  # "Path to the … input image": URLs; local files are not uploaded
     formats=("jpeg", "png"),
     default_format="jpeg",
-    # The page says 1–6 in one place and 0 (strictest)–6 in another: accept 0–6.
-    safety_range=(0, 6),
+    safety_range=SAFETY_RANGE,
     takes_seed=True,
-    takes_callback=True,
-    takes_webhook_secret=True,
+    # The flux-2-pro page lists no webhook_url/webhook_secret: refused, not sent to be ignored.
+    takes_callback=False,
+    takes_webhook_secret=False,
     # Undocumented; assumed to match the 24 h the other hosted APIs give. Images are
     # downloaded at once anyway.
     url_lifetime=timedelta(hours=24),
@@ -72,7 +74,7 @@ CAPABILITIES = Capabilities(
 
 
 def wire_body(model: str, params: dict[str, Any]) -> dict[str, Any]:
-    """The create body around ``params``: flat as the flux page documents (see WRAP_PARAMS)."""
+    """The create body around ``params``: wrapped as Vtrix's own CLI sends it (WRAP_PARAMS)."""
     if WRAP_PARAMS:
         return {"model": model, "input": [{"params": params}]}
     return {"model": model, **params}
@@ -100,7 +102,7 @@ class VtrixProvider(BaseProvider):
                 )
             # --model decides the model here; the mode is only a label.
             request = dataclasses.replace(request, mode=self.capabilities.modes[0])
-        validate_against(request, self.capabilities)
+        validate_against(request, self.capabilities, model=self.model_for(request))
         require_callback_for_secret(request, PROVIDER_ID)
 
     def model_for(self, request: GenerationRequest) -> str:
@@ -110,8 +112,9 @@ class VtrixProvider(BaseProvider):
         )
 
     def build_create(self, request: GenerationRequest) -> HttpCall:
-        """Width/height always (from ratio/res when not given); the rest only when set."""
-        params = flux_params(request, multiple=SIZE_MULTIPLE, safety_as_string=SAFETY_AS_STRING)
+        """Width/height always (from ratio/res when not given); the rest only when set;
+        ``safety_tolerance`` an integer; the whole wrapped as ``input[0].params``."""
+        params = flux_params(request, multiple=SIZE_MULTIPLE)
         params.update(request.params)
         body = wire_body(self.model_for(request), params)
         return HttpCall("POST", self.create_path, json=body, paid=True)

@@ -6,8 +6,9 @@ shapes, status words and error answers. Tasks go queued → running → done ove
 latency, computed from their creation time on disk, so any process sees the same state. Images
 are real PNG/JPEG/WebP files of the exact requested size, drawn deterministically from the
 prompt and seed; their URLs expire (403 XML ``AccessDenied``) after a TTL. Each key has a
-credit balance charged by API in One's price table. Webhooks are called when tasks end. Faults
-are injected by rate, by count or by markers in the prompt (table in :mod:`.faults`).
+credit balance charged by API in One's price table (bfl by BFL's own formula). Webhooks are
+called when tasks end. Faults are injected by rate, by count or by markers in the prompt
+(table in :mod:`.faults`).
 
 Modules:
 

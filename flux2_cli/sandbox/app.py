@@ -24,14 +24,17 @@ from functools import partial
 from typing import Any
 
 from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
+from flux2_cli.providers.apimart import RESPONSE_VERSION as APIMART_RESPONSE_VERSION
+from flux2_cli.providers.bfl import CAPABILITIES as BFL_CAPABILITIES
 from flux2_cli.sandbox import faults as faultmod
 from flux2_cli.sandbox import images, tasks, webhooks
-from flux2_cli.sandbox.dialects import DIALECTS, Dialect, Invalid
+from flux2_cli.sandbox.dialects import DIALECTS, LOST_POLLS, ApiMart, Dialect, Invalid
 from flux2_cli.sandbox.settings import (
     BROKE_KEY,
     INVALID_KEY,
@@ -41,6 +44,11 @@ from flux2_cli.sandbox.settings import (
 from flux2_cli.sandbox.state import StateStore, key_fingerprint, safe_name
 
 FAULT_HEADER = "X-Sandbox-Fault"  # names the injected fault on every faulty answer
+# Every FLUX.2 model BFL serves, each at POST /v1/{model} (providers.bfl.MODEL_SPECS).
+BFL_MODELS: tuple[str, ...] = tuple(spec.id for spec in BFL_CAPABILITIES.model_specs)
+APIMART_IDEMPOTENCY_HEADER = "idempotency-key"
+APIMART_VERSION_HEADER = "x-apimart-response-version"
+APIMART_REPLAYED_HEADER = "idempotency-replayed"
 MARKER_RETRY_AFTER = 1
 PROXY_PAGE = (
     "<html>\r\n<head><title>{status} {reason}</title></head>\r\n<body>\r\n"
@@ -130,15 +138,17 @@ def create_app(settings: SandboxSettings, *, webhooks_on_poll: bool = True) -> S
         Route("/v1/get_result", bind(_poll, dialect=DIALECTS["bfl"])),
         *(
             Route(
-                f"/v1/flux-2-{mode}",
-                bind(_create, dialect=DIALECTS["bfl"], path_model=mode),
+                f"/v1/{model}",
+                bind(_create, dialect=DIALECTS["bfl"], path_model=model),
                 methods=["POST"],
             )
-            for mode in ("pro", "flex", "max")
+            for model in BFL_MODELS
         ),
         Route("/files/{name}", bind(_file), methods=["GET", "HEAD"]),
     ]
-    app = Starlette(routes=routes)
+    # Unknown paths and methods answer FastAPI's JSON, as BFL's API does.
+    handlers = {404: _http_error, 405: _http_error}
+    app = Starlette(routes=routes, exception_handlers=handlers)  # type: ignore[arg-type]
     app.state.sandbox = sandbox
     return app
 
@@ -147,6 +157,7 @@ def create_app(settings: SandboxSettings, *, webhooks_on_poll: bool = True) -> S
 
 
 def _json(status: int, body: Any, headers: dict[str, str] | None = None) -> Response:
+    """A JSON answer."""
     return JSONResponse(body, status_code=status, headers=headers)
 
 
@@ -165,12 +176,16 @@ def _auth(dialect: Dialect, request: Request) -> tuple[str | None, Response | No
     return key, None
 
 
+async def _http_error(request: Request, exc: HTTPException) -> Response:
+    """FastAPI's ``{"detail": "Not Found"}`` for a path (or method) no dialect serves."""
+    return _json(exc.status_code, {"detail": exc.detail})
+
+
 def _fault_response(sandbox: Sandbox, dialect: Dialect, kind: str) -> Response:
     headers = {FAULT_HEADER: kind}
     if kind == "429":
-        retry_after = sandbox.settings.faults.retry_after
-        headers["Retry-After"] = f"{retry_after:g}"
-        return _json(429, dialect.error(429, "Too many requests, slow down"), headers)
+        body, extra = dialect.rate_limited(sandbox.settings.faults.retry_after)
+        return _json(429, body, {**headers, **extra})
     if kind == "500":
         return _json(500, dialect.error(500, "Internal server error"), headers)
     if kind == "drop":
@@ -232,24 +247,34 @@ async def _create(
     markers = faultmod.markers_in(spec.prompt)
     token = hashlib.sha256(fingerprint.encode() + b"\x00" + raw).hexdigest()[:32]
     if "429" in markers and store.first_time(f"429:{token}", now):
-        return _json(
-            429,
-            dialect.error(429, "Too many requests, slow down"),
-            {"Retry-After": str(MARKER_RETRY_AFTER), FAULT_HEADER: "429"},
-        )
+        body_429, extra = dialect.rate_limited(MARKER_RETRY_AFTER)
+        return _json(429, body_429, {**extra, FAULT_HEADER: "429"})
     if "500" in markers and store.first_time(f"500:{token}", now):
         return _json(500, dialect.error(500, "Internal server error"), {FAULT_HEADER: "500"})
 
-    cost = tasks.price_credits(spec.mode, spec.res)
+    idempotency = _idempotency(dialect, request, fingerprint)
+    if idempotency is not None:
+        replay = _replay(sandbox, dialect, request, idempotency, raw)
+        if replay is not None:
+            return replay
+
+    cost = dialect.price(spec)
     initial = 0 if key == BROKE_KEY else settings.credits
     charged, _balance = store.charge(fingerprint, cost, initial)
     if not charged:
         status, answer = dialect.no_credits()
         return _json(status, answer)
 
-    if "moderate" in markers:
+    if "moderate_request" in markers:
+        spec.extra["moderation"] = "request"
+    if "lost" in markers:
+        spec.extra["lost_polls"] = LOST_POLLS
+    for marker in ("fail422", "bare_poll"):
+        if marker in markers:
+            spec.extra[marker] = True
+    if "moderate" in markers or "moderate_request" in markers:
         outcome = tasks.MODERATED
-    elif "fail" in markers:
+    elif "fail" in markers or "fail422" in markers:
         outcome = tasks.FAILED
     else:
         drawn = sandbox.faults.draw(faultmod.OUTCOME_FAULTS)
@@ -276,7 +301,65 @@ async def _create(
         sandbox.prerender(record)
     if spec.webhook_url:
         store.mark_webhook_pending(record["id"])
-    return _json(200, dialect.created(record, _base(request)))
+    if "lose_answer" in markers and store.first_time(f"lose:{token}", now):
+        if idempotency is not None:
+            store.bind_idempotent(idempotency, record["id"], _request_hash(raw))
+        return DroppedResponse({FAULT_HEADER: "lose_answer"})
+    headers = _version_headers(dialect, request)
+    if idempotency is not None:
+        task_id, _ = store.bind_idempotent(idempotency, record["id"], _request_hash(raw))
+        if task_id != record["id"]:  # a concurrent duplicate won the key: answer with its task
+            replayed = store.load_task(task_id)
+            record = replayed if replayed is not None else record
+            headers[APIMART_REPLAYED_HEADER] = "true"
+    return _json(200, _created(dialect, request, record), headers or None)
+
+
+def _created(dialect: Dialect, request: Request, record: dict[str, Any]) -> dict[str, Any]:
+    """The create answer, in the response version APIMart's client asked for."""
+    if isinstance(dialect, ApiMart) and request.headers.get(APIMART_VERSION_HEADER):
+        return dialect.created_v2(record)
+    return dialect.created(record, _base(request))
+
+
+def _version_headers(dialect: Dialect, request: Request) -> dict[str, str]:
+    """APIMart names the response version it answered in, when one was asked for."""
+    if isinstance(dialect, ApiMart) and request.headers.get(APIMART_VERSION_HEADER):
+        return {APIMART_VERSION_HEADER: APIMART_RESPONSE_VERSION}
+    return {}
+
+
+def _request_hash(raw: bytes) -> str:
+    return hashlib.sha256(raw).hexdigest()[:32]
+
+
+def _idempotency(dialect: Dialect, request: Request, fingerprint: str) -> str | None:
+    """The store token of an APIMart ``Idempotency-Key`` (per API key), or None."""
+    if not isinstance(dialect, ApiMart):
+        return None
+    value = request.headers.get(APIMART_IDEMPOTENCY_HEADER, "").strip()
+    return f"{fingerprint}:{value}" if value else None
+
+
+def _replay(
+    sandbox: Sandbox, dialect: Dialect, request: Request, token: str, raw: bytes
+) -> Response | None:
+    """A duplicate APIMart request: the first answer again, ``idempotency-replayed: true``,
+    nothing charged; the same key with another body is refused (422)."""
+    bound = sandbox.store.idempotent_task(token)
+    if bound is None:
+        return None
+    task_id, request_hash = bound
+    if request_hash != _request_hash(raw):
+        return _json(
+            422,
+            dialect.error(422, "Idempotency-Key was already used with a different request"),
+        )
+    record = sandbox.store.load_task(task_id)
+    if record is None:
+        return None
+    headers = {**_version_headers(dialect, request), APIMART_REPLAYED_HEADER: "true"}
+    return _json(200, _created(dialect, request, record), headers)
 
 
 async def _poll(sandbox: Sandbox, request: Request, *, dialect: Dialect) -> Response:
@@ -314,6 +397,21 @@ async def _poll(sandbox: Sandbox, request: Request, *, dialect: Dialect) -> Resp
         store.update_task(task_id, mark_dropped)
         if dropped:
             return DroppedResponse({FAULT_HEADER: "drop"})
+    if record.get("lost_polls"):
+        lost: list[bool] = []
+
+        def lose_one(current: dict[str, Any]) -> bool:
+            # Counted under the lock: [sandbox:lost] answers "not found" exactly LOST_POLLS times.
+            if not current.get("lost_polls"):
+                return False
+            current["lost_polls"] = int(current["lost_polls"]) - 1
+            lost.append(True)
+            return True
+
+        store.update_task(task_id, lose_one)
+        if lost:
+            status, answer = dialect.not_found(task_id)
+            return _json(status, answer, {FAULT_HEADER: "lost"})
     now = sandbox.settings.clock()
     phase = tasks.phase(record, now)
     due = record.get("webhook_state") == "pending" and phase in tasks.ENDED
@@ -323,7 +421,9 @@ async def _poll(sandbox: Sandbox, request: Request, *, dialect: Dialect) -> Resp
         await anyio.to_thread.run_sync(
             partial(webhooks.deliver, store, sandbox.settings, task_id, sandbox.webhook_sender)
         )
-    return _json(200, dialect.status(record, phase, _base(request), now))
+    # [sandbox:fail422]: a failed task answered HTTP 422 with its task body, as BFL's can be.
+    code = 422 if phase == tasks.FAILED and record.get("fail422") else 200
+    return _json(code, dialect.status(record, phase, _base(request), now))
 
 
 async def _file(sandbox: Sandbox, request: Request) -> Response:

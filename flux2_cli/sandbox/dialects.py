@@ -8,19 +8,31 @@ dialect     error body                                                 out of cr
 ==========  =========================================================  ======================
 apiinone    ``{"error":{"code":401,"message":…,"type":…}}``             402
 apimart     ``{"error":{"code":401,"message":…,"type":…}}``             402
-vtrix       ``{"error":{"code":"401","message":…}}``                    403 insufficient balance
+vtrix       ``{"code":"401","message":…}`` (what Vtrix's CLI reads)       403 insufficient balance
 bfl         ``{"detail":…}`` (422: FastAPI's list with ``loc``)          402
 ==========  =========================================================  ======================
 
-A missing, empty or refused key is 401 in every dialect.
+A missing, empty or refused key is 401 in every dialect. Prompt bounds, models and options
+follow each provider's ``Capabilities`` (flux2_cli.providers): BFL takes prompts of any length
+and its seven model paths; Vtrix an integer ``safety_tolerance`` of 1-5, flat or wrapped.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
+import io
+import random
 from collections.abc import Mapping
 from datetime import datetime, timezone
 from typing import Any, ClassVar
+from urllib.parse import quote
 
+from flux2_cli.providers import apiinone as apiinone_provider
+from flux2_cli.providers import apimart as apimart_provider
+from flux2_cli.providers import bfl as bfl_provider
+from flux2_cli.providers import vtrix as vtrix_provider
+from flux2_cli.providers.base import Capabilities
 from flux2_cli.request import RATIOS, SIZE_TABLE
 from flux2_cli.sandbox import tasks
 from flux2_cli.sandbox.tasks import Spec
@@ -28,6 +40,9 @@ from flux2_cli.sandbox.tasks import Spec
 PROMPT_MIN = 3
 PROMPT_MAX = 5000
 MAX_REFS = 8
+SEED_MAX = 2**31 - 1  # the seed BFL draws when none is sent (always a number in its answer)
+URL_REF_MEGAPIXELS = 1.0  # the sandbox never fetches a URL reference: counted as one MP
+LOST_POLLS = 2  # [sandbox:lost]: how many polls answer "not found" first
 MAX_PIXELS = 16_777_216  # the sandbox refuses anything larger (it would have to draw it)
 BFL_MAX_PIXELS = 4_194_304
 DEFAULT_SIDE = 1024  # width/height when a pixel dialect is sent neither
@@ -65,12 +80,17 @@ def _bearer(headers: Mapping[str, str]) -> str | None:
     return key.strip() or None
 
 
-def _prompt(body: Mapping[str, Any]) -> str:
+def _prompt(body: Mapping[str, Any], caps: Capabilities | None = None) -> str:
+    """The prompt, within the provider's bounds (``caps``; API in One's 3-5,000 if None)."""
     prompt = body.get("prompt")
     if not isinstance(prompt, str):
         raise Invalid("prompt", "prompt is required and must be a string", "missing")
-    if not PROMPT_MIN <= len(prompt.strip()) <= PROMPT_MAX:
-        raise Invalid("prompt", f"prompt must be {PROMPT_MIN} to {PROMPT_MAX} characters")
+    low = caps.prompt_min if caps else PROMPT_MIN
+    high = caps.prompt_max if caps else PROMPT_MAX
+    length = len(prompt.strip())
+    if length < low or (high is not None and length > high):
+        bound = f"{low} to {high}" if high is not None else f"at least {low}"
+        raise Invalid("prompt", f"prompt must be {bound} characters")
     return prompt
 
 
@@ -127,20 +147,53 @@ def _http_url(body: Mapping[str, Any], name: str) -> str | None:
     return value
 
 
-def _numbered_refs(body: Mapping[str, Any]) -> None:
+def _numbered_refs(body: Mapping[str, Any], limit: int = MAX_REFS) -> list[str]:
+    """The ``input_image`` … ``input_image_N`` values (at most ``limit``), in order."""
+    refs: list[str] = []
     for index in range(1, MAX_REFS + 1):
         name = "input_image" if index == 1 else f"input_image_{index}"
         value = body.get(name)
         if value is not None and not isinstance(value, str):
             raise Invalid(name, f"{name} must be a string (a URL or base64)")
+        if value is not None:
+            if index > limit:
+                raise Invalid(name, f"this model takes at most {limit} input images")
+            refs.append(value)
     extra = [key for key in body if key.startswith("input_image_")]
     for key in extra:
         suffix = key.removeprefix("input_image_")
         if not suffix.isdigit() or not 2 <= int(suffix) <= MAX_REFS:
             raise Invalid(key, f"at most {MAX_REFS} input images (input_image … input_image_8)")
+    return refs
+
+
+def _megapixels(ref: str) -> float:
+    """An input image's size in megapixels (10^6): read from base64, one MP for a URL."""
+    if ref.startswith(("http://", "https://")):
+        return URL_REF_MEGAPIXELS
+    try:
+        data = base64.b64decode(ref, validate=False)
+        from PIL import Image
+
+        with Image.open(io.BytesIO(data)) as image:
+            width, height = (int(side) for side in image.size)
+    except (binascii.Error, ValueError, OSError):
+        return URL_REF_MEGAPIXELS
+    return width * height / 1_000_000
+
+
+def _flag(body: Mapping[str, Any], name: str) -> bool | None:
+    value = body.get(name)
+    if value is None:
+        return None
+    if not isinstance(value, bool):
+        raise Invalid(name, f"{name} must be a boolean", "bool_parsing")
+    return value
 
 
 def _pixels(body: Mapping[str, Any], multiple: int, max_pixels: int) -> tuple[int, int]:
+    """width/height checked against the rule; ``DEFAULT_SIDE`` for a side not sent (the
+    model's own choice, for BFL)."""
     sides: list[int] = []
     for name in ("width", "height"):
         value = _int(body, name, 1, 1 << 20)
@@ -187,6 +240,14 @@ class Dialect:
     ) -> dict[str, Any]:  # pragma: no cover
         """The poll answer (also the webhook body)."""
         raise NotImplementedError
+
+    def price(self, spec: Spec) -> float:
+        """Credits a task costs: API in One's table (max priced as flex)."""
+        return tasks.price_credits(spec.mode, spec.res)
+
+    def rate_limited(self, retry_after: float) -> tuple[dict[str, Any], dict[str, str]]:
+        """The body and headers of a 429 answer."""
+        return self.error(429, "Too many requests, slow down"), {"Retry-After": f"{retry_after:g}"}
 
     def error(self, status: int, message: str) -> dict[str, Any]:
         """An error body in this dialect's shape."""
@@ -239,7 +300,7 @@ class ApiInOne(Dialect):
         model = body.get("model", "flux-2")
         if model != "flux-2":
             raise Invalid("model", "model must be flux-2")
-        prompt = _prompt(body)
+        prompt = _prompt(body, apiinone_provider.CAPABILITIES)
         mode = _choice(body, "type", ("pro", "flex"), "pro")
         ratio, res = _ratio_res(body.get("aspect_ratio", "1:1"), body.get("resolution", "1K"))
         _url_list(body, "input_urls", urls_only=True)
@@ -299,7 +360,7 @@ class ApiMart(Dialect):
     def parse(self, body: Mapping[str, Any], path_model: str | None) -> Spec:
         """model flux-2-pro|flux-2-flex, size (exactly the seven ratios), resolution any case."""
         model = _choice(body, "model", ("flux-2-pro", "flux-2-flex"), "flux-2-pro")
-        prompt = _prompt(body)
+        prompt = _prompt(body, apimart_provider.CAPABILITIES)
         try:
             ratio, res = _ratio_res(body.get("size", "1:1"), body.get("resolution", "1K"))
         except Invalid as exc:
@@ -318,8 +379,16 @@ class ApiMart(Dialect):
         )
 
     def created(self, record: dict[str, Any], base: str) -> dict[str, Any]:
-        """``data`` is a one-item list."""
+        """``data`` is a one-item list (the documented shape), or an object in the response
+        version the client asked for (``X-APIMart-Response-Version``, see ``created_v2``)."""
         return {"code": 200, "data": [{"status": "submitted", "task_id": record["id"]}]}
+
+    def created_v2(self, record: dict[str, Any]) -> dict[str, Any]:
+        """The 2026-07-27 response version: ``data`` an object (apimart-ai/apimart-skills)."""
+        return {
+            "code": 200,
+            "data": {"id": record["id"], "object": "generation.task", "status": "submitted"},
+        }
 
     def status(self, record: dict[str, Any], phase: str, base: str, now: float) -> dict[str, Any]:
         """``data.result.images[].url`` is a list; times are unix seconds."""
@@ -343,6 +412,10 @@ class ApiMart(Dialect):
                     }
                 ]
             }
+            # Task data reports what was charged: USD and credits (apimart-skills README).
+            credits = float(record["cost"])
+            data["credits_cost"] = credits
+            data["cost"] = round(credits / 100, 4)
         elif phase in (tasks.FAILED, tasks.MODERATED):
             code, message = self.failure(record)
             data["error"] = {"code": code, "message": message}
@@ -350,7 +423,7 @@ class ApiMart(Dialect):
 
 
 class Vtrix(Dialect):
-    """``POST /model/v1/generation`` (flat params), ``GET /model/v1/generation/task/{id}``."""
+    """``POST /model/v1/generation`` (flat or wrapped params), ``GET …/task/{id}``."""
 
     name = "vtrix"
     _words: ClassVar[dict[str, str]] = {
@@ -360,40 +433,65 @@ class Vtrix(Dialect):
         tasks.FAILED: "failed",
         tasks.MODERATED: "failed",
     }
-    _modes: ClassVar[dict[str, str]] = {
-        "flux_2_pro": "pro",
-        "flux_2_flex": "flex",
-        "flux_2_max": "max",
-    }
+    # The models Vtrix documents (providers.vtrix.CAPABILITIES), and how they are priced.
+    _modes: ClassVar[dict[str, str]] = {"flux_2_pro": "pro", "flux_2_max": "max"}
 
     def parse(self, body: Mapping[str, Any], path_model: str | None) -> Spec:
-        """width/height multiples of 32 (≥ 64), output_format jpeg (default) or png."""
+        """Both shapes: flat as the flux page lists the parameters, or wrapped as Vtrix's CLI
+        sends them (``{"model": M, "input": [{"params": {…}}]}``); width/height multiples of
+        32 (≥ 64), ``safety_tolerance`` an integer 1-5, output_format jpeg (default) or png.
+        The page lists no webhook fields: they are refused."""
         model = _choice(body, "model", tuple(self._modes), "flux_2_pro")
-        prompt = _prompt(body)
-        width, height = _pixels(body, 32, MAX_PIXELS)
-        _int(body, "safety_tolerance", 0, 6)
-        fmt = _choice(body, "output_format", ("jpeg", "png"), "jpeg")
-        _numbered_refs(body)
-        secret = body.get("webhook_secret")
+        wrapped = "input" in body
+        params = self._params(body) if wrapped else body
+        caps = vtrix_provider.CAPABILITIES
+        prompt = _prompt(params, caps)
+        width, height = _pixels(params, 32, MAX_PIXELS)
+        assert caps.safety_range is not None
+        _int(params, "safety_tolerance", *caps.safety_range)
+        fmt = _choice(params, "output_format", ("jpeg", "png"), "jpeg")
+        _numbered_refs(params)
+        for field in ("webhook_url", "webhook_secret"):
+            if field in params:
+                raise Invalid(field, f"{field} is not a parameter of {model}", "extra_forbidden")
         return Spec(
             prompt=prompt,
             width=width,
             height=height,
             fmt=fmt,
-            seed=_seed(body),
+            seed=_seed(params),
             mode=self._modes[model],
             res=tasks.res_for(width, height),
             model=model,
-            webhook_url=_http_url(body, "webhook_url"),
-            webhook_secret=secret if isinstance(secret, str) else None,
+            extra={"wrapped": wrapped},
         )
+
+    @staticmethod
+    def _params(body: Mapping[str, Any]) -> Mapping[str, Any]:
+        blocks = body.get("input")
+        if (
+            not isinstance(blocks, list)
+            or len(blocks) != 1
+            or not isinstance(blocks[0], dict)
+            or not isinstance(blocks[0].get("params"), dict)
+        ):
+            raise Invalid("input", 'input must be [{"params": {...}}]')
+        if set(body) - {"model", "input"}:
+            raise Invalid("input", "with input, parameters go inside input[0].params")
+        params: Mapping[str, Any] = blocks[0]["params"]
+        return params
 
     def created(self, record: dict[str, Any], base: str) -> dict[str, Any]:
         """The task object, still in progress."""
         return {"id": record["id"], "status": "in_progress", "model": record["model"]}
 
     def status(self, record: dict[str, Any], phase: str, base: str, now: float) -> dict[str, Any]:
-        """``output[].content[].url`` and ``usage.cost`` (USD, a string)."""
+        """``output[].content[].url`` and ``usage.cost`` (USD, a string).
+
+        A failed task's ``error`` follows the request's shape: an object ``{code, message}``
+        as the doc page describes for a flat request, a string as Vtrix's CLI reads it
+        (``Error *string``) for a wrapped one.
+        """
         answer: dict[str, Any] = {
             "id": record["id"],
             "status": self._words[phase],
@@ -404,23 +502,33 @@ class Vtrix(Dialect):
             answer["output"] = [
                 {"content": [{"type": "image", "url": tasks.image_url(record, base)}]}
             ]
-            answer["usage"] = {"cost": f"{int(record['cost']) / 100:.2f}", "discount": 0}
+            answer["usage"] = {"cost": f"{float(record['cost']) / 100:.2f}", "discount": 0}
         elif phase in (tasks.FAILED, tasks.MODERATED):
             code = "002014001" if record["outcome"] == tasks.FAILED else "002014002"
-            answer["error"] = {"code": code, "message": self.failure(record)[1]}
+            message = self.failure(record)[1]
+            if record.get("wrapped"):
+                answer["error"] = message
+                answer["error_code"] = code
+            else:
+                answer["error"] = {"code": code, "message": message}
         return answer
 
     def error(self, status: int, message: str) -> dict[str, Any]:
-        """``{"error":{"code":"STATUS","message":…}}``."""
-        return {"error": {"code": str(status), "message": message}}
+        """``{"code": "STATUS", "message": …}``: Vtrix's CLI reads ``message`` (or an
+        ``error`` string) from an error answer (VtrixAI/vtrix-cli client.go ``do``)."""
+        return {"code": str(status), "message": message}
+
+    def invalid(self, exc: Invalid) -> tuple[int, dict[str, Any]]:
+        """A refused body: 400 naming the parameter."""
+        return 400, {"code": "400", "message": exc.message, "param": exc.field}
 
     def no_credits(self) -> tuple[int, dict[str, Any]]:
         """Vtrix answers 403 for an empty balance."""
-        return 403, {"error": {"message": "insufficient balance"}}
+        return 403, {"code": "403", "message": "insufficient balance"}
 
 
 class Bfl(Dialect):
-    """``x-key``; ``POST /v1/flux-2-{pro,flex,max}``, ``GET /v1/get_result?id=``."""
+    """``x-key``; ``POST /v1/{model}`` for BFL's seven FLUX.2 models, ``GET /v1/get_result``."""
 
     name = "bfl"
     bfl_ttl = True
@@ -437,41 +545,73 @@ class Bfl(Dialect):
         return headers.get("x-key", "").strip() or None
 
     def parse(self, body: Mapping[str, Any], path_model: str | None) -> Spec:
-        """width/height multiples of 16, ≥ 64, ≤ 4 MP; output_format jpeg|png|webp."""
-        mode = path_model or "pro"
-        prompt = _prompt(body)
+        """The model from the path; width/height optional (multiples of 16, ≥ 64, ≤ 4 MP;
+        1024×1024 when not sent); output_format jpeg|png|webp (klein jpeg|png); klein at most
+        4 input images; the seed drawn when not sent; input megapixels counted for the price.
+        """
+        model = path_model or "flux-2-pro"
+        caps = bfl_provider.CAPABILITIES
+        spec = caps.spec_for(model)
+        prompt = _prompt(body, caps)
         width, height = _pixels(body, 16, BFL_MAX_PIXELS)
         _int(body, "safety_tolerance", 0, 5)
-        _int(body, "steps", 1, 50)
-        _number(body, "guidance", 1.5, 10)
-        fmt = _choice(body, "output_format", ("jpeg", "png", "webp"), "jpeg")
-        _numbered_refs(body)
+        if model == "flux-2-flex":
+            _int(body, "steps", 1, 50)
+            _number(body, "guidance", 1.5, 10)
+        formats = spec.formats if spec and spec.formats else caps.formats
+        fmt = _choice(body, "output_format", tuple(formats), "jpeg")
+        limit = spec.max_refs if spec and spec.max_refs is not None else caps.max_refs
+        refs = _numbered_refs(body, limit)
+        if spec and spec.upsample_param:
+            _flag(body, spec.upsample_param)
         secret = body.get("webhook_secret")
+        seed = _seed(body)
         return Spec(
             prompt=prompt,
             width=width,
             height=height,
             fmt=fmt,
-            seed=_seed(body),
-            mode=mode,
+            # BFL's answer always carries a number (clients reject "seed": null).
+            seed=seed if seed is not None else random.randint(0, SEED_MAX),
+            mode=model.removeprefix("flux-2-"),
             res=tasks.res_for(width, height),
-            model=f"flux-2-{mode}",
+            model=model,
             webhook_url=_http_url(body, "webhook_url"),
             webhook_secret=secret if isinstance(secret, str) else None,
+            extra={"input_mp": round(sum(_megapixels(ref) for ref in refs), 6)},
         )
 
-    def created(self, record: dict[str, Any], base: str) -> dict[str, Any]:
-        """id, polling_url at this base, cost in credits, megapixels."""
+    def price(self, spec: Spec) -> float:
+        """BFL's published formula (providers.bfl.estimate_credits), inputs counted."""
+        credits = bfl_provider.estimate_credits(
+            spec.model, spec.width, spec.height, float(spec.extra.get("input_mp", 0.0))
+        )
+        return credits if credits is not None else super().price(spec)
+
+    def rate_limited(self, retry_after: float) -> tuple[dict[str, Any], dict[str, str]]:
+        """BFL's documented 429 body, the wait in it (black-forest-labs/skills,
+        rate-limiting.md); no Retry-After header, so clients must read the body."""
         return {
-            "id": record["id"],
-            "polling_url": f"{base.rstrip('/')}/v1/get_result?id={record['id']}",
-            "cost": float(record["cost"]),
-            "input_mp": 0.0,
-            "output_mp": round(int(record["width"]) * int(record["height"]) / 1e6, 2),
-        }
+            "error": "rate_limit_exceeded",
+            "message": "Too many concurrent requests",
+            "retry_after": retry_after,
+        }, {}
+
+    def created(self, record: dict[str, Any], base: str) -> dict[str, Any]:
+        """id, polling_url at this base (none when a webhook_url was given), cost in credits,
+        input and output megapixels."""
+        answer: dict[str, Any] = {"id": record["id"]}
+        if not record.get("webhook"):
+            url = f"{base.rstrip('/')}/v1/get_result"
+            answer["polling_url"] = url if record.get("bare_poll") else f"{url}?id={record['id']}"
+        answer["cost"] = float(record["cost"])
+        answer["input_mp"] = float(record.get("input_mp", 0.0))
+        answer["output_mp"] = round(int(record["width"]) * int(record["height"]) / 1e6, 2)
+        return answer
 
     def status(self, record: dict[str, Any], phase: str, base: str, now: float) -> dict[str, Any]:
-        """``result.sample`` when Ready; ``details`` when it failed or was moderated."""
+        """``result.sample`` (signed with an ``se=`` expiry) when Ready; ``details`` when it
+        failed or was moderated."""
         answer: dict[str, Any] = {
             "id": record["id"],
             "status": self._words[phase],
@@ -479,15 +619,21 @@ class Bfl(Dialect):
             "progress": None if phase in tasks.ENDED else tasks.progress(record, now) / 100,
         }
         if phase == tasks.SUCCEEDED:
+            expiry = quote(iso(tasks.expires_at(record)), safe="")
             answer["result"] = {
-                "sample": tasks.image_url(record, base),
+                "sample": f"{tasks.image_url(record, base)}?se={expiry}&sp=r&sig=sandbox",
                 "prompt": record["prompt"],
-                "seed": record["seed"],
+                "seed": record["seed"] if record["seed"] is not None else 0,
                 "start_time": float(record["created"]),
                 "end_time": tasks.ended_at(record),
                 "duration": float(record["latency"]),
             }
-        elif phase in (tasks.FAILED, tasks.MODERATED):
+        elif phase == tasks.MODERATED and record.get("moderation") == "request":
+            answer["status"] = "Request Moderated"
+            answer["details"] = {"Moderation Reasons": ["Sandbox marker"]}
+        elif phase == tasks.MODERATED:
+            answer["details"] = {"Moderation Reasons": ["Sandbox moderation"]}
+        elif phase == tasks.FAILED:
             answer["details"] = {"message": self.failure(record)[1]}
         return answer
 
@@ -500,8 +646,8 @@ class Bfl(Dialect):
         return 422, {"detail": [{"loc": ["body", exc.field], "msg": exc.message, "type": exc.kind}]}
 
     def not_found(self, task_id: str) -> tuple[int, dict[str, Any]]:
-        """BFL's status word for an unknown id."""
-        return 404, {"id": task_id, "status": "Task not found", "result": None}
+        """BFL's answer for an unknown id: 200 with the status word ``Task not found``."""
+        return 200, {"id": task_id, "status": "Task not found", "result": None}
 
 
 DIALECTS: dict[str, Dialect] = {d.name: d for d in (ApiInOne(), ApiMart(), Vtrix(), Bfl())}

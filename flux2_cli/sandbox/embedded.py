@@ -60,6 +60,7 @@ class SandboxTransport(httpx.BaseTransport):
         from flux2_cli.sandbox.app import create_app
 
         self.settings = settings if settings is not None else SandboxSettings.from_env()
+        self.settings.checked_state_dir()
         self.app = create_app(self.settings)
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:

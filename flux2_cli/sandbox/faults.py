@@ -42,6 +42,16 @@ marker                    outcome
 ``[sandbox:html]``        the image URL answers an HTML page instead of the image
 ``[sandbox:truncate]``    the image URL declares the full ``Content-Length`` but sends half
 ``[sandbox:expired]``     the image URL is expired from the start (403 XML ``AccessDenied``)
+``[sandbox:moderate_request]``  the task ends moderated before generating (bfl ``Request
+                          Moderated`` with ``details: {"Moderation Reasons": [...]}``)
+``[sandbox:lost]``        the first two polls answer "not found" (bfl: 200 ``Task not found``,
+                          transient as BFL's can be right after a submit; others: 404)
+``[sandbox:fail422]``     the task ends failed and its poll answers HTTP 422 with the task body
+                          (``"status": "Error"``), as BFL's can
+``[sandbox:bare_poll]``   bfl: the submit answer's ``polling_url`` has no ``?id=``
+``[sandbox:lose_answer]`` the first create of this request makes (and charges) the task, then
+                          the connection drops before the answer: a lost answer (APIMart
+                          replays it for the same ``Idempotency-Key``)
 ========================  ==================================================================
 
 Markers are deterministic; the "first …" ones are remembered in the state folder, so they hold
@@ -86,6 +96,11 @@ MARKERS: tuple[str, ...] = (
     "html",
     "truncate",
     "expired",
+    "moderate_request",
+    "lost",
+    "fail422",
+    "bare_poll",
+    "lose_answer",
 )
 _MARKER_RE = re.compile(r"\[sandbox:([a-z0-9_]+)\]", re.IGNORECASE)
 

@@ -2,14 +2,20 @@
 
 The picture is a palette image drawn at full size, so a 2048×1152 image takes a few
 milliseconds; nothing time-dependent goes into the file, so one request always gives the same
-bytes.
+bytes. A small "SANDBOX" badge in the bottom-right corner says, on the picture itself, that
+it is a simulation (a file copied away from its sidecar still tells).
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import io
 import random
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from PIL.Image import Image
 
 FORMATS: dict[str, tuple[str, str]] = {
     # our name: (Pillow format, content type)
@@ -20,6 +26,12 @@ FORMATS: dict[str, tuple[str, str]] = {
 EXTENSIONS = {"png": "png", "jpeg": "jpg", "webp": "webp"}
 GRADIENT_STEPS = 96  # bands of the vertical gradient (palette entries)
 SHAPES = 7
+MARK_TEXT = "SANDBOX"
+MARK_MIN_SIDE = 48  # below this there is no room for a legible mark
+MARK_SIDE_FRACTION = 40  # font size = the short side / this (36 px on a 1440×1440 image)
+MARK_MIN_FONT = 9
+MARK_INK = (255, 255, 255)
+MARK_GROUND = (0, 0, 0)
 
 
 def content_type(fmt: str) -> str:
@@ -66,6 +78,7 @@ def render(width: int, height: int, prompt: str, seed: int | None, fmt: str = "p
             draw.rectangle(box, fill=ink)
     # The palette keeps free entries: colours drawn later (a badge) are added to it.
     image.putpalette([channel for colour in palette for channel in colour])
+    draw_mark(image)
 
     buffer = io.BytesIO()
     pillow_format = FORMATS[fmt][0]
@@ -76,6 +89,38 @@ def render(width: int, height: int, prompt: str, seed: int | None, fmt: str = "p
     else:
         image.convert("RGB").save(buffer, "WEBP", quality=80, method=0)
     return buffer.getvalue()
+
+
+def draw_mark(image: Image) -> None:
+    """The "SANDBOX" badge, white on black, in the bottom-right corner (in place).
+
+    Sized from the short side, so it is small on every size; skipped on images too small to
+    hold it. On a palette picture its two colours take free palette entries.
+    """
+    from PIL import ImageDraw
+
+    width, height = image.size
+    if min(width, height) < MARK_MIN_SIDE:
+        return
+    font = _font(max(MARK_MIN_FONT, min(width, height) // MARK_SIDE_FRACTION))
+    draw = ImageDraw.Draw(image)
+    left, top, right, bottom = draw.textbbox((0, 0), MARK_TEXT, font=font)
+    pad = max(2, (bottom - top) // 3)
+    box_w, box_h = right - left + 2 * pad, bottom - top + 2 * pad
+    x0, y0 = width - box_w - pad, height - box_h - pad
+    draw.rectangle((x0, y0, x0 + box_w - 1, y0 + box_h - 1), fill=MARK_GROUND)
+    draw.text((x0 + pad - left, y0 + pad - top), MARK_TEXT, font=font, fill=MARK_INK)
+
+
+@functools.lru_cache(maxsize=8)
+def _font(size: int) -> Any:
+    """Pillow's bundled font at ``size`` (the same glyphs on every machine with this Pillow)."""
+    from PIL import ImageFont
+
+    try:
+        return ImageFont.load_default(size=size)
+    except (TypeError, ImportError, OSError):  # an old Pillow, or one without FreeType
+        return ImageFont.load_default()
 
 
 def _blend(

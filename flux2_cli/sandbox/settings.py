@@ -43,12 +43,48 @@ class SandboxSettings:
     credits: int = DEFAULT_CREDITS
     faults: FaultSettings = field(default_factory=FaultSettings)
     state_dir: Path | None = None
+    state_dir_from: str | None = None  # where state_dir was set, for messages
     clock: Callable[[], float] = time.time
     sleep: Callable[[float], Awaitable[None]] = _asyncio_sleep
     webhook_sleep: Callable[[float], None] = time.sleep
     webhook_timeout: float = 5.0
     slow_chunks: int = SLOW_DOWNLOAD_CHUNKS
     slow_delay: float = SLOW_DOWNLOAD_DELAY
+
+    def checked_state_dir(self) -> Path:
+        """The state folder, created if need be; UsageError (exit 2) naming its source if not.
+
+        A folder that cannot be used is a setting to fix, not a server error: without this
+        the application fails inside and the client reports a 500 with "check the provider's
+        dashboard", which sends the user looking in the wrong place.
+        """
+        import os
+
+        from flux2_cli.errors import UsageError
+
+        path = self.resolved_state_dir()
+        problem = None
+        try:
+            path.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            problem = exc.strerror or str(exc)
+        else:
+            if not os.access(path, os.W_OK | os.X_OK):
+                problem = "not writable"
+        if problem is not None:
+            where = self.state_dir_source()
+            target = "--state-dir" if where == "--state-dir" else "FLUX2_SANDBOX_DIR"
+            raise UsageError(
+                f"the sandbox's state folder {path} (from {where}) cannot be used: {problem}.",
+                hints=[f"Point {target} at a folder you can write to."],
+            )
+        return path
+
+    def state_dir_source(self) -> str:
+        """Where the state folder comes from, for messages: a flag or a variable."""
+        if self.state_dir_from:
+            return self.state_dir_from
+        return "--state-dir" if self.state_dir is not None else "the user cache folder"
 
     def resolved_state_dir(self) -> Path:
         """``state_dir`` if set, else ``flux2_cli.env.sandbox_dir()``."""
@@ -85,4 +121,15 @@ class SandboxSettings:
             faults = parse_faults(raw_faults)
         except ValueError as exc:
             raise UsageError(f"{envmod.FLUX2_SANDBOX_FAULTS}: {exc}") from None
-        return cls(latency=latency, faults=faults, state_dir=envmod.sandbox_dir(environ))
+        if environ.get(envmod.FLUX2_SANDBOX_DIR):
+            source = envmod.FLUX2_SANDBOX_DIR
+        elif environ.get(envmod.FLUX2_CACHE_DIR):
+            source = envmod.FLUX2_CACHE_DIR
+        else:
+            source = f"the user cache folder; {envmod.FLUX2_SANDBOX_DIR} overrides it"
+        return cls(
+            latency=latency,
+            faults=faults,
+            state_dir=envmod.sandbox_dir(environ),
+            state_dir_from=source,
+        )

@@ -7,6 +7,7 @@ Layout under the state folder (``flux2_cli.env.sandbox_dir()`` unless overridden
     images/<name>          image bytes, drawn once on first download and then served as is
     balances.json          {key fingerprint: credits}; keys themselves are never stored
     oneshots.json          {token: unix time} for the "first time only" markers
+    idempotency.json       {key fingerprint + Idempotency-Key: [task id, request hash]}
     .lock                  the file lock that serialises read-modify-write cycles
 
 Every read-modify-write happens under an exclusive ``fcntl.flock`` (``msvcrt.locking`` on
@@ -34,6 +35,7 @@ WEBHOOKS = "webhooks"
 IMAGES = "images"
 BALANCES = "balances.json"
 ONESHOTS = "oneshots.json"
+IDEMPOTENCY = "idempotency.json"
 LOCK = ".lock"
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,150}$")
 _THREAD_LOCK = threading.RLock()
@@ -42,6 +44,12 @@ _THREAD_LOCK = threading.RLock()
 def key_fingerprint(api_key: str) -> str:
     """A short hash that stands for a key in files (the key itself is never written)."""
     return hashlib.sha256(("flux2-sandbox:" + api_key).encode("utf-8")).hexdigest()[:24]
+
+
+def _tidy(value: Any) -> float:
+    """A stored balance as a number: whole numbers stay integers in the file and on show."""
+    number = float(value)
+    return int(number) if number.is_integer() else number
 
 
 def safe_name(name: str) -> bool:
@@ -57,14 +65,7 @@ def write_atomic(path: Path, data: bytes) -> None:
     write (file, folder) were a third of the server's work per task, on its event loop.
     """
     path.parent.mkdir(parents=True, exist_ok=True)
-    temp = path.parent / atomic.temp_name(path.name)
-    try:
-        with open(temp, "xb") as handle:
-            handle.write(data)
-        os.replace(temp, path)
-    except BaseException:
-        atomic.unlink_quietly(temp)
-        raise
+    atomic.write_atomic(path, data, fsync=False)
 
 
 class StateStore:
@@ -177,21 +178,46 @@ class StateStore:
 
     # -- balances ------------------------------------------------------------------------
 
-    def balance(self, fingerprint: str, initial: int) -> int:
+    def balance(self, fingerprint: str, initial: float) -> float:
         """The key's balance (``initial`` when it has never been charged)."""
         with self.locked():
-            return int(self._read_json(BALANCES).get(fingerprint, initial))
+            return _tidy(self._read_json(BALANCES).get(fingerprint, initial))
 
-    def charge(self, fingerprint: str, amount: int, initial: int) -> tuple[bool, int]:
-        """Take ``amount`` credits if the balance covers it: (charged?, balance after)."""
+    def charge(self, fingerprint: str, amount: float, initial: float) -> tuple[bool, float]:
+        """Take ``amount`` credits if the balance covers it: (charged?, balance after).
+
+        Amounts may be fractional (BFL prices by the megapixel: 3.073 credits).
+        """
         with self.locked():
             balances = self._read_json(BALANCES)
-            current = int(balances.get(fingerprint, initial))
+            current = _tidy(balances.get(fingerprint, initial))
             if current < amount:
                 return False, current
-            balances[fingerprint] = current - amount
+            after = _tidy(round(current - amount, 6))
+            balances[fingerprint] = after
             write_atomic(self.root / BALANCES, json.dumps(balances, sort_keys=True).encode())
-            return True, current - amount
+            return True, after
+
+    # -- idempotency keys (APIMart) --------------------------------------------------------
+
+    def idempotent_task(self, token: str) -> tuple[str, str] | None:
+        """(task id, request hash) already bound to an idempotency token, or None."""
+        with self.locked():
+            found = self._read_json(IDEMPOTENCY).get(token)
+        if isinstance(found, list) and len(found) == 2:
+            return str(found[0]), str(found[1])
+        return None
+
+    def bind_idempotent(self, token: str, task_id: str, request_hash: str) -> tuple[str, str]:
+        """Bind ``token`` to a task unless it already is; the binding that holds."""
+        with self.locked():
+            bound = self._read_json(IDEMPOTENCY)
+            found = bound.get(token)
+            if isinstance(found, list) and len(found) == 2:
+                return str(found[0]), str(found[1])
+            bound[token] = [task_id, request_hash]
+            write_atomic(self.root / IDEMPOTENCY, json.dumps(bound, sort_keys=True).encode())
+            return task_id, request_hash
 
     # -- one-shot tokens -----------------------------------------------------------------
 

@@ -38,7 +38,8 @@ class Spec:
 
 
 def price_credits(mode: str, res: str) -> int:
-    """Credits a task costs: API in One's table for every dialect (max priced as flex)."""
+    """Credits a task costs by API in One's table (max priced as flex); the BFL dialect
+    prices by BFL's own formula instead (dialects.Bfl.price)."""
     table_mode = "pro" if mode == "pro" else "flex"
     return PRICE_CREDITS[(table_mode, res)]
 
@@ -72,11 +73,12 @@ def new_record(
     ttl: float,
     image_faults: list[str],
     drop_first_poll: bool,
-    cost: int,
+    cost: float,
     base_url: str,
 ) -> dict[str, Any]:
-    """The JSON record of a new task."""
+    """The JSON record of a new task (a dialect's own facts from ``spec.extra`` included)."""
     return {
+        **spec.extra,
         "id": task_id,
         "dialect": dialect,
         "model": spec.model,

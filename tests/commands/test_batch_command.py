@@ -208,6 +208,7 @@ def test_row47_batch_of_100_one_400_one_timeout_rest_finish_exit5_rerun_skips_fi
         "credits": 98 * 5,
         "wall_seconds": summary["wall_seconds"],
         "failed_entries": [states[11]["key"], states[21]["key"]],  # by line
+        "sandbox": False,
     }
     assert "2 of 100 entries did not succeed (1 failed, 1 timed out)" in result.stderr
     assert "(line 11)" in result.stderr and "(line 21)" in result.stderr
@@ -413,6 +414,11 @@ def test_check_names_missing_changed_and_stale_entries_and_sends_nothing(
     assert "stale\tfox\tline 1" in result.stdout
     assert "changed\twhale\tline 2" in result.stdout
     assert "new\tfrog\tline 3" in result.stdout  # a new entry is "new", not "changed"
+    # Each line says its state once: "new\tfrog\tline 3\tnew" repeated it.
+    lines = result.stdout.splitlines()
+    assert [line.split("\t")[0] for line in lines] == ["stale", "changed", "new"]
+    assert all(line.split("\t")[1:].count(line.split("\t")[0]) == 0 for line in lines)
+    assert lines[0] == "stale\tfox\tline 1\tout/fox.png has changed"
     assert "3 of 3 entries are out of date" in result.stderr
     as_json = json_lines(run_cli(["batch", str(manifest), "--check", "--json"]).stdout)
     assert as_json[-1] == {
@@ -614,8 +620,76 @@ def test_a_json_array_manifest_runs_as_entries_never_as_one_raw_prompt(
     httpx_mock: HTTPXMock, tmp_path: Path
 ) -> None:
     manifest = tmp_path / "arr.json"
-    manifest.write_text('[{"prompt": "a red fox"}, {"prompt": "a blue whale", "seed": 3}]')
+    manifest.write_text('[{"prompt": "a red fox"}, {"prompt": "a blue whale", "ratio": "16:9"}]')
     result = run_cli(["batch", str(manifest), "--provider", "sandbox", "--dry-run", "--json"])
     assert result.exit_code == 0, result.output
     prompts = [line["request"]["prompt"] for line in json_lines(result.stdout)[:-1]]
     assert prompts == ["a red fox", "a blue whale"]
+
+
+def test_a_run_killed_between_saving_and_recording_leaves_one_copy_after_the_rerun(
+    httpx_mock: HTTPXMock, tmp_path: Path, clock: ThreadClock, isolated_environment: Path
+) -> None:
+    api = serve(httpx_mock, FakeApi())
+    manifest = write_manifest(tmp_path / "m.jsonl", [{"prompt": "a red fox", "name": "fox"}])
+    out = tmp_path / "out"
+    first = batch(str(manifest), "-o", f"{out}/")
+    assert first.exit_code == 0, first.stderr
+    # The kill: the image was renamed into place, but neither the lock file nor the ledger
+    # recorded it, so the re-run makes the entry again and gets the very same bytes.
+    (tmp_path / "m.jsonl.lock.json").unlink()
+    for path in (isolated_environment / "data").glob("ledger.sqlite3*"):
+        path.unlink()
+    second = batch(str(manifest), "-o", f"{out}/")
+    assert second.exit_code == 0, second.stderr
+    assert api.creates == 2
+    assert [path.name for path in images_in(out)] == ["fox.png"]
+
+
+def test_row66_apimart_rerun_after_lost_answers_sends_the_same_key_and_gets_one_task(
+    httpx_mock: HTTPXMock, tmp_path: Path, clock: ThreadClock
+) -> None:
+    # APIMart replays a duplicate Idempotency-Key instead of billing it (apimart-ai/
+    # apimart-skills, api-contract.md): a POST whose answers were all lost is no "outcome
+    # unknown" on this provider; the re-run sends it again with the key it had.
+    create = "https://api.apimart.ai/v1/images/generations"
+    image = "https://upload.apimart.ai/f/image/r66_0.png"
+    manifest = write_manifest(tmp_path / "m.jsonl", ["a red fox"])
+    args = ["batch", str(manifest), "-o", str(tmp_path / "out"), "--provider", "apimart"]
+    for _ in range(5):
+        httpx_mock.add_exception(httpx.ReadTimeout("answer lost"), method="POST", url=create)
+
+    first = run_cli(args)
+
+    assert first.exit_code != 0
+    lost_keys = {r.headers["Idempotency-Key"] for r in httpx_mock.get_requests(method="POST")}
+    assert len(lost_keys) == 1
+    httpx_mock.add_response(
+        method="POST",
+        url=create,
+        json={"code": 200, "data": {"id": "task_01R66", "status": "submitted"}},
+        headers={"idempotency-replayed": "true"},
+    )
+    httpx_mock.add_response(
+        method="GET",
+        url="https://api.apimart.ai/v1/tasks/task_01R66",
+        json={
+            "code": 200,
+            "data": {
+                "id": "task_01R66",
+                "status": "completed",
+                "result": {"images": [{"url": image}]},
+            },
+        },
+    )
+    httpx_mock.add_response(
+        method="GET", url=image, content=png_bytes(), headers={"Content-Type": "image/png"}
+    )
+
+    again = run_cli(args)
+
+    assert again.exit_code == 0, again.stderr
+    assert "outcome unknown" not in again.stderr
+    posts = httpx_mock.get_requests(method="POST")
+    assert len(posts) == 6 and posts[-1].headers["Idempotency-Key"] in lost_keys
+    assert len(images_in(tmp_path / "out")) == 1

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import threading
 from pathlib import Path
 
@@ -295,3 +296,16 @@ def test_a_terminated_run_still_writes_its_junit_report_with_the_unfinished_entr
     assert all(cases[line].is_passed or unfinished(line) for line in (1, 2))
     assert "interrupted" in summary_file.read_text().split("\n")[2]
     assert "::warning file=" in result.stderr and "not finished" in result.stderr
+
+
+def test_resume_hints_keep_sandbox_and_profile_too(tmp_path: Path) -> None:
+    config = Path(os.environ["FLUX2_CONFIG"])
+    config.parent.mkdir(parents=True, exist_ok=True)
+    config.write_text('[profiles.assets]\nprovider = "apiinone"\n')
+    manifest = write_manifest(tmp_path / "m.jsonl", ["a red fox", "a fox [sandbox:fail]"])
+    out = tmp_path / "out"
+    result = run_cli(
+        ["batch", str(manifest), "--sandbox", "--profile", "assets", "-o", str(out), "-q"]
+    )
+    assert result.exit_code == 5, result.stderr
+    assert f"Re-run `flux2 batch {manifest} --sandbox --profile assets -o {out}`" in result.stderr

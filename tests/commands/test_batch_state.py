@@ -20,6 +20,7 @@ from tests.commands.test_batch_command import (  # noqa: F401
     serve,
     write_manifest,
 )
+from tests.helpers import run_cli
 
 pytestmark = pytest.mark.usefixtures("clock")
 
@@ -281,3 +282,38 @@ def test_a_journal_that_cannot_be_written_sends_nothing(
     assert result.exit_code == 5
     assert "cannot write" in result.stderr and "m.jsonl.lock.journal" in result.stderr
     assert httpx_mock.get_requests(method="POST") == []
+
+
+def test_a_manifest_from_stdin_leaves_no_lock_in_the_folder_unless_lock_names_one(
+    httpx_mock: HTTPXMock, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # `batch - < prompts.txt` used to leave `-.lock.json` and `.-.lock.run` in the current
+    # folder: a file named after no manifest that nobody commits. Without --lock, stdin keeps no
+    # lock (the ledger resumes), --check is refused, and --lock PATH keeps one where asked.
+    api = serve(httpx_mock, FakeApi())
+    work = tmp_path / "work"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    prompts = "a red fox\na blue whale\n"
+    base = ["batch", "-", "--format", "txt", "--provider", "apiinone"]
+
+    first = run_cli([*base, "--json"], input=prompts)
+
+    assert first.exit_code == 0, first.stderr
+    assert "no lock file is kept" in first.stderr
+    assert sorted(p.name for p in work.iterdir() if p.suffix != ".png") == sorted(
+        p.with_suffix(".json").name for p in images_in(work)
+    )  # images and their sidecars, nothing else
+    again = run_cli([*base, "--json"], input=prompts)
+    assert again.exit_code == 0, again.stderr
+    assert api.creates == 2  # the ledger resumed: nothing paid twice
+    refused = run_cli([*base, "--check"], input=prompts)
+    assert refused.exit_code == 2 and "--lock PATH" in refused.stderr
+    state = work / "state" / "prompts.lock.json"
+    state.parent.mkdir()
+    kept = run_cli([*base, "--lock", str(state)], input=prompts)
+    assert kept.exit_code == 0, kept.stderr
+    assert set(json.loads(state.read_text())["entries"]) and api.creates == 2
+    checked = run_cli([*base, "--check", "--lock", str(state)], input=prompts)
+    assert checked.exit_code == 0, checked.stderr
+    assert not (work / "-.lock.json").exists()

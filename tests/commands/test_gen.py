@@ -26,6 +26,7 @@ TASK_KEYS = {
     "cost",
     "error",
     "request",
+    "sandbox",
 }
 IMAGE_KEYS = {"url", "path", "bytes", "sha256", "width", "height", "format"}
 

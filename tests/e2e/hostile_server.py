@@ -12,7 +12,9 @@ image at ``/img.png``, misbehaving as MODE says:
 - ``deep-json``: the status answer is JSON nested 100,000 levels deep;
 - ``key-echo``: the task fails with a message quoting the ``Authorization`` header sent,
   and a status answer echoing the key in a header and in an image URL's query;
-- ``file-url`` / ``data-url`` / ``relative-url``: the task is done with that kind of URL only.
+- ``file-url`` / ``data-url`` / ``relative-url``: the task is done with that kind of URL only;
+- ``far-expiry`` / ``negative-expiry``: the task is done, its ``expires_at``
+  ``9999-12-31T23:59:59-05:00`` (past the calendar in UTC) or a negative unix time.
 
 Every request is logged to stderr (method and path), so a test can count them.
 Standard library only: it must not depend on flux2.
@@ -175,6 +177,9 @@ class Handler(socketserver.BaseRequestHandler):
                 },
                 extra={"X-Echo": key},
             )
+        elif mode in ("far-expiry", "negative-expiry"):
+            expiry = "9999-12-31T23:59:59-05:00" if mode == "far-expiry" else -1763174708
+            _json(conn, {**done, "expires_at": expiry})
         elif mode in ("file-url", "data-url", "relative-url"):
             url = {
                 "file-url": "file:///etc/passwd",

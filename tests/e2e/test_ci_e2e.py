@@ -12,8 +12,10 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -133,7 +135,7 @@ def test_gitlab_example_three_parallel_jobs_then_merge_and_check(
     env = runner_env(final, server)
     results = [ok(sh(line, final, env)) for line in merge["script"]]
 
-    assert "Merged 3 lock file(s)" in results[0].stderr
+    assert "Merged 3 lock files" in results[0].stderr
     assert f"All {ENTRIES} entries are up to date" in results[1].stderr
     assert server.tasks_created() == ENTRIES  # the merge and the check sent nothing
     lock = json.loads((final / f"{MANIFEST}.lock.json").read_text())
@@ -180,8 +182,18 @@ def test_github_example_matrix_then_merge_job_through_the_action(
             for key, value in step["with"].items()
             if key != "api-key"
         }
-        env = runner_env(runner, server, RUNNER_TEMP=str(temp), **action_inputs(action, given))
-        ok(sh(run_action, runner, env))
+        github = {
+            "GITHUB_ACTIONS": "true",
+            "GITHUB_WORKSPACE": str(runner),
+            "GITHUB_STEP_SUMMARY": str(runner / "step-summary.md"),
+        }
+        env = runner_env(
+            runner, server, RUNNER_TEMP=str(temp), **github, **action_inputs(action, given)
+        )
+        ran = ok(sh(run_action, runner, env))
+        assert "::error" not in ran.stderr  # nothing failed, nothing annotated
+        summary = (runner / "step-summary.md").read_text()
+        assert f"### flux2 batch `{MANIFEST}`" in summary and "| 4 | 0 | 0 | 0 |" in summary
         keep = workflow_step(generate, "Keep this shard's lock file apart from the others")
         ok(sh(keep["run"], runner, runner_env(runner, server, SHARD=str(shard))))
         upload = workflow_step(
@@ -213,7 +225,92 @@ def test_github_example_matrix_then_merge_job_through_the_action(
         )
     )
 
-    assert "Merged 3 lock file(s)" in result.stderr
+    assert "Merged 3 lock files" in result.stderr
     assert f"All {ENTRIES} entries are up to date" in result.stderr
     assert server.tasks_created() == ENTRIES
     assert 'failures="0"' in (final / "reports" / "flux2-check.xml").read_text()
+
+
+def start_flux2(
+    args: list[str], cwd: Path, env: dict[str, str], log: Path
+) -> subprocess.Popen[bytes]:
+    with open(log, "wb") as handle:
+        return subprocess.Popen(
+            [str(FLUX2_BIN), *args],
+            stdout=handle,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            cwd=cwd,
+            env=env,
+        )
+
+
+def stop_after_first_image(
+    process: subprocess.Popen[bytes], out: Path, signum: signal.Signals, log: Path
+) -> None:
+    try:
+        deadline = time.monotonic() + RUN_TIMEOUT
+        while not images(out) and process.poll() is None:
+            assert time.monotonic() < deadline, log.read_text()
+            time.sleep(0.02)
+        assert process.poll() is None, (
+            f"the shard ended before it could be stopped:\n{log.read_text()}"
+        )
+        process.send_signal(signum)
+        process.wait(timeout=RUN_TIMEOUT)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait(timeout=RUN_TIMEOUT)
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGKILL], ids=["SIGTERM", "SIGKILL"])
+def test_three_runners_one_stopped_and_resumed_on_a_fourth_then_merge_and_check(
+    signum: signal.Signals, sandbox_server: Any, tmp_path: Path
+) -> None:
+    """The "Done when" of issue 10: 12 entries, --shard K/3, one runner stopped mid-run."""
+    server: SandboxServer = sandbox_server(latency=1.0)
+
+    # -c 4: a shard's four POSTs are all answered long before its first task can end (1 s), so
+    # the signal lands while tasks run or download, never between a POST and its answer.
+    def args(k: int) -> list[str]:
+        return ["batch", MANIFEST, "--shard", f"{k}/{SHARDS}", "-o", "assets/out/", "-c", "4"]
+
+    runners: dict[int, Path] = {}
+    for k in (1, 3):
+        runner = make_workspace(tmp_path / f"runner-{k}")
+        ok(sh(" ".join(["flux2", *args(k)]), runner, runner_env(runner, server)))
+        runners[k] = runner
+    stopped = make_workspace(tmp_path / "runner-2")
+    log = tmp_path / "runner-2.log"
+    process = start_flux2(args(2), stopped, runner_env(stopped, server), log)
+    stop_after_first_image(process, stopped / "assets" / "out", signum, log)
+    expected = 143 if signum == signal.SIGTERM else -signal.SIGKILL
+    assert process.returncode == expected, log.read_text()
+    answered = server.task_ids()
+    assert len(answered) == ENTRIES  # every create was answered before the stop
+
+    # A fresh fourth runner: the manifest and only the files the stopped one left beside it.
+    fourth = make_workspace(tmp_path / "runner-4")
+    left = sorted((stopped / "assets").glob("prompts.jsonl.lock.*"))
+    assert left, "the stopped runner left no state beside the manifest"
+    for path in left:
+        shutil.copy2(path, fourth / "assets" / path.name)
+    resumed = ok(sh(" ".join(["flux2", *args(2)]), fourth, runner_env(fourth, server)))
+    runners[4] = fourth
+
+    assert server.task_ids() == answered, resumed.stderr  # nothing paid for twice: 12 in all
+    final = make_workspace(tmp_path / "merge")
+    for runner in runners.values():
+        copy_paths(runner, final, ["assets/out/"])
+    assert len(images(final / "assets" / "out")) == ENTRIES
+    locks = [str(runner / f"{MANIFEST}.lock.json") for runner in runners.values()]
+    # The stopped runner's own lock file too: the same tasks, told at an earlier moment.
+    locks.append(str(stopped / f"{MANIFEST}.lock.json"))
+    env = runner_env(final, server)
+    merged = ok(sh(" ".join(["flux2", "lock", "merge", MANIFEST, *locks]), final, env))
+    check = ok(sh(f"flux2 batch {MANIFEST} --check", final, env))
+
+    assert "Merged 4 lock files" in merged.stderr
+    assert f"All {ENTRIES} entries are up to date" in check.stderr
+    assert server.task_ids() == answered

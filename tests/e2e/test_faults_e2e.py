@@ -147,8 +147,10 @@ def test_html_instead_of_an_image_exits_8_and_saves_nothing(
     result = gen(run_flux2, server, out, "a lighthouse [sandbox:html]")
     assert result.returncode == 8, result.stderr
     task_id = submitted_id(result)
-    assert "expired" in result.stderr
-    assert f"flux2 status {task_id}" in result.stderr
+    # Says what came back (a page and its title), not "expired": the image is not gone.
+    assert "answered an HTML page titled 'Sign in' instead of the image" in result.stderr
+    assert "error: image URL expired" not in result.stderr
+    assert f"flux2 download {task_id}" in result.stderr
     assert result.stdout == ""
     assert files_in(out) == []
     assert server.task_ids() == {task_id}

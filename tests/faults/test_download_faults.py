@@ -299,7 +299,7 @@ def test_row35_hostile_names_never_leave_the_folder(
     assert all("flux2-home" in str(p) for p in outside), outside
 
 
-def test_row66_a_second_download_of_a_saved_task_leaves_exactly_one_file(
+def test_row68_a_second_download_of_a_saved_task_leaves_exactly_one_file(
     httpx_mock: HTTPXMock, clock: FakeTime, tmp_path: Path
 ) -> None:
     add_finished(httpx_mock, "t66")

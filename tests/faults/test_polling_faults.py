@@ -98,7 +98,9 @@ def test_row17_poll_404_task_not_found_is_exit5_and_marked_in_the_ledger(
     assert "not found" in entry["error"]["message"]
 
 
-def test_row17_bfl_task_not_found_status_is_exit5(httpx_mock: HTTPXMock, clock: FakeTime) -> None:
+def test_row67_bfl_task_not_found_past_the_grace_period_is_exit5(
+    httpx_mock: HTTPXMock, clock: FakeTime
+) -> None:
     httpx_mock.add_response(
         method="POST", url="https://api.bfl.ai/v1/flux-2-pro", json={"id": "b17"}
     )
@@ -106,11 +108,54 @@ def test_row17_bfl_task_not_found_status_is_exit5(httpx_mock: HTTPXMock, clock: 
         method="GET",
         url="https://api.bfl.ai/v1/get_result?id=b17",
         json={"id": "b17", "status": "Task not found"},
+        is_reusable=True,
     )
     result = run_cli(["gen", "a red fox", "--provider", "bfl"])
     assert result.exit_code == 5
     assert "not found" in result.stderr.lower()
     assert ledger_task("b17")["status"] == "failed"
+    polls = len(httpx_mock.get_requests(method="GET"))
+    assert polls > 1  # polled on through the grace period
+    assert 25 <= sum(clock.sleeps) <= 45  # about BFL's 30 s of grace, no more
+
+
+def test_row67_bfl_transient_task_not_found_keeps_polling(
+    httpx_mock: HTTPXMock, clock: FakeTime
+) -> None:
+    httpx_mock.add_response(
+        method="POST", url="https://api.bfl.ai/v1/flux-2-pro", json={"id": "b67"}
+    )
+    url = "https://api.bfl.ai/v1/get_result?id=b67"
+    for _ in range(2):
+        httpx_mock.add_response(
+            method="GET", url=url, json={"id": "b67", "status": "Task not found"}
+        )
+    sample = "https://delivery.bfl.ai/b67/sample.png"
+    httpx_mock.add_response(
+        method="GET", url=url, json={"id": "b67", "status": "Ready", "result": {"sample": sample}}
+    )
+    result = run_cli(["gen", "a red fox", "--provider", "bfl", "--no-download"])
+    assert result.exit_code == 0, result.output
+    assert result.stdout.strip() == sample
+    assert ledger_task("b67")["status"] == "succeeded"
+
+
+def test_row67_bfl_poll_422_with_a_task_body_is_a_failed_task_exit5(
+    httpx_mock: HTTPXMock, clock: FakeTime
+) -> None:
+    httpx_mock.add_response(
+        method="POST", url="https://api.bfl.ai/v1/flux-2-pro", json={"id": "b422"}
+    )
+    httpx_mock.add_response(
+        method="GET",
+        url="https://api.bfl.ai/v1/get_result?id=b422",
+        status_code=422,
+        json={"id": "b422", "status": "Error", "result": None, "details": "invalid input image"},
+    )
+    result = run_cli(["gen", "a red fox", "--provider", "bfl"])
+    assert result.exit_code == 5, result.output  # a failed task, not bad usage (2)
+    assert "invalid input image" in result.stderr
+    assert ledger_task("b422")["status"] == "failed"
 
 
 @pytest.mark.parametrize(

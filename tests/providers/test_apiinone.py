@@ -139,3 +139,35 @@ def test_validate_refuses(request_: GenerationRequest, option: str) -> None:
 def test_price_table(mode: str, res: str, credits: int) -> None:
     cost = PROVIDER.estimate_cost(GenerationRequest("a red fox", mode=mode, res=res))
     assert cost == Cost(credits=credits, usd=credits / 100)
+
+
+# API in One documents no status body: a finished task's URL is found wherever it has been
+# seen, so the task is never polled until the timeout (issue 14).
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"status": "COMPLETED", "output": {"image_url": "https://cdn.apiin.one/a.png"}},
+        {"status": "COMPLETED", "image_url": "https://cdn.apiin.one/a.png"},
+        {"status": "COMPLETED", "data": {"output": {"image_url": "https://cdn.apiin.one/a.png"}}},
+        {
+            "status": "COMPLETED",
+            "data": {"output": {"image_urls": ["https://cdn.apiin.one/a.png"]}},
+        },
+        {"status": "COMPLETED", "data": {"output": {"url": "https://cdn.apiin.one/a.png"}}},
+        {
+            "code": 200,
+            "message": "success",
+            "data": {"status": "COMPLETED", "output": {"image_url": "https://cdn.apiin.one/a.png"}},
+        },
+    ],
+)
+def test_image_url_in_every_place_seen(body: dict[str, object]) -> None:
+    task = PROVIDER.parse_poll(body, submitted())
+    assert task.status is TaskStatus.SUCCEEDED
+    assert [image.url for image in task.images] == ["https://cdn.apiin.one/a.png"]
+
+
+def test_prompt_bounds_are_api_in_ones() -> None:
+    assert PROVIDER.capabilities.to_json()["prompt_chars"] == [3, 5000]
+    with pytest.raises(UsageError, match="too long"):
+        PROVIDER.validate(GenerationRequest("x" * 5001))

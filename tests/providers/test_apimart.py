@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+import re
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import pytest
 
 from flux2_cli.errors import (
     ApiError,
+    AuthError,
+    BadRequestError,
+    CreditsError,
     UsageError,
 )
 from flux2_cli.providers.apimart import ApiMartProvider
@@ -203,9 +207,77 @@ def test_poll_call() -> None:
     )
 
 
-def test_price_is_undocumented() -> None:
+def test_price_is_not_estimated() -> None:
+    # No amounts are published; each task reports what it cost (test_cost_and_credits_cost).
     assert PROVIDER.estimate_cost(GenerationRequest("a red fox")) is None
 
 
 def test_bearer_auth() -> None:
     assert PROVIDER.auth_headers("k") == {"Authorization": "Bearer k"}
+
+
+# --- APIMart as it is today (apimart-ai/apimart-skills: api-contract.md, apimart-media.mjs) ---
+
+
+def test_create_asks_for_the_response_version_in_which_data_is_an_object() -> None:
+    call = PROVIDER.build_create(GenerationRequest("a red fox"))
+    assert call.headers == {"X-APIMart-Response-Version": "2026-07-27"}
+    assert not call.idempotent
+
+
+def test_idempotency_key_makes_the_create_safe_to_send_again() -> None:
+    call = PROVIDER.with_idempotency_key(PROVIDER.build_create(GenerationRequest("a fox")), "k1")
+    assert call.headers is not None and call.headers["Idempotency-Key"] == "k1"
+    assert call.idempotent and call.paid
+    assert PROVIDER.capabilities.idempotent_create
+
+
+def test_idempotency_keys_are_stable_per_request_and_attempt() -> None:
+    from flux2_cli.providers.base import idempotency_key
+
+    first = idempotency_key("fp", 0)
+    assert first == idempotency_key("fp", 0)
+    assert first != idempotency_key("fp", 1) != idempotency_key("other", 0)
+    # APIMart's own client: 1-191 visible ASCII characters without spaces.
+    assert re.fullmatch(r"[!-~]{1,191}", first)
+
+
+def test_create_answer_in_the_newer_version() -> None:
+    body = {
+        "code": 200,
+        "data": {"id": "task_01V2", "object": "generation.task", "status": "submitted"},
+    }
+    task = PROVIDER.parse_create(body, GenerationRequest("a red fox"), BASE)
+    assert task.task_id == "task_01V2"
+
+
+def test_cost_and_credits_cost_are_reported() -> None:
+    body = {**FINISHED, "data": {**FINISHED["data"], "cost": 0.024, "credits_cost": 2.4}}
+    task = PROVIDER.parse_poll(body, submitted())
+    assert task.cost is not None and (task.cost.usd, task.cost.credits) == (0.024, 2.4)
+
+
+def test_urls_last_72_hours_when_no_expires_at() -> None:
+    data = {**FINISHED["data"], "result": {"images": [{"url": "https://upload.apimart.ai/x.png"}]}}
+    task = PROVIDER.parse_poll({"code": 200, "data": data}, submitted())
+    assert task.expires_at is not None
+    left = task.expires_at - datetime.now(timezone.utc)
+    assert timedelta(hours=71) < left <= timedelta(hours=72)
+
+
+@pytest.mark.parametrize(
+    ("body", "error", "exit_code"),
+    [
+        ({"success": False, "message": "model is not available"}, BadRequestError, 2),
+        ({"success": False, "message": "Insufficient balance"}, CreditsError, 4),
+        ({"success": False, "error": {"code": 401, "message": "bad key"}}, AuthError, 3),
+    ],
+)
+def test_success_false_is_the_api_refusing(
+    body: dict[str, Any], error: type[Exception], exit_code: int
+) -> None:
+    with pytest.raises(error) as caught:
+        PROVIDER.parse_create(body, GenerationRequest("a red fox"), BASE)
+    assert getattr(caught.value, "exit_code", None) == exit_code
+    message = body.get("message") or body["error"]["message"]
+    assert message in str(caught.value)

@@ -63,7 +63,7 @@ VOCABULARY: dict[str, dict[str, TaskStatus]] = {
     },
 }
 
-# What each API takes, from the wire-contracts.md table (sandbox: apiinone plus the seed).
+# What each API takes, from the wire-contracts.md table (sandbox: exactly what apiinone takes).
 TAKES: dict[str, dict[str, bool]] = {
     "apiinone": {
         "seed": False,
@@ -74,7 +74,7 @@ TAKES: dict[str, dict[str, bool]] = {
         "local_ref": False,
     },
     "sandbox": {
-        "seed": True,
+        "seed": False,
         "format": False,
         "safety": False,
         "size": False,
@@ -94,7 +94,8 @@ TAKES: dict[str, dict[str, bool]] = {
         "format": True,
         "safety": True,
         "size": True,
-        "callback": True,
+        # The flux-2-pro page (doc.vtrix.ai) lists no webhook fields (wire-contracts, updates).
+        "callback": False,
         "local_ref": False,
     },
     "bfl": {
@@ -239,18 +240,26 @@ def valid_requests(draw: st.DrawFn, caps: Capabilities) -> GenerationRequest:
             )
     optional = st.booleans()
     callback_url = draw(URL) if caps.takes_callback and draw(optional) else None
+    model = (
+        draw(st.sampled_from(caps.extra_models))
+        if bool(caps.extra_models) and draw(optional)
+        else None
+    )
+    mode = draw(st.sampled_from(caps.modes))
+    # A model's own limits (klein: 4 references, jpeg/png) where the provider lists them.
+    spec = caps.spec_for(model or caps.models.get(mode, ""))
+    max_refs = spec.max_refs if spec and spec.max_refs is not None else caps.max_refs
+    formats = spec.formats if spec and spec.formats is not None else caps.formats
     return GenerationRequest(
         prompt=draw(PROMPT),
         ratio=draw(st.sampled_from(caps.ratios)),
         res=draw(st.sampled_from(caps.resolutions)),
-        mode=draw(st.sampled_from(caps.modes)),
-        refs=tuple(draw(st.lists(URL, max_size=caps.max_refs))),
+        mode=mode,
+        refs=tuple(draw(st.lists(URL, max_size=max_refs))),
         seed=draw(st.integers(0, 2**32)) if caps.takes_seed and draw(optional) else None,
         width=width,
         height=height,
-        format=draw(st.sampled_from(caps.formats))
-        if bool(caps.formats) and draw(optional)
-        else None,
+        format=draw(st.sampled_from(formats)) if bool(formats) and draw(optional) else None,
         safety=(
             draw(st.integers(*caps.safety_range)) if caps.safety_range and draw(optional) else None
         ),
@@ -259,11 +268,9 @@ def valid_requests(draw: st.DrawFn, caps: Capabilities) -> GenerationRequest:
             "s3cret" if caps.takes_webhook_secret and callback_url and draw(optional) else None
         ),
         params=draw(PARAMS),
-        model=(
-            draw(st.sampled_from(caps.extra_models))
-            if bool(caps.extra_models) and draw(optional)
-            else None
-        ),
+        model=model,
+        upsample=False if spec and spec.upsample_param and draw(optional) else None,
+        default_size=caps.size_optional and not explicit and draw(optional),
     )
 
 
@@ -308,24 +315,42 @@ def check_apimart(body: dict[str, Any], call_url: str, request: GenerationReques
         assert key not in body
 
 
-def check_vtrix(body: dict[str, Any], call_url: str, request: GenerationRequest) -> None:
+def check_vtrix(wire: dict[str, Any], call_url: str, request: GenerationRequest) -> None:
+    # Wrapped as Vtrix's official CLI sends it (VtrixAI/vtrix-cli internal/generation/client.go).
     assert call_url == "/model/v1/generation"
-    assert body["model"] in ("flux_2_pro", "flux_2_max")
+    assert set(wire) == {"model", "input"} and wire["model"] in ("flux_2_pro", "flux_2_max")
+    body = wire["input"][0]["params"]
     for side in ("width", "height"):
         assert isinstance(body[side], int) and body[side] >= 64 and body[side] % 32 == 0
     _check_refs_flat(body, request)
     assert "seed" not in body or isinstance(body["seed"], int)
-    assert "safety_tolerance" not in body or 0 <= int(body["safety_tolerance"]) <= 6
+    assert "safety_tolerance" not in body or body["safety_tolerance"] in range(1, 6)
     assert body.get("output_format", "jpeg") in ("jpeg", "png")
-    assert "webhook_url" not in body or _is_url(body["webhook_url"])
+    assert "webhook_url" not in body
+
+
+BFL_PATHS = {
+    f"/v1/flux-2-{name}"
+    for name in ("pro", "flex", "max", "klein-4b", "klein-9b", "pro-preview", "klein-9b-preview")
+}
 
 
 def check_bfl(body: dict[str, Any], call_url: str, request: GenerationRequest) -> None:
-    assert call_url in ("/v1/flux-2-pro", "/v1/flux-2-flex", "/v1/flux-2-max")
+    # BFL's OpenAPI schema (api.bfl.ai/openapi.json) as summarised in wire-contracts.md.
+    assert call_url in BFL_PATHS
     assert "model" not in body
-    for side in ("width", "height"):
-        assert isinstance(body[side], int) and body[side] >= 64 and body[side] % 16 == 0
-    assert body["width"] * body["height"] <= 4 * 1024 * 1024
+    # width/height are optional: sent only when a size was asked for.
+    assert ("width" in body) == (not request.default_size) == ("height" in body)
+    if not request.default_size:
+        for side in ("width", "height"):
+            assert isinstance(body[side], int) and body[side] >= 64 and body[side] % 16 == 0
+        assert body["width"] * body["height"] <= 4 * 1024 * 1024
+    if "klein" in call_url:
+        assert sum(key.startswith("input_image") for key in body) <= 4
+        assert body.get("output_format", "jpeg") in ("jpeg", "png")
+    if request.upsample is False:
+        flex = call_url == "/v1/flux-2-flex"
+        assert body.get("prompt_upsampling" if flex else "disable_pup") is (not flex)
     _check_refs_flat(body, request)
     assert "seed" not in body or isinstance(body["seed"], int)
     assert "safety_tolerance" not in body or 0 <= body["safety_tolerance"] <= 5
@@ -353,10 +378,11 @@ def test_valid_requests_give_clean_bodies(provider_id: str, data: st.DataObject)
     assert call.method == "POST" and call.paid
     assert isinstance(call.json, dict)
     assert _none_paths(call.json) == []
-    assert call.json["prompt"] == request.prompt
     SCHEMAS[provider_id](call.json, call.url, request)
+    body = call.json["input"][0]["params"] if provider_id == "vtrix" else call.json
+    assert body["prompt"] == request.prompt
     for key, value in request.params.items():
-        assert call.json[key] == value
+        assert body[key] == value
 
 
 # Each dialect's documented error body (wire-contracts.md), carrying the message "nope".
@@ -392,3 +418,16 @@ def test_http_errors_take_the_status_ladder(
     assert type(error) is cls
     assert error.exit_code == exit_code
     assert provider_id in error.message and "nope" in error.message
+
+
+def test_the_sandbox_takes_exactly_what_api_in_one_takes() -> None:
+    """A pipeline rehearsed on --provider sandbox must not fail live on a refused option."""
+    from dataclasses import fields
+
+    from flux2_cli.providers.apiinone import CAPABILITIES as APIINONE
+    from flux2_cli.providers.sandbox import CAPABILITIES as SANDBOX
+
+    own = {"id", "name", "base_url", "env_var", "docs_url", "requires_key", "prices"}
+    for item in fields(APIINONE):
+        if item.name not in own:
+            assert getattr(SANDBOX, item.name) == getattr(APIINONE, item.name), item.name

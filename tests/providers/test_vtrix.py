@@ -37,24 +37,27 @@ def submitted() -> Task:
     return PROVIDER.parse_create(body, GenerationRequest("a red fox"), BASE)
 
 
+def params_of(body: dict[str, object] | None) -> dict[str, object]:
+    """The parameters inside Vtrix's wrapped body."""
+    assert body is not None and set(body) == {"model", "input"}
+    (block,) = body["input"]  # type: ignore[misc]
+    assert set(block) == {"params"}
+    params: dict[str, object] = block["params"]
+    return params
+
+
 def test_create_body_with_every_option() -> None:
+    # The wrapped shape of Vtrix's official CLI (VtrixAI/vtrix-cli internal/generation/
+    # client.go: Request{Model, Input: []InputBlock{{Params}}}); safety an integer.
     refs = tuple(f"https://example.com/{n}.png" for n in range(1, 9))
     request = GenerationRequest(
-        "a red fox",
-        refs=refs,
-        seed=42,
-        width=1024,
-        height=768,
-        format="png",
-        safety=0,
-        callback_url="https://hook.example/done",
-        webhook_secret="s3cret",
+        "a red fox", refs=refs, seed=42, width=1024, height=768, format="png", safety=1
     )
     PROVIDER.validate(request)
     call = PROVIDER.build_create(request)
     assert (call.method, call.url, call.paid) == ("POST", "/model/v1/generation", True)
-    assert call.json == {
-        "model": "flux_2_pro",
+    assert call.json is not None and call.json["model"] == "flux_2_pro"
+    assert params_of(call.json) == {
         "prompt": "a red fox",
         "width": 1024,
         "height": 768,
@@ -67,39 +70,36 @@ def test_create_body_with_every_option() -> None:
         "input_image_7": "https://example.com/7.png",
         "input_image_8": "https://example.com/8.png",
         "seed": 42,
-        "safety_tolerance": "0",
+        "safety_tolerance": 1,
         "output_format": "png",
-        "webhook_url": "https://hook.example/done",
-        "webhook_secret": "s3cret",
     }
+
+
+def test_safety_is_sent_as_an_integer() -> None:
+    body = PROVIDER.build_create(GenerationRequest("a red fox", safety=5)).json
+    value = params_of(body)["safety_tolerance"]
+    assert value == 5 and type(value) is int
 
 
 def test_minimal_body_sizes_from_the_table_snapped_to_32() -> None:
     call = PROVIDER.build_create(GenerationRequest("a red fox", ratio="16:9", res="1K"))
     assert call.json == {
         "model": "flux_2_pro",
-        "prompt": "a red fox",
-        "width": 1920,
-        "height": 1088,
+        "input": [{"params": {"prompt": "a red fox", "width": 1920, "height": 1088}}],
     }
 
 
-def test_params_are_sent_flat_and_win() -> None:
+def test_params_go_inside_and_win() -> None:
     request = GenerationRequest("a red fox", params={"extra": {"a": 1}, "width": 512})
-    body = PROVIDER.build_create(request).json
-    assert body is not None
-    assert body["extra"] == {"a": 1}
-    assert body["width"] == 512
-    assert "input" not in body
+    params = params_of(PROVIDER.build_create(request).json)
+    assert params["extra"] == {"a": 1}
+    assert params["width"] == 512
 
 
-def test_wrapped_layout_is_one_switch(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(vtrix, "WRAP_PARAMS", True)
+def test_flat_layout_is_one_switch(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(vtrix, "WRAP_PARAMS", False)
     body = PROVIDER.build_create(GenerationRequest("a red fox")).json
-    assert body == {
-        "model": "flux_2_pro",
-        "input": [{"params": {"prompt": "a red fox", "width": 1440, "height": 1440}}],
-    }
+    assert body == {"model": "flux_2_pro", "prompt": "a red fox", "width": 1440, "height": 1440}
 
 
 def test_model_override() -> None:
@@ -129,9 +129,12 @@ def test_flex_with_an_explicit_model_is_accepted() -> None:
         (GenerationRequest("a red fox", width=1000, height=1024), "--width"),
         (GenerationRequest("a red fox", width=1024, height=32), "--height"),
         (GenerationRequest("a red fox", format="webp"), "--format"),
-        (GenerationRequest("a red fox", safety=7), "--safety"),
-        (GenerationRequest("a red fox", safety=-1), "--safety"),
+        (GenerationRequest("a red fox", safety=6), "--safety"),
+        (GenerationRequest("a red fox", safety=0), "--safety"),
         (GenerationRequest("a red fox", webhook_secret="s"), "webhook secret"),
+        # The flux-2-pro page lists no webhook fields: refused rather than sent to be ignored.
+        (GenerationRequest("a red fox", callback_url="https://hook.example/x"), "--callback-url"),
+        (GenerationRequest("a red fox", upsample=False), "--no-upsample"),
     ],
 )
 def test_validate_refuses(request_: GenerationRequest, option: str) -> None:
@@ -141,7 +144,7 @@ def test_validate_refuses(request_: GenerationRequest, option: str) -> None:
     assert option in caught.value.message
 
 
-@pytest.mark.parametrize("safety", [0, 1, 6])
+@pytest.mark.parametrize("safety", [1, 3, 5])
 def test_safety_range_accepted(safety: int) -> None:
     PROVIDER.validate(GenerationRequest("a red fox", safety=safety))
 

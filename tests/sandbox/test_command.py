@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -12,6 +13,7 @@ import typer
 from typer.testing import CliRunner
 
 from flux2_cli.commands import sandbox as command
+from tests.helpers import run_cli
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -48,7 +50,7 @@ def test_bad_faults_are_a_usage_error() -> None:
 def test_options_become_settings(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     seen: dict[str, Any] = {}
 
-    def fake_serve(host: str, port: int, settings: Any) -> None:
+    def fake_serve(host: str, port: int, settings: Any, access_log: bool = True) -> None:
         seen.update(host=host, port=port, settings=settings)
 
     monkeypatch.setattr("flux2_cli.sandbox.server.serve", fake_serve)
@@ -83,14 +85,25 @@ def test_options_become_settings(monkeypatch: pytest.MonkeyPatch, tmp_path: Path
     assert settings.state_dir == tmp_path and settings.credits == 12
 
 
-def test_a_busy_port_is_a_clean_error(monkeypatch: pytest.MonkeyPatch) -> None:
-    def busy(host: str, port: int, settings: Any) -> None:
-        raise OSError(98, "Address already in use")
+def test_a_busy_port_is_exit_2_with_a_port_0_hint() -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen(1)
+        port = taken.getsockname()[1]
+        result = run_cli(["sandbox", "serve", "--port", str(port), "--latency", "0"])
+    assert result.exit_code == 2, result.output
+    assert result.stderr.startswith(f"error: --host 127.0.0.1 --port {port}: cannot listen")
+    assert "Address already in use" in result.stderr
+    assert "--port 0" in result.stderr
 
-    monkeypatch.setattr("flux2_cli.sandbox.server.serve", busy)
-    result = CliRunner().invoke(_root(), ["sandbox", "serve", "--port", "8765"])
-    assert result.exit_code == 1
-    assert "Address already in use" in result.output
+
+def test_help_lists_every_prompt_marker() -> None:
+    from flux2_cli.sandbox.faults import MARKERS
+
+    result = run_cli(["sandbox", "--help"])
+    assert result.exit_code == 0
+    for marker in MARKERS:
+        assert f"[sandbox:{marker}]" in result.stdout, marker
 
 
 def test_importing_the_command_stays_light() -> None:

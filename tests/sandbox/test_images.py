@@ -47,6 +47,30 @@ def test_tiny_and_unknown() -> None:
         render(10, 10, "abc", None, "gif")
 
 
+@pytest.mark.parametrize("size", [(1440, 1440), (2048, 1152), (64, 96)])
+def test_every_image_carries_a_visible_sandbox_mark(size: tuple[int, int]) -> None:
+    from flux2_cli.sandbox.images import MARK_GROUND, MARK_INK
+
+    data = render(*size, "a lighthouse", 3, "png")
+    with Image.open(io.BytesIO(data)) as image:
+        assert image.size == size
+        rgb = image.convert("RGB")
+        width, height = size
+        # The badge sits in the bottom-right corner: black ground, white (antialiased) letters.
+        corner = rgb.crop((width // 2, height - height // 4, width, height))
+        colours = {colour for _, colour in corner.getcolors(maxcolors=1 << 20) or []}
+    assert MARK_GROUND in colours
+    assert any(min(colour) >= min(MARK_INK) - 30 for colour in colours)
+
+
+def test_the_mark_is_left_out_where_it_cannot_fit() -> None:
+    from flux2_cli.sandbox.images import MARK_GROUND
+
+    with Image.open(io.BytesIO(render(32, 32, "a lighthouse", 3, "png"))) as image:
+        colours = {colour for _, colour in image.convert("RGB").getcolors(maxcolors=4096) or []}
+    assert image.size == (32, 32) and MARK_GROUND not in colours
+
+
 def test_issue15_png_is_a_palette_picture_drawn_at_full_size() -> None:
     # One byte a pixel and no scaling: a tenth of the CPU of the truecolour picture it replaces
     # (benchmarks/batch_scale.py's server CPU per task), and edges as sharp as the pixels.
