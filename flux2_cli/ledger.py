@@ -127,6 +127,17 @@ class LedgerEntry:
     batch_key: str | None
 
 
+@dataclass(frozen=True)
+class Unanswered:
+    """A paid POST that got no answer: no task id, the outcome unknown."""
+
+    sent_at: datetime
+    provider: str
+    base_url: str
+    prompt: str
+    batch: bool  # sent by ``flux2 batch`` (its --dry-run lists it too)
+
+
 def default_path() -> Path:
     """``ledger.sqlite3`` in the user data dir (``FLUX2_DATA_DIR`` redirects it)."""
     return env.data_dir() / LEDGER_FILENAME
@@ -513,6 +524,33 @@ class Ledger:
                 (fingerprint,),
             ).fetchall()
         return [int(row[0]) for row in rows]
+
+    def unanswered(
+        self, *, since: datetime, provider: str | None = None, limit: int = 20
+    ) -> list[Unanswered]:
+        """Paid POSTs sent since ``since`` that were never answered (outcome unknown), newest
+        first: the hints after such a POST send people to ``flux2 history`` to find them."""
+        where = "task_row IS NULL AND closed_at IS NULL AND created_at >= ?"
+        params: list[Any] = [_store_time(since)]
+        if provider is not None:
+            where += " AND provider = ?"
+            params.append(provider)
+        with self._guard() as conn:
+            rows = conn.execute(
+                "SELECT created_at, provider, base_url, request, batch_key FROM intents"
+                f" WHERE {where} ORDER BY id DESC LIMIT ?",
+                (*params, limit),
+            ).fetchall()
+        found = []
+        for created_at, provider_id, base_url, request, batch_key in rows:
+            try:
+                prompt = str(json.loads(request).get("prompt", ""))
+            except (ValueError, AttributeError):
+                prompt = ""
+            sent = _load_time(created_at)
+            assert sent is not None
+            found.append(Unanswered(sent, provider_id, base_url, prompt, batch_key is not None))
+        return found
 
     def attempts(self, fingerprint: str) -> int:
         """How many tasks were made for this fingerprint (answered submissions): the attempt

@@ -133,11 +133,7 @@ class Output:
         """Spinners and bars only on a terminal, and never in CI."""
         if self._live is not None:
             return self._live
-        try:
-            tty = self.err.isatty()
-        except (AttributeError, ValueError):
-            tty = False
-        return tty and not is_ci() and not self.quiet
+        return _isatty(self.err) and not is_ci() and not self.quiet
 
     @property
     def color(self) -> bool:
@@ -523,10 +519,7 @@ def print_rows(
     # Server text made inert first, so that widths are those of what is shown; a tab or a line
     # break inside a cell would split a tab-separated record.
     rows = [[neutralise(cell) for cell in row] for row in rows]
-    try:
-        tty = output.out.isatty()
-    except (AttributeError, ValueError):
-        tty = False
+    tty = output.stdout_is_terminal
     if not tty:
         output._write_out(tab_separated(rows))
         return
@@ -606,10 +599,7 @@ def print_records(output: Output, header: Sequence[str], rows: Sequence[Sequence
     tab-separated rows with no header, as :func:`print_rows`."""
     if output.json_mode:
         return
-    try:
-        tty = output.out.isatty()
-    except (AttributeError, ValueError):
-        tty = False
+    tty = output.stdout_is_terminal
     if not tty:
         output._write_out(tab_separated(rows))
         return

@@ -65,7 +65,7 @@ def test_junit_drops_characters_xml_cannot_hold(tmp_path: Path) -> None:
 
 
 def test_workflow_commands_for_failed_stale_unknown_and_timed_out_by_line() -> None:
-    stale = EntryReport("fox", 7, "stale", message="stale: out/fox.png has changed")
+    stale = EntryReport("fox", 7, "stale", message="out/fox.png has changed")
     lines = workflow_commands("assets/m,1.jsonl", [*ENTRIES, stale, EntryReport("ok", 8, "ok")])
     assert lines == [
         "::error file=assets/m%2C1.jsonl,line=3,title=flux2 batch%3A failed::"
@@ -75,7 +75,7 @@ def test_workflow_commands_for_failed_stale_unknown_and_timed_out_by_line() -> N
         "::error file=assets/m%2C1.jsonl,line=6,title=flux2 batch%3A outcome unknown::"
         "#6: outcome unknown: outcome unknown%0Amaybe",
         "::error file=assets/m%2C1.jsonl,line=7,title=flux2 batch%3A stale::"
-        "fox: stale: stale: out/fox.png has changed",
+        "fox: stale: out/fox.png has changed",
     ]
 
 

@@ -293,8 +293,9 @@ def check(
     reports: list[EntryReport] = []
     for entry in planned:
         problem = lock.problem(entry.key, entry.fingerprint, endpoint)
-        state = "ok" if problem is None else problem.split(":")[0]
-        reports.append(EntryReport(entry.key, entry.line, state, message=problem))
+        state, _, detail = (problem or "ok").partition(":")
+        detail = detail.strip()  # the state is said once: "stale: stale: …" repeated it
+        reports.append(EntryReport(entry.key, entry.line, state, message=detail or None))
         if output.json_mode:
             output.json_line(
                 {
@@ -309,7 +310,6 @@ def check(
         if problem is not None:
             problems.append((entry, problem))
             # The state leads the line; the reason follows only when it says more ("new\tnew").
-            detail = problem.partition(":")[2].strip()
             line = f"{state}\t{entry.key}\tline {entry.line}"
             output.result(f"{line}\t{detail}" if detail else line)
     counts = {"new": 0, "missing": 0, "changed": 0, "stale": 0}
@@ -452,14 +452,7 @@ def execute(
     else:
         _print_summary(ctx, summary)
     totals = RunTotals(
-        counts={
-            "done": summary.done,
-            "reused": summary.reused,
-            "skipped": summary.skipped,
-            "failed": summary.failed,
-            "timed_out": summary.timed_out,
-            "unknown": summary.unknown,
-        },
+        counts=summary.counts(),
         credits=summary.credits,
         wall_seconds=summary.wall_seconds,
     )
@@ -600,15 +593,7 @@ def _publish_unfinished(
         if decision.entry.key not in ended
     ]
     totals = RunTotals(
-        counts={
-            "done": summary.done,
-            "reused": summary.reused,
-            "skipped": summary.skipped,
-            "failed": summary.failed,
-            "timed_out": summary.timed_out,
-            "unknown": summary.unknown,
-            "interrupted": len(unfinished),
-        },
+        counts={**summary.counts(), "interrupted": len(unfinished)},
         credits=summary.credits,
         wall_seconds=max(0.0, ctx.clock() - started),
     )

@@ -202,17 +202,23 @@ class Summary:
     wall_seconds: float = 0.0
     failures: list[Outcome] = field(default_factory=list)  # every entry that did not succeed
 
-    def to_json(self) -> dict[str, Any]:
-        """The closing object of ``--json``."""
+    def counts(self) -> dict[str, int]:
+        """How many entries ended each way, in the order summaries and reports show them."""
         return {
-            "summary": True,
-            "total": self.total,
             "done": self.done,
             "reused": self.reused,
             "skipped": self.skipped,
             "failed": self.failed,
             "timed_out": self.timed_out,
             "unknown": self.unknown,
+        }
+
+    def to_json(self) -> dict[str, Any]:
+        """The closing object of ``--json``."""
+        return {
+            "summary": True,
+            "total": self.total,
+            **self.counts(),
             "credits": tidy_number(self.credits),
             "wall_seconds": round(self.wall_seconds, 3),
             "failed_entries": [

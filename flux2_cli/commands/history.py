@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -11,7 +12,7 @@ from flux2_cli.commands._options import JsonOpt, QuietOpt
 if TYPE_CHECKING:
     from datetime import datetime
 
-    from flux2_cli.ledger import LedgerEntry
+    from flux2_cli.ledger import LedgerEntry, Unanswered
     from flux2_cli.task import Task
 
 DEFAULT_LIMIT = 20
@@ -107,6 +108,13 @@ def history(
             since=start,
             now=now,
         )
+        # Never answered, so never a task: shown to people, on stderr, so that "check
+        # `flux2 history`" after an unknown outcome finds it (stdout keeps its one shape).
+        unanswered = (
+            []
+            if json_output or statuses or pending
+            else ledger.unanswered(since=start or now - UNANSWERED_WINDOW, provider=provider_id)
+        )
     tasks = [_as_shown(as_seen_now(entry.task, now)) for entry in entries]
     if json_output:
         output.document([task.to_json() for task in tasks])
@@ -114,8 +122,36 @@ def history(
     if not entries:
         filtered = pending or provider_id or statuses or start
         output.info("No tasks match." if filtered else "No tasks yet.")
+    else:
+        _render(output, entries, tasks, now)
+    _warn_unanswered(output, unanswered, now)
+
+
+# How far back history looks for POSTs that got no answer.
+UNANSWERED_WINDOW = timedelta(days=7)
+
+
+def _warn_unanswered(output: object, unanswered: list[Unanswered], now: datetime) -> None:
+    from flux2_cli.output import Output, neutralise, relative_time
+
+    assert isinstance(output, Output)
+    if not unanswered:
         return
-    _render(output, entries, tasks, now)
+    many = len(unanswered) > 1
+    lines = [
+        f"{len(unanswered)} submission{'s' if many else ''} got no answer, so "
+        f"{'they have' if many else 'it has'} no task id (outcome unknown); the provider may "
+        f"have made {'them' if many else 'it'}: look on its dashboard before sending "
+        f"{'them' if many else 'it'} again."
+    ]
+    for item in unanswered:
+        prompt = " ".join(item.prompt.split())
+        prompt = prompt if len(prompt) <= 40 else prompt[:39] + "…"
+        lines.append(
+            f"  {relative_time(item.sent_at, now)}  {item.provider}  {item.base_url}  "
+            f"{neutralise(prompt)}" + ("  (batch)" if item.batch else "")
+        )
+    output.warn("\n".join(lines))
 
 
 def _as_shown(task: Task) -> Task:
@@ -133,10 +169,7 @@ def _render(output: object, entries: list[LedgerEntry], tasks: list[Task], now: 
     from flux2_cli.task import format_time, provider_label
 
     assert isinstance(output, Output)
-    try:
-        tty = output.out.isatty()
-    except (AttributeError, ValueError):
-        tty = False
+    tty = output.stdout_is_terminal
     rows: list[list[str]] = []
     for entry, task in zip(entries, tasks, strict=True):
         paths = [image.path for image in task.images if image.path and image.path != "-"]

@@ -146,6 +146,28 @@ def test_resume_hints_repeat_the_flags_that_matter(httpx_mock: HTTPXMock, tmp_pa
     assert f"Re-run `flux2 batch {manifest} --provider apiinone -o {out}`" in result.stderr
 
 
+def test_the_resume_hint_keeps_the_request_flags_so_the_resume_pays_nothing_again(
+    httpx_mock: HTTPXMock, tmp_path: Path
+) -> None:
+    # `batch m.jsonl --ratio 16:9` timed out with "Re-run `flux2 batch m.jsonl`": run as
+    # written, every entry had another fingerprint (ratio 1:1) and was paid for again.
+    api = serve(httpx_mock, FakeApi())
+    manifest = write_manifest(tmp_path / "m.jsonl", ["a red fox", "runs forever at first"])
+    out = tmp_path / "out"
+    args = ["batch", str(manifest), "--provider", "apiinone", "-o", str(out)]
+    first = run_cli([*args, "--ratio", "16:9", "--res", "2K", "--timeout", "20"])
+    assert first.exit_code == 6, first.stderr
+    hint = first.stderr.split("still running at the provider: `", 1)[1].split("`", 1)[0]
+    assert "--ratio 16:9" in hint and "--res 2K" in hint
+    (waiting,) = [task for task in api.tasks.values() if "forever" in task["prompt"]]
+    waiting["prompt"] = "finished at last"
+
+    resumed = run_cli(hint.split()[1:])
+
+    assert resumed.exit_code == 0, resumed.stderr
+    assert api.creates == 2  # polled and downloaded, nothing paid for again
+
+
 def test_json_lists_every_asset_skipped_entries_with_their_outputs_from_the_lock(
     httpx_mock: HTTPXMock, tmp_path: Path
 ) -> None:

@@ -165,7 +165,19 @@ def test_a_sandbox_lock_is_regenerated_by_a_real_run(
 
     check = batch(str(manifest), "--check")
     assert check.exit_code == 5
-    assert check.stdout.count("stale: made on the sandbox") == 2
+    assert check.stdout.count("stale\t") == 2
+    assert check.stdout.count("\tmade on the sandbox") == 2
+    summary = tmp_path / "summary.md"
+    on_github = run_cli(
+        ["batch", str(manifest), "--check", "--provider", "apiinone"],
+        env={"GITHUB_ACTIONS": "true", "GITHUB_STEP_SUMMARY": str(summary)},
+    )
+    assert on_github.exit_code == 5
+    annotations = [line for line in on_github.stderr.splitlines() if line.startswith("::")]
+    assert len(annotations) == 2
+    for line in annotations:  # the state once: "stale: stale: made on the sandbox" said it twice
+        assert line.endswith(": stale: made on the sandbox") and "stale: stale" not in line
+    assert "stale: stale" not in summary.read_text()
 
     real = batch(str(manifest), "-o", out)
 

@@ -508,3 +508,22 @@ def test_verbose_logs_the_image_download_with_its_query_redacted(
     assert "-> GET https://cdn.apiin.one/out/fox.png?X-Amz-Signature=***" in result.stderr
     assert "abc123secret" not in result.stderr
     assert "<- 200 OK (image/png" in result.stderr
+
+
+def test_a_post_that_got_no_answer_is_where_the_hint_points_flux2_history(
+    httpx_mock: HTTPXMock, clock: FakeTime
+) -> None:
+    # "A task may exist: check `flux2 history`", but history listed nothing: the POST got no
+    # task id, so it was only an open intent in the ledger. history now names it (stderr).
+    httpx_mock.add_exception(httpx.RemoteProtocolError("closed"), method="POST", url=CREATE_URL)
+    sent = run_cli(["gen", "a fox that may exist"])
+    assert sent.exit_code == 7
+    assert "check `flux2 history`" in sent.stderr
+
+    shown = run_cli(["history"])
+
+    assert shown.exit_code == 0 and shown.stdout == ""
+    assert "1 submission got no answer" in shown.stderr
+    assert "apiinone" in shown.stderr and "a fox that may exist" in shown.stderr
+    assert run_cli(["history", "--json"]).stdout.strip() == "[]"  # the JSON keeps its shape
+    assert "no answer" not in run_cli(["history", "--provider", "bfl"]).stderr
