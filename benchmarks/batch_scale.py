@@ -22,6 +22,7 @@ import os
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.request
 from pathlib import Path
@@ -73,7 +74,13 @@ def run_child(argv: list[str], env: dict[str, str], stdout: Path) -> dict[str, f
     with open(stdout, "wb") as out, open(str(stdout) + ".err", "wb") as err:
         started = time.monotonic()
         process = subprocess.Popen(argv, stdout=out, stderr=err, env=env, stdin=subprocess.DEVNULL)
-        _, status, usage = os.wait4(process.pid, 0)
+        # A hung client must not hang the benchmark: kill it after RUN_TIMEOUT_S.
+        watchdog = threading.Timer(RUN_TIMEOUT_S, process.kill)
+        watchdog.start()
+        try:
+            _, status, usage = os.wait4(process.pid, 0)
+        finally:
+            watchdog.cancel()
         wall = time.monotonic() - started
     process.returncode = os.waitstatus_to_exitcode(status)
     if process.returncode != 0:
@@ -116,7 +123,7 @@ def run_flux2(url: str, root: Path, n: int, c: int, tag: str) -> dict[str, float
         "--base-url",
         url,
         "--api-key",
-        "bench-key",
+        f"bench-flux2-{tag}",
         "-c",
         str(c),
         "-o",
@@ -140,6 +147,8 @@ def run_lean(url: str, root: Path, n: int, c: int, tag: str) -> dict[str, float]
         str(n),
         "--c",
         str(c),
+        "--api-key",
+        f"bench-lean-{tag}",
         "--out",
         str(work / "out"),
     ]

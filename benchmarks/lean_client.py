@@ -22,7 +22,6 @@ import httpx
 
 CREATE_PATH = "/api/v1/images/generations"
 STATUS_PATH = "/api/v1/tasks/{id}"
-KEY = "bench-key"
 
 
 def _urls(data: object) -> list[str]:
@@ -59,12 +58,12 @@ def _status(data: object) -> str:
     return str(inner.get("status") or inner.get("state") or "").lower()
 
 
-def run(base_url: str, n: int, c: int, out: Path, poll: float) -> dict[str, float]:
+def run(base_url: str, key: str, n: int, c: int, out: Path, poll: float) -> dict[str, float]:
     """Make ``n`` images with ``c`` in flight; the counts and the wall time."""
     out.mkdir(parents=True, exist_ok=True)
     polls = 0
     lock = threading.Lock()
-    headers = {"Authorization": f"Bearer {KEY}"}
+    headers = {"Authorization": f"Bearer {key}"}
     limits = httpx.Limits(max_connections=c + 4, max_keepalive_connections=c + 4)
     with httpx.Client(base_url=base_url, headers=headers, limits=limits, timeout=60) as client:
 
@@ -77,10 +76,14 @@ def run(base_url: str, n: int, c: int, out: Path, poll: float) -> dict[str, floa
                 "resolution": "1K",
                 "type": "pro",
             }
-            task_id = _task_id(client.post(CREATE_PATH, json=body).json())
+            created = client.post(CREATE_PATH, json=body)
+            created.raise_for_status()  # e.g. 402 once the sandbox key's credits are spent
+            task_id = _task_id(created.json())
             while True:
                 time.sleep(poll)
-                answer = client.get(STATUS_PATH.format(id=task_id)).json()
+                polled = client.get(STATUS_PATH.format(id=task_id))
+                polled.raise_for_status()
+                answer = polled.json()
                 with lock:
                     polls += 1
                 state = _status(answer)
@@ -98,8 +101,12 @@ def run(base_url: str, n: int, c: int, out: Path, poll: float) -> dict[str, floa
 
         started = time.monotonic()
         with ThreadPoolExecutor(max_workers=c) as pool:
-            for future in [pool.submit(one, index) for index in range(n)]:
-                future.result()
+            futures = [pool.submit(one, index) for index in range(n)]
+            for future in futures:
+                if future.exception() is not None:
+                    for other in futures:
+                        other.cancel()  # fail fast: the figures of a broken run mean nothing
+                    raise future.exception()  # type: ignore[misc]
         wall = time.monotonic() - started
     return {"tasks": float(n), "status_requests": float(polls), "wall": wall}
 
@@ -108,12 +115,13 @@ def main() -> None:
     """Parse the options, run, print the JSON figures."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--base-url", required=True)
+    parser.add_argument("--api-key", required=True, help="a sandbox key of its own, per run")
     parser.add_argument("--n", type=int, default=256)
     parser.add_argument("--c", type=int, default=16)
     parser.add_argument("--poll", type=float, default=0.05, help="status interval, s")
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args()
-    print(json.dumps(run(args.base_url, args.n, args.c, args.out, args.poll)))
+    print(json.dumps(run(args.base_url, args.api_key, args.n, args.c, args.out, args.poll)))
 
 
 if __name__ == "__main__":

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from flux2_cli.commands._options import JsonOpt
+
+if TYPE_CHECKING:
+    from flux2_cli.providers.base import Capabilities
 
 
 def providers(json_output: JsonOpt = False) -> None:
@@ -29,7 +34,10 @@ def providers(json_output: JsonOpt = False) -> None:
             )
             if taken
         ]
-        models = ", ".join(dict.fromkeys([*cap.models.values(), *cap.extra_models]))
+        models = ", ".join(
+            _model_text(cap, model)
+            for model in dict.fromkeys([*cap.models.values(), *cap.extra_models])
+        )
         size = cap.size_rule.describe() if cap.size_rule else "ratio + 1K/2K"
         rows.append(
             [
@@ -47,3 +55,19 @@ def providers(json_output: JsonOpt = False) -> None:
     print_records(
         output, ["id", "base URL", "models", "modes", "sizes", "also takes", "prices"], rows
     )
+
+
+def _model_text(cap: Capabilities, model: str) -> str:
+    """A model id, with its own limits and price where the provider lists them (BFL)."""
+    spec = cap.spec_for(model)
+    if spec is None:
+        return model
+    details = spec.to_json(cap)
+    facts = [f"{details['max_refs']} refs", "/".join(details["formats"])]
+    if details["price"]:
+        facts.append(f"{details['price']} ¢")
+    if details["no_upsample"]:
+        facts.append("--no-upsample")
+    if details["note"]:
+        facts.append(details["note"])
+    return f"{model} ({'; '.join(facts)})"

@@ -98,7 +98,7 @@ MODEL_SPECS: tuple[ModelSpec, ...] = (
     ),
     ModelSpec(
         "flux-2-pro-preview",
-        note="the latest [pro]; changes without notice (priced as flux-2-pro)",
+        note="the latest pro; changes without notice (priced as flux-2-pro)",
         formats=FULL_FORMATS,
         first_mp_cents=3.0,
         mp_cents=1.5,
@@ -107,7 +107,7 @@ MODEL_SPECS: tuple[ModelSpec, ...] = (
     ),
     ModelSpec(
         "flux-2-klein-9b-preview",
-        note="the latest [klein] 9B (priced as flux-2-klein-9b)",
+        note="the latest klein 9B (priced as flux-2-klein-9b)",
         max_refs=KLEIN_MAX_REFS,
         formats=KLEIN_FORMATS,
         first_mp_cents=1.5,

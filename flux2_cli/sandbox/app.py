@@ -6,12 +6,13 @@ dialect      create                                   poll
 apiinone     ``POST /api/v1/images/generations``      ``GET /api/v1/tasks/{id}``
 apimart      ``POST /v1/images/generations``          ``GET /v1/tasks/{id}``
 vtrix        ``POST /model/v1/generation``            ``GET /model/v1/generation/task/{id}``
-bfl          ``POST /v1/flux-2-{pro,flex,max}``       ``GET /v1/get_result?id=`` (polling_url)
+bfl          ``POST /v1/{model}`` (seven FLUX.2)      ``GET /v1/get_result?id=`` (polling_url)
 ===========  =======================================  =========================================
 
 Images are served at ``GET /files/{name}`` (no key, like a signed storage URL) with
 ``Content-Length``, ``Accept-Ranges`` and single-range ``Range`` support; after the TTL they
-answer 403 with an XML ``AccessDenied`` body. ``GET /`` describes the sandbox in JSON.
+answer 403 with an XML ``AccessDenied`` body. ``GET /`` describes the sandbox in JSON. Unknown
+paths answer FastAPI's ``{"detail": "Not Found"}``.
 """
 
 from __future__ import annotations

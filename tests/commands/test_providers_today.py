@@ -67,7 +67,7 @@ def test_providers_json_lists_every_bfl_model_with_limits_and_prices() -> None:
 def test_providers_table_shows_the_bfl_models() -> None:
     result = run_cli(["providers"])
     assert result.exit_code == 0, result.output
-    assert "flux-2-klein-9b-preview" in result.stdout
+    assert "flux-2-klein-9b-preview (" in result.stdout
 
 
 def test_bfl_size_is_sent_only_when_asked_for(tmp_path: Path) -> None:
@@ -382,3 +382,12 @@ def test_the_signed_se_expiry_is_the_tasks_expiry(httpx_mock: HTTPXMock, clock: 
     result = run_cli(["gen", "a red fox", "--provider", "bfl", "--no-download", "--json"])
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["expires_at"] == "2099-01-02T03:04:05Z"
+
+
+def test_providers_lists_each_bfl_model_with_limits_and_prices() -> None:
+    result = run_cli(["providers"])
+    assert result.exit_code == 0, result.output
+    (bfl,) = [line for line in result.stdout.splitlines() if line.startswith("bfl\t")]
+    assert "flux-2-klein-4b (4 refs; jpeg/png; 1.4 + 0.1 per extra MP ¢)" in bfl
+    assert "flux-2-flex (8 refs; jpeg/png/webp; 6 per MP ¢; --no-upsample" in bfl
+    assert "flux-2-pro-preview (8 refs; jpeg/png/webp; 3 + 1.5 per extra MP ¢" in bfl
