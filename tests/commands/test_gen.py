@@ -527,3 +527,8 @@ def test_a_post_that_got_no_answer_is_where_the_hint_points_flux2_history(
     assert "apiinone" in shown.stderr and "a fox that may exist" in shown.stderr
     assert run_cli(["history", "--json"]).stdout.strip() == "[]"  # the JSON keeps its shape
     assert "no answer" not in run_cli(["history", "--provider", "bfl"]).stderr
+    # Sending the same request again is allowed, and said: it may pay for a second task.
+    add_happy_path(httpx_mock, png_bytes(64, 64), task_id="t2")
+    again = run_cli(["gen", "a fox that may exist", "-o", "fox.png"])
+    assert again.exit_code == 0, again.stderr
+    assert "sent 1 time before without an answer" in again.stderr
