@@ -532,3 +532,31 @@ def test_a_post_that_got_no_answer_is_where_the_hint_points_flux2_history(
     again = run_cli(["gen", "a fox that may exist", "-o", "fox.png"])
     assert again.exit_code == 0, again.stderr
     assert "sent 1 time before without an answer" in again.stderr
+
+
+def test_json_gives_the_task_object_when_its_download_fails(
+    httpx_mock: HTTPXMock, tmp_path: Path, clock: FakeTime
+) -> None:
+    # `gen --json` printed nothing when the download failed (exit 8), while a failed or
+    # timed-out task gives its object: a script lost the id of a task it had paid for.
+    task_id = "n41xxxx_flux2"
+    httpx_mock.add_response(
+        method="POST", url=CREATE_URL, json={"code": 200, "data": {"task_id": task_id}}
+    )
+    httpx_mock.add_response(
+        method="GET",
+        url=poll_url(task_id),
+        json={
+            "code": 200,
+            "data": {"task_id": task_id, "status": "COMPLETED", "images": [{"url": IMAGE_URL}]},
+        },
+        is_reusable=True,  # looked up again for a fresh URL after the 410
+    )
+    httpx_mock.add_response(method="GET", url=IMAGE_URL, status_code=410, is_reusable=True)
+
+    result = run_cli(["gen", "a red fox", "--json", "-o", str(tmp_path) + "/"])
+
+    assert result.exit_code == 8, result.stderr
+    task = json.loads(result.stdout)
+    assert task["task_id"] == task_id and task["status"] == "succeeded"
+    assert task["images"][0]["path"] is None and task["images"][0]["url"]
