@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 COUNTS_PATH = "/__bench/counts"
+BENCH_CREDITS = 10**9
 
 
 def _kind(method: str, path: str) -> str:
@@ -76,7 +77,11 @@ def main() -> None:
     from flux2_cli.sandbox.server import base_url, bind
     from flux2_cli.sandbox.settings import SandboxSettings
 
-    settings = SandboxSettings(latency=args.latency, state_dir=args.state_dir)
+    # Every run of the benchmark pays with one key: the default balance (10,000 credits, 2,000
+    # images) ran out during the third size and left the lean client polling a 402 forever.
+    settings = SandboxSettings(
+        latency=args.latency, state_dir=args.state_dir, credits=BENCH_CREDITS
+    )
     sock = bind("127.0.0.1", 0)
     print(base_url("127.0.0.1", sock.getsockname()[1]), flush=True)
     config = uvicorn.Config(

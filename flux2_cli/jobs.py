@@ -7,10 +7,10 @@ from __future__ import annotations
 
 import contextlib
 import random
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import replace
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from flux2_cli.errors import (
     EXIT_INTERRUPTED,
@@ -128,8 +128,13 @@ def submit(
     *,
     fingerprint: str | None = None,
     batch_key: str | None = None,
+    extra: Mapping[str, Any] | None = None,
 ) -> Task:
-    """Send the one paid create call and record the task before any polling."""
+    """Send the one paid create call and record the task before any polling.
+
+    ``extra`` is kept with the task in the same ledger write (batch: the entry's output
+    intent, so a later ``flux2 download`` saves where the batch would).
+    """
     base_url = ctx.base_url(provider)
     # Local references are read (and refused, exit 2) before the key is needed (exit 3).
     call = create_call(ctx, provider, request, fingerprint=fingerprint)
@@ -166,6 +171,8 @@ def submit(
     task = provider.parse_create(body, request, base_url)
     if task.cost is None:
         task = task.evolve(cost=provider.estimate_cost(request))
+    if extra:
+        task = task.evolve(extra={**task.extra, **extra})
     try:
         ledger.record_submit(
             task,

@@ -180,35 +180,12 @@ class Output:
         """One compact JSON line (batch's JSON Lines)."""
         self._write_out(json_text(data) + "\n", raw=True)
 
-    def table(
-        self, title: str | None, columns: Sequence[str], rows: Sequence[Sequence[Any]]
-    ) -> None:
-        """A table of results on stdout (human mode only)."""
-        if self.json_mode:
-            return
-        from rich.console import Console
-        from rich.table import Table
-
-        table = Table(title=title, show_edge=False, header_style="bold")
-        for column in columns:
-            table.add_column(column, overflow="fold")
-        for row in rows:
-            table.add_row(*["" if cell is None else neutralise(str(cell)) for cell in row])
-        tty = self.stdout_is_terminal
-        console = Console(
-            file=self.out,
-            no_color=not tty or bool(os.environ.get(NO_COLOR)),
-            width=None if tty else 400,
-            highlight=False,
-        )
-        try:
-            console.print(table)
-        except BrokenPipeError:
-            self._stdout_gone()
-
     def _write_out(self, text: str, *, raw: bool = False) -> None:
         if self.stdout_closed:
             return
+        # Results come from server answers already scrubbed; this catches what other text
+        # (an error message quoting a URL, in batch's JSON lines) might still carry.
+        text = self.secrets.scrub(text)
         try:
             self.out.write(text if raw else neutralise(text))
             self.out.flush()

@@ -17,6 +17,7 @@ from flux2_cli.batch.lock import (
     SANDBOX_ENDPOINT,
     SUBMITTED,
     LockFile,
+    LockWriteError,
     endpoint_id,
     file_sha256,
     hold_run,
@@ -211,6 +212,58 @@ def test_journal_puts_from_many_threads_are_all_kept(tmp_path: Path) -> None:
         thread.join()
     lock.close()
     assert len(LockFile.load(lock.path).records) == 160
+
+
+def test_issue15_puts_waiting_together_share_one_fsync(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # At 64 workers each put queued behind the others' fsyncs under the lock's thread lock.
+    lock = LockFile.load(tmp_path / "m.txt.lock.json")
+    workers = 8
+    synced: list[int] = []
+    real_fsync = os.fsync
+
+    def lines() -> int:
+        return len(lock.journal.read_text().splitlines()) if lock.journal.exists() else 0
+
+    def slow_first_fsync(fd: int) -> None:
+        if not synced:
+            # Hold the first fsync until every worker has written its line (bounded wait).
+            waited = threading.Event()
+            for _ in range(500):
+                if lines() >= workers:
+                    break
+                waited.wait(0.01)
+        synced.append(fd)
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", slow_first_fsync)
+    threads = [
+        threading.Thread(target=lock.put, args=(f"k{n}", {"fingerprint": f"f{n}"}))
+        for n in range(workers)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert lines() == workers
+    assert len(synced) <= 2  # the first fsync, and one that covers every line behind it
+    lock.close()
+    assert len(LockFile.load(lock.path).records) == workers
+
+
+def test_a_journal_that_cannot_be_synced_is_a_lock_write_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    lock = LockFile.load(tmp_path / "m.txt.lock.json")
+
+    def refuse(fd: int) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(os, "fsync", refuse)
+    with pytest.raises(LockWriteError, match="No space left"):
+        lock.put("a", {"fingerprint": "ab"})
+    lock.close()
 
 
 # --------------------------------------------------------------------------- keys

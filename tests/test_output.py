@@ -95,7 +95,9 @@ def test_control_characters_are_shown_inert_on_stderr_and_stdout() -> None:
 def test_tables_and_status_lines_neutralise_too() -> None:
     out, err = streams()
     output = Output(stdout=out, stderr=err, live=False)
-    output.table(None, ["task", "prompt"], [["t1", HOSTILE]])
+    from flux2_cli.output import print_rows
+
+    print_rows(output, ["task", "prompt"], [["t1", HOSTILE]])
     with output.status("task t1") as show:
         show(HOSTILE)
     assert "\x1b" not in out.getvalue() and "\x1b" not in err.getvalue()
@@ -230,6 +232,14 @@ def test_rows_piped_are_tab_separated_one_record_a_line() -> None:
     output = Output(stdout=out, stderr=io.StringIO(), live=False)
     print_rows(output, ["task", "prompt"], [["t1", "a red\nfox\tin snow"], ["t2", "-"]])
     assert out.getvalue() == "t1\ta red fox in snow\nt2\t-\n"
+
+
+def test_row60_stdout_is_scrubbed_of_the_commands_keys_too(sentinel_key: str) -> None:
+    out = io.StringIO()
+    output = Output(stdout=out, stderr=io.StringIO())
+    output.secrets.add(sentinel_key)
+    output.json_line({"error": {"message": f"redirect to https://x.example/?k={sentinel_key}"}})
+    assert sentinel_key not in out.getvalue() and "k=***" in out.getvalue()
 
 
 def test_rows_take_back_the_room_a_left_out_column_frees(monkeypatch: pytest.MonkeyPatch) -> None:

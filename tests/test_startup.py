@@ -19,7 +19,8 @@ RICH = ("rich",)
 PYDANTIC = ("pydantic", "pydantic_core")
 
 # Runs the console-script entry point like the installed `flux2`, then records sys.modules
-# (before importing anything itself) in the file named by argv[1].
+# (before importing anything itself; a None entry is an import blocked, not a module loaded)
+# in the file named by argv[1].
 WRAPPER = """
 import sys
 out, args = sys.argv[1], sys.argv[2:]
@@ -30,7 +31,7 @@ try:
 except SystemExit:
     pass
 finally:
-    loaded = sorted(sys.modules)
+    loaded = sorted(name for name, module in sys.modules.items() if module is not None)
     with open(out, "w") as handle:
         handle.write("\\n".join(loaded))
 """
@@ -162,3 +163,14 @@ def test_completing_task_ids_loads_sqlite_but_no_rich_or_pydantic(tmp_path: Path
     modules = run_fresh(tmp_path, [], env)
     assert loaded(modules, SQLITE)  # the one completer that needs it
     assert loaded(modules, (*RICH, *PYDANTIC, "httpx", "PIL", "starlette")) == []
+
+
+def test_issue15_a_command_that_talks_http_loads_no_httpx_command_line(tmp_path: Path) -> None:
+    # httpx's own CLI (click, pygments, Rich) cost ~70 ms of CPU in every real command.
+    modules = run_fresh(
+        tmp_path,
+        ["gen", "a fox", "--provider", "apiinone", "--api-key", "k", "--dry-run"],
+        env={"FLUX2_CONFIG": str(tmp_path / "c.toml"), "FLUX2_DATA_DIR": str(tmp_path / "d")},
+    )
+    assert "httpx" in modules
+    assert loaded(modules, ("click", "pygments")) == []

@@ -159,6 +159,12 @@ class LockFile:
         self._lock = threading.RLock()  # re-entrant: a signal may land inside put()
         self._fd: int | None = None
         self._pending = False  # journal lines not yet folded
+        # Group commit: lines are written under _lock, fsynced outside it, one fsync covering
+        # every line written before it. At 64 workers a put used to queue behind the others'
+        # fsyncs (a quarter of a batch's busy samples); now a waiting put rides on the next one.
+        self._sync_lock = threading.RLock()  # re-entrant for the same reason as _lock
+        self._written = 0  # journal lines written (a ticket per put)
+        self._synced = 0  # lines known durable
         self._index: dict[str, str] | None = None  # fingerprint -> key, for lookup()
         self._indexed: dict[str, dict[str, Any]] | None = None
 
@@ -279,15 +285,22 @@ class LockFile:
             if self.records.get(key) == record:
                 return
             try:
-                self._append({"key": key, "record": record})
+                ticket = self._append({"key": key, "record": record})
             except OSError as exc:
-                raise LockWriteError(
-                    f"cannot write {self.journal} ({exc.strerror or exc}); nothing more is "
-                    "sent for this entry.",
-                    hints=["Free some space or make the manifest's folder writable, then re-run."],
-                ) from exc
+                raise self._write_error(exc) from exc
             self.records[key] = record
             self._index = None
+        try:
+            self._sync(ticket)
+        except OSError as exc:
+            raise self._write_error(exc) from exc
+
+    def _write_error(self, exc: OSError) -> LockWriteError:
+        return LockWriteError(
+            f"cannot write {self.journal} ({exc.strerror or exc}); nothing more is "
+            "sent for this entry.",
+            hints=["Free some space or make the manifest's folder writable, then re-run."],
+        )
 
     def keep_only(self, keys: Iterable[str]) -> None:
         """Forget entries no longer in the manifest (written at the next fold)."""
@@ -330,7 +343,8 @@ class LockFile:
         with self._lock:
             self._close_journal()
 
-    def _append(self, item: dict[str, Any]) -> None:
+    def _append(self, item: dict[str, Any]) -> int:
+        """Write one journal line (not yet fsynced); its ticket for :meth:`_sync`."""
         line = json.dumps(item, ensure_ascii=False, separators=(",", ":"), sort_keys=True)
         if self._fd is None:
             self._fd = os.open(
@@ -338,14 +352,32 @@ class LockFile:
             )  # shared, like the lock file it belongs to
         # One write per line (O_APPEND): a kill tears at most the last line, which is ignored.
         os.write(self._fd, (line + "\n").encode("utf-8"))
-        os.fsync(self._fd)
         self._pending = True
+        self._written += 1
+        return self._written
+
+    def _sync(self, ticket: int) -> None:
+        """Return once the journal line ``ticket`` is durable (an fsync, or a fold, covers it)."""
+        with self._sync_lock:
+            if self._synced >= ticket:
+                return  # another put's fsync, made after this line was written, covered it
+            target = self._written  # every line written so far goes down with this fsync
+            fd = self._fd
+            if fd is not None:
+                try:
+                    os.fsync(fd)
+                except OSError:
+                    if self._fd == fd:
+                        raise
+                    # Folded meanwhile (a signal's stop): the lock file, fsynced, holds it.
+            self._synced = max(self._synced, target)
 
     def _close_journal(self) -> None:
-        if self._fd is not None:
-            with contextlib.suppress(OSError):
-                os.close(self._fd)
-            self._fd = None
+        with self._sync_lock:  # never close the journal under a put's fsync
+            if self._fd is not None:
+                with contextlib.suppress(OSError):
+                    os.close(self._fd)
+                self._fd = None
 
     def _write(self, text: str) -> None:
         # A lock file is meant to be shared and committed: the usual mode, or the one it has.

@@ -472,6 +472,24 @@ def test_dry_run_prints_the_plan_with_per_entry_and_total_cost_and_sends_nothing
     assert httpx_mock.get_requests() == []
 
 
+def test_issue15_a_piped_plan_is_one_tab_separated_line_per_entry(
+    httpx_mock: HTTPXMock, tmp_path: Path, clock: ThreadClock
+) -> None:
+    # Plain rows, not a Rich table: a 20,000-entry plan spent most of its time in Rich.
+    manifest = write_manifest(
+        tmp_path / "m.jsonl",
+        ["a red fox", {"prompt": "a blue whale", "mode": "flex", "res": "2K", "name": "whale"}],
+    )
+    human = batch(str(manifest), "--dry-run")
+    assert human.exit_code == 0, human.stderr
+    rows = [line.split("\t") for line in human.stdout.splitlines()]
+    assert [row[1:] for row in rows] == [
+        ["1", "submit", "a red fox", "5"],
+        ["2", "submit", "a blue whale", "24"],
+    ]
+    assert rows[1][0] == "whale"
+
+
 def test_shards_split_the_manifest_evenly_stably_and_completely(
     httpx_mock: HTTPXMock, tmp_path: Path, clock: ThreadClock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
