@@ -511,7 +511,7 @@ def test_verbose_logs_the_image_download_with_its_query_redacted(
 
 
 def test_a_post_that_got_no_answer_is_where_the_hint_points_flux2_history(
-    httpx_mock: HTTPXMock, clock: FakeTime
+    httpx_mock: HTTPXMock, clock: FakeTime, tmp_path: Path
 ) -> None:
     # "A task may exist: check `flux2 history`", but history listed nothing: the POST got no
     # task id, so it was only an open intent in the ledger. history now names it (stderr).
@@ -529,7 +529,7 @@ def test_a_post_that_got_no_answer_is_where_the_hint_points_flux2_history(
     assert "no answer" not in run_cli(["history", "--provider", "bfl"]).stderr
     # Sending the same request again is allowed, and said: it may pay for a second task.
     add_happy_path(httpx_mock, png_bytes(64, 64), task_id="t2")
-    again = run_cli(["gen", "a fox that may exist", "-o", "fox.png"])
+    again = run_cli(["gen", "a fox that may exist", "-o", str(tmp_path / "fox.png")])
     assert again.exit_code == 0, again.stderr
     assert "sent 1 time before without an answer" in again.stderr
 
