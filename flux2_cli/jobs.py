@@ -148,6 +148,9 @@ def submit(
     )
     try:
         ledger = ctx.ledger()
+        # gen only (batch decides this per entry): the same request sent before without an
+        # answer may have made a task already; the user re-runs knowingly, but is told.
+        earlier = ledger.open_intents(intent_key) if fingerprint is None else []
         intent = ledger.record_intent(
             intent_key,
             provider=provider.capabilities.id,
@@ -157,6 +160,12 @@ def submit(
         )
     except LedgerError as exc:
         raise LedgerError(f"{exc.message} Nothing was sent.", hints=exc.hints) from exc
+    if earlier:
+        ctx.output.warn(
+            f"the same request was sent {len(earlier)} time{'s' if len(earlier) > 1 else ''} "
+            "before without an answer (outcome unknown): a task may exist at the provider. "
+            "Sending a new one; `flux2 history` lists the unanswered ones."
+        )
     try:
         try:
             body = client.send(call)

@@ -20,6 +20,7 @@ from flux2_cli.batch.lock import (
     LockWriteError,
     endpoint_id,
     file_sha256,
+    hold_path,
     hold_run,
     journal_path,
     lock_path,
@@ -353,16 +354,20 @@ def test_preflight_dry_run_creates_nothing(tmp_path: Path) -> None:
 # --------------------------------------------------------------------------- run lock
 
 
-def test_the_run_lock_makes_a_second_run_wait_with_a_notice(tmp_path: Path) -> None:
+@pytest.mark.parametrize("stdin", [False, True], ids=["file", "stdin-with-lock"])
+def test_the_run_lock_makes_a_second_run_wait_with_a_notice(tmp_path: Path, stdin: bool) -> None:
     manifest = tmp_path / "m.txt"
     manifest.write_text("a\n")
+    # `batch - --lock PATH`: the guard sits beside the named lock file; the notice said "of -".
+    lock = tmp_path / "state.lock.json" if stdin else None
+    held = hold_path(Path("-"), lock) if stdin else run_lock_path(manifest)
     holder = subprocess.Popen(
         [
             sys.executable,
             "-c",
             "import sys, filelock; lock = filelock.FileLock(sys.argv[1]); lock.acquire();"
             " print('held', flush=True); sys.stdin.read()",
-            str(run_lock_path(manifest)),
+            str(held),
         ],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
@@ -374,13 +379,14 @@ def test_the_run_lock_makes_a_second_run_wait_with_a_notice(tmp_path: Path) -> N
         entered = threading.Event()
 
         def second() -> None:
-            with hold_run(manifest, notices.append):
+            with hold_run(Path("-") if stdin else manifest, notices.append, path=held):
                 entered.set()
 
         thread = threading.Thread(target=second, daemon=True)
         thread.start()
         assert not entered.wait(0.5)  # waiting, not running
-        assert notices and "another flux2 batch of m.txt is running" in notices[0]
+        name = "the same lock file" if stdin else "m.txt"
+        assert notices and f"another flux2 batch of {name} is running" in notices[0]
         assert holder.stdin is not None
         holder.stdin.close()  # the first run ends
         assert entered.wait(10)

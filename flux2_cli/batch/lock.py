@@ -527,8 +527,9 @@ def hold_run(
     try:
         run_lock.acquire(timeout=0)
     except Timeout:
+        what = "the same lock file" if str(manifest) == "-" else manifest.name  # stdin: --lock
         notice(
-            f"another flux2 batch of {manifest.name} is running on this machine; waiting for "
+            f"another flux2 batch of {what} is running on this machine; waiting for "
             f"it to finish ({path.name}). Nothing is sent meanwhile."
         )
         run_lock.acquire(timeout=-1)

@@ -95,9 +95,15 @@ class Outcomes:
         except TaskFailedError as exc:
             self._record(task.task_id, exc)
 
-    def failed(self, index: int, exc: Flux2Error, ref: str | None = None) -> None:
-        """An id whose look-up, wait or download went wrong (the others go on)."""
-        seen = getattr(exc, "task", None)
+    def failed(
+        self, index: int, exc: Flux2Error, ref: str | None = None, known: Task | None = None
+    ) -> None:
+        """An id whose look-up, wait or download went wrong (the others go on).
+
+        ``known`` is the task as last seen when the error carries none (a failed download):
+        ``--json`` still lists it, so a script keeps every id it asked about.
+        """
+        seen = getattr(exc, "task", None) or known
         if seen is not None and hasattr(seen, "task_id"):
             self._tasks[index] = seen
         self._record(ref or getattr(exc, "task_id", None) or "?", exc)

@@ -164,11 +164,12 @@ def _by_id(ctx: Context, refs: list[str], options: DownloadOptions, asked: Asked
 
     outcomes = Outcomes(ctx, total=len(refs), summary="not downloaded")
     for index, ref in enumerate(refs):
+        known: Task | None = None
         try:
-            task, _ = lookup(ctx, ref)
-            task = _fetch(ctx, task, intended_options(ctx, task, options, asked))
+            known, _ = lookup(ctx, ref)
+            task = _fetch(ctx, known, intended_options(ctx, known, options, asked))
         except Flux2Error as exc:
-            outcomes.failed(index, exc, ref)
+            outcomes.failed(index, exc, ref, known)
             continue
         outcomes.done(index, task)
         _paths(ctx, task, asked.output)
@@ -197,7 +198,7 @@ def _pending(ctx: Context, options: DownloadOptions, asked: Asked, *, every: boo
         try:
             done = _fetch(ctx, task, intended_options(ctx, task, options, asked))
         except Flux2Error as exc:
-            outcomes.failed(index, exc, task.task_id)
+            outcomes.failed(index, exc, task.task_id, task)
             continue
         outcomes.done(index, done)
         _paths(ctx, done, None)

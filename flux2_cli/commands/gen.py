@@ -374,7 +374,7 @@ def _run_one(
     """One task: any failure is the command's, with the task object first under --json."""
     from flux2_cli import jobs
     from flux2_cli.commands._common import finished_line, show_images
-    from flux2_cli.errors import InterruptedError_, TaskFailedError, WaitTimeoutError
+    from flux2_cli.errors import Flux2Error, InterruptedError_, TaskFailedError, WaitTimeoutError
     from flux2_cli.task import Task
 
     started = ctx.clock()
@@ -396,8 +396,15 @@ def _run_one(
     if opts.no_download:
         _render(ctx, [task], "urls")
         return
-    with jobs.interruptible(task.task_id):
-        task = jobs.download(ctx, task, _download_options(opts, intent))
+    try:
+        with jobs.interruptible(task.task_id):
+            task = jobs.download(ctx, task, _download_options(opts, intent))
+    except Flux2Error:
+        # A finished task whose download failed (exit 8) or was interrupted: --json still
+        # gives its object (the id and the URLs), as for a failed or timed-out task.
+        if ctx.output.json_mode:
+            _render(ctx, [task], "ids")
+        raise
     if opts.output != "-":
         _render(ctx, [task], "paths")
     ctx.output.success(finished_line(task, ctx.clock() - started))

@@ -67,7 +67,10 @@ def test_download_pending_json_is_an_array_even_when_its_only_task_fails(
         ["download", "--pending", "--include-no-download", "-o", f"{tmp_path}/", "--json"]
     )
     assert result.exit_code == 8, result.output
-    assert json.loads(result.stdout) == []
+    # An array, never a lone object; the task that did not land is listed, with no saved path.
+    (task,) = json.loads(result.stdout)
+    assert task["task_id"] == json.loads(run_cli(["history", "--json"]).stdout)[0]["task_id"]
+    assert all(image["path"] is None for image in task["images"])
 
 
 def test_download_pending_fetches_tasks_last_seen_running(tmp_path: Path) -> None:

@@ -140,3 +140,28 @@ def test_history_shows_absolute_saved_paths(
     history = json.loads(run_cli(["history", "--json"]).stdout)
     saved = history[0]["images"][0]["path"]
     assert Path(saved).is_absolute() and Path(saved).is_file()
+
+
+def test_json_lists_every_id_asked_for_even_one_whose_download_failed(
+    httpx_mock: HTTPXMock, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # `download GONE --json` printed nothing (exit 8), and `download GONE OK --json` an array
+    # without GONE: a script could not tell which of its ids had not landed.
+    monkeypatch.setenv("FLUX2_API_KEY", "k-test")
+    seed_gone()
+    fine = submit("a red fox")
+    httpx_mock.add_response(method="GET", url=GONE_URL, status_code=404, is_reusable=True)
+    httpx_mock.add_response(
+        method="GET",
+        url=f"{BASE}/api/v1/tasks/{GONE}",
+        json={"code": 200, "data": {"task_id": GONE, "status": "COMPLETED", "images": []}},
+        is_optional=True,
+        is_reusable=True,
+    )
+
+    one = run_cli(["download", GONE, "-o", f"{tmp_path}/", "--json"])
+    both = run_cli(["download", GONE, fine, "-o", f"{tmp_path}/", "--json"])
+
+    assert one.exit_code == 8 and json.loads(one.stdout)["task_id"] == GONE
+    assert both.exit_code == 8
+    assert [task["task_id"] for task in json.loads(both.stdout)] == [GONE, fine]

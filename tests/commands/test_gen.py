@@ -511,7 +511,7 @@ def test_verbose_logs_the_image_download_with_its_query_redacted(
 
 
 def test_a_post_that_got_no_answer_is_where_the_hint_points_flux2_history(
-    httpx_mock: HTTPXMock, clock: FakeTime
+    httpx_mock: HTTPXMock, clock: FakeTime, tmp_path: Path
 ) -> None:
     # "A task may exist: check `flux2 history`", but history listed nothing: the POST got no
     # task id, so it was only an open intent in the ledger. history now names it (stderr).
@@ -527,3 +527,36 @@ def test_a_post_that_got_no_answer_is_where_the_hint_points_flux2_history(
     assert "apiinone" in shown.stderr and "a fox that may exist" in shown.stderr
     assert run_cli(["history", "--json"]).stdout.strip() == "[]"  # the JSON keeps its shape
     assert "no answer" not in run_cli(["history", "--provider", "bfl"]).stderr
+    # Sending the same request again is allowed, and said: it may pay for a second task.
+    add_happy_path(httpx_mock, png_bytes(64, 64), task_id="t2")
+    again = run_cli(["gen", "a fox that may exist", "-o", str(tmp_path / "fox.png")])
+    assert again.exit_code == 0, again.stderr
+    assert "sent 1 time before without an answer" in again.stderr
+
+
+def test_json_gives_the_task_object_when_its_download_fails(
+    httpx_mock: HTTPXMock, tmp_path: Path, clock: FakeTime
+) -> None:
+    # `gen --json` printed nothing when the download failed (exit 8), while a failed or
+    # timed-out task gives its object: a script lost the id of a task it had paid for.
+    task_id = "n41xxxx_flux2"
+    httpx_mock.add_response(
+        method="POST", url=CREATE_URL, json={"code": 200, "data": {"task_id": task_id}}
+    )
+    httpx_mock.add_response(
+        method="GET",
+        url=poll_url(task_id),
+        json={
+            "code": 200,
+            "data": {"task_id": task_id, "status": "COMPLETED", "images": [{"url": IMAGE_URL}]},
+        },
+        is_reusable=True,  # looked up again for a fresh URL after the 410
+    )
+    httpx_mock.add_response(method="GET", url=IMAGE_URL, status_code=410, is_reusable=True)
+
+    result = run_cli(["gen", "a red fox", "--json", "-o", str(tmp_path) + "/"])
+
+    assert result.exit_code == 8, result.stderr
+    task = json.loads(result.stdout)
+    assert task["task_id"] == task_id and task["status"] == "succeeded"
+    assert task["images"][0]["path"] is None and task["images"][0]["url"]
