@@ -69,8 +69,14 @@ def server_counts(url: str) -> dict[str, float]:
     return data
 
 
-def run_child(argv: list[str], env: dict[str, str], stdout: Path) -> dict[str, float]:
-    """Run one client process to its end; wall time, CPU seconds and peak RSS (MiB)."""
+def run_child(
+    argv: list[str], env: dict[str, str], stdout: Path, *, must_succeed: bool = True
+) -> dict[str, float]:
+    """Run one client process to its end; wall time, CPU seconds, peak RSS (MiB), exit code.
+
+    A failing flux2 run is a figure too (``must_succeed=False``: the exit code is reported,
+    e.g. an entry lost to a stale connection); a failing reference client stops the benchmark.
+    """
     with open(stdout, "wb") as out, open(str(stdout) + ".err", "wb") as err:
         started = time.monotonic()
         process = subprocess.Popen(argv, stdout=out, stderr=err, env=env, stdin=subprocess.DEVNULL)
@@ -83,13 +89,14 @@ def run_child(argv: list[str], env: dict[str, str], stdout: Path) -> dict[str, f
             watchdog.cancel()
         wall = time.monotonic() - started
     process.returncode = os.waitstatus_to_exitcode(status)
-    if process.returncode != 0:
+    if process.returncode != 0 and must_succeed:
         tail = Path(str(stdout) + ".err").read_text(errors="replace")[-2000:]
         raise SystemExit(f"{argv[0]} exited {process.returncode}:\n{tail}")
     return {
         "wall": wall,
         "cpu": usage.ru_utime + usage.ru_stime,
         "peak_mib": usage.ru_maxrss / 1024,
+        "exit": float(process.returncode),
     }
 
 
@@ -131,7 +138,7 @@ def run_flux2(url: str, root: Path, n: int, c: int, tag: str) -> dict[str, float
         "--no-sidecar",
         "--json",
     ]
-    return run_child(argv, isolated_env(work), work / "stdout")
+    return run_child(argv, isolated_env(work), work / "stdout", must_succeed=False)
 
 
 def run_lean(url: str, root: Path, n: int, c: int, tag: str) -> dict[str, float]:
@@ -189,8 +196,10 @@ def measure(n: int, c: int, latency: float, repeat: int) -> list[dict[str, Any]]
                             "creates": figures.get("create", 0.0),
                             "peak_mib": figures["peak_mib"],
                             "server_cpu_ms_per_task": 1000 * figures["server_cpu"] / n,
+                            "exit": int(figures["exit"]),
                         }
                     )
+                    print(json.dumps(rows[-1]), file=sys.stderr, flush=True)  # partial results
         finally:
             server.terminate()
             server.wait(timeout=10)
@@ -214,15 +223,15 @@ def main() -> None:
         rows.extend(measure(n, c, args.latency, args.repeat))
     print(
         "| client | N | C | wall s | / ideal | / lean | client CPU ms/task | status req/task "
-        "| peak MiB | server CPU ms/task |"
+        "| peak MiB | server CPU ms/task | exit |"
     )
-    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
     for row in rows:
         print(
             f"| {row['client']} | {row['n']} | {row['c']} | {row['wall']:.1f} "
             f"| {row['over_ideal']:.2f} | {row['over_lean']:.2f} | {row['cpu_ms_per_task']:.1f} "
             f"| {row['status_per_task']:.2f} | {row['peak_mib']:.0f} "
-            f"| {row['server_cpu_ms_per_task']:.1f} |"
+            f"| {row['server_cpu_ms_per_task']:.1f} | {row['exit']} |"
         )
     if args.json:
         args.json.write_text(json.dumps(rows, indent=2))

@@ -14,7 +14,16 @@ import typer
 
 from flux2_cli import __version__
 from flux2_cli.commands import _examples as examples
-from flux2_cli.commands import batch, download, gen, history, providers, sandbox, status
+from flux2_cli.commands import (
+    batch,
+    credits,
+    download,
+    gen,
+    history,
+    providers,
+    sandbox,
+    status,
+)
 from flux2_cli.commands import config as config_command
 from flux2_cli.commands import lock as lock_command
 from flux2_cli.errors import (
@@ -108,6 +117,7 @@ app.command("status")(status.status)
 app.command("download")(download.download)
 app.add_typer(config_command.app, name="config")
 app.command("history")(history.history)
+app.command("credits")(credits.credits)
 app.command("providers")(providers.providers)
 app.command("batch")(batch.batch)
 app.add_typer(lock_command.app, name="lock")

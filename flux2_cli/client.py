@@ -627,6 +627,11 @@ class HttpClient:
         except ValueError:
             body = None
         error = self.provider.error_for(status, body, text)
+        page = _markup_page(text, status)
+        if body is None and page:
+            # "server error 502: HTTP 502" says nothing of who answered: a page means a proxy,
+            # a gateway or a portal stood between flux2 and the API.
+            error.hints.append(f"The answer was {page}: {PAGE_HINT}")
         if isinstance(error, AuthError) and self._api_key:
             # Which key was refused, and from where, is what the user needs to fix it.
             source = f" (from {self._key_source})" if self._key_source else ""
@@ -637,6 +642,12 @@ class HttpClient:
         try:
             return _loads(text)
         except ValueError:
+            page = _markup_page(text, 200)
+            if page:
+                raise UnexpectedResponseError(
+                    f"unexpected response from {host}: {page}, not the API's JSON.",
+                    hints=[PAGE_HINT[0].upper() + PAGE_HINT[1:]],
+                ) from None
             raise UnexpectedResponseError(
                 f"unexpected response from {host}: {excerpt(text) or '(empty body)'}"
             ) from None
@@ -712,3 +723,19 @@ def _retry_moment(seconds: float) -> str:
         return datetime.fromtimestamp(moment, tz=timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     except (OverflowError, OSError, ValueError):
         return "a long while"
+
+
+PAGE_HINT = (
+    "something other than the API answered (a proxy, a captive portal, a gateway's error "
+    "page); check the network, HTTPS_PROXY and --base-url."
+)
+
+
+def _markup_page(text: str, status: int) -> str:
+    """What an HTML or XML answer is (with its title), or "" when it is not markup."""
+    from flux2_cli.verify import describe_page, looks_like_markup
+
+    head = text[:4096].encode("utf-8", errors="replace")
+    if not looks_like_markup(head):
+        return ""
+    return describe_page(head, status=status).reason

@@ -61,6 +61,8 @@ KEYS: tuple[str, ...] = (
     "timeout",
     "poll_interval",
     "concurrency",
+    "open",
+    "preview",
 )
 PROFILE_KEY = "profile"  # top level only: the default profile's name
 PROFILES_TABLE = "profiles"
@@ -77,6 +79,8 @@ DEFAULTS: dict[str, Any] = {
     "timeout": 600.0,
     "poll_interval": 1.0,
     "concurrency": 4,
+    "open": False,
+    "preview": False,
 }
 
 MIN_CONCURRENCY = 1
@@ -103,6 +107,9 @@ class Settings:
     concurrency: int
     profile: str | None
     config_path: Path
+    # --open / --preview by default (gen, download, status --wait).
+    open: bool = False
+    preview: bool = False
     # The request options the file sets, as written: the chosen profile's, then the top
     # level's (profile name None). The request builder checks them and names their source.
     request_defaults: tuple[tuple[str | None, Mapping[str, Any]], ...] = ()
@@ -269,6 +276,18 @@ def _as_int(key: str, value: Any, source: str) -> int:
         raise _bad(key, value, "expected an integer", source) from None
 
 
+BOOL_WORDS = {"true": True, "yes": True, "on": True, "1": True}
+BOOL_WORDS.update({"false": False, "no": False, "off": False, "0": False})
+
+
+def _as_bool(key: str, value: Any, source: str) -> bool:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().lower() in BOOL_WORDS:
+        return BOOL_WORDS[value.strip().lower()]
+    raise _bad(key, value, "expected true or false", source)
+
+
 def _name_template_problem(template: str) -> str | None:
     # The fields are naming.py's, the one list of what a template may hold.
     from flux2_cli.naming import TEMPLATE_FIELDS as NAME_FIELDS
@@ -345,6 +364,8 @@ def coerce_value(key: str, value: Any, source: str = "") -> Any:
         if not MIN_CONCURRENCY <= number <= MAX_CONCURRENCY:
             raise _bad(key, value, f"expected {MIN_CONCURRENCY} to {MAX_CONCURRENCY}", source)
         return number
+    if key in ("open", "preview"):
+        return _as_bool(key, value, source)
     if key == PROFILE_KEY:
         text = _as_text(key, value, source)
         try:
@@ -502,6 +523,8 @@ def resolve_settings(
         concurrency=int(values["concurrency"]),
         profile=profile,
         config_path=path,
+        open=bool(values["open"]),
+        preview=bool(values["preview"]),
         request_defaults=tuple(
             (name, {key: table[key] for key in CONFIG_KEYS if key in table})
             for name, table in ((profile, profile_table), (None, data))

@@ -7,10 +7,10 @@ from __future__ import annotations
 
 import contextlib
 import random
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import replace
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from flux2_cli.errors import (
     EXIT_INTERRUPTED,
@@ -63,6 +63,32 @@ def poll_intervals(first: float, rng: random.Random | None = None) -> Iterator[f
         interval = min(POLL_CAP_S, interval * POLL_GROWTH)
 
 
+def variants(request: GenerationRequest, count: int) -> list[GenerationRequest]:
+    """``-n N``: N copies of one request, with seeds S, S+1, … when a seed S was given (the
+    provider then took seeds, or validation refused it); else the provider draws each seed."""
+    if count <= 1:
+        return [request]
+    if request.seed is None:
+        return [request] * count
+    return [replace(request, seed=request.seed + index) for index in range(count)]
+
+
+def estimate_total(
+    provider: Provider, requests: list[GenerationRequest]
+) -> tuple[float, float, int]:
+    """Estimated credits and dollars of ``requests``, and how many have no published price."""
+    credits = usd = 0.0
+    unpriced = 0
+    for request in requests:
+        cost = provider.estimate_cost(request)
+        if cost is None or cost.credits is None:
+            unpriced += 1
+            continue
+        credits += cost.credits
+        usd += cost.usd or 0.0
+    return credits, usd, unpriced
+
+
 def prepare_request(provider: Provider, request: GenerationRequest) -> GenerationRequest:
     """The request as sent: local reference files inlined where the provider takes them."""
     if not request.refs:
@@ -102,8 +128,13 @@ def submit(
     *,
     fingerprint: str | None = None,
     batch_key: str | None = None,
+    extra: Mapping[str, Any] | None = None,
 ) -> Task:
-    """Send the one paid create call and record the task before any polling."""
+    """Send the one paid create call and record the task before any polling.
+
+    ``extra`` is kept with the task in the same ledger write (batch: the entry's output
+    intent, so a later ``flux2 download`` saves where the batch would).
+    """
     base_url = ctx.base_url(provider)
     # Local references are read (and refused, exit 2) before the key is needed (exit 3).
     call = create_call(ctx, provider, request, fingerprint=fingerprint)
@@ -140,6 +171,8 @@ def submit(
     task = provider.parse_create(body, request, base_url)
     if task.cost is None:
         task = task.evolve(cost=provider.estimate_cost(request))
+    if extra:
+        task = task.evolve(extra={**task.extra, **extra})
     try:
         ledger.record_submit(
             task,
@@ -369,6 +402,19 @@ def download(ctx: Context, task: Task, options: DownloadOptions) -> Task:
         raise
     ctx.ledger().mark_downloaded(done)
     return done
+
+
+def fetch_copy(ctx: Context, task: Task, folder: str) -> Task:
+    """A finished task's images saved into ``folder`` only to be looked at (``status --wait
+    --preview``): no sidecar, and the ledger does not count them as downloaded."""
+    from flux2_cli.download import DownloadOptions, download_images
+
+    return download_images(
+        task,
+        DownloadOptions(output=folder + "/", sidecar=False, budget=ctx.settings.timeout),
+        core=ctx.http(),
+        log=ctx.output.debug if ctx.output.verbose else None,
+    )
 
 
 def pending_downloads(

@@ -183,6 +183,9 @@ class Output:
     def _write_out(self, text: str, *, raw: bool = False) -> None:
         if self.stdout_closed:
             return
+        # Results come from server answers already scrubbed; this catches what other text
+        # (an error message quoting a URL, in batch's JSON lines) might still carry.
+        text = self.secrets.scrub(text)
         try:
             self.out.write(text if raw else neutralise(text))
             self.out.flush()

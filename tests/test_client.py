@@ -798,3 +798,23 @@ def test_answer_statuses_return_the_body(
     httpx_mock.add_response(status_code=422, json={"id": "b1", "status": "Error"})
     call = HttpCall("GET", "/v1/get_result", params={"id": "b1"}, answer_statuses=frozenset({422}))
     assert client.send(call) == {"id": "b1", "status": "Error"}
+
+
+def test_an_html_page_instead_of_the_api_says_what_answered(
+    httpx_mock: HTTPXMock, client: HttpClient
+) -> None:
+    # A captive portal's 200 page was shown as raw markup ("<html><head><title>…"), and a
+    # gateway's 502 page as "server error 502: HTTP 502": neither said who had answered.
+    portal = "<html><head><title>Captive portal - please log in</title></head><body>hi</body>"
+    httpx_mock.add_response(text=portal, headers={"Content-Type": "text/html"})
+    with pytest.raises(UnexpectedResponseError) as page:
+        client.send(POLL)
+    assert "an HTML page titled 'Captive portal - please log in'" in page.value.message
+    assert "<html>" not in page.value.message
+    assert any("proxy" in hint for hint in page.value.hints)
+
+    gateway = "<html><head><title>502 Bad Gateway</title></head><body>nginx</body></html>"
+    httpx_mock.add_response(status_code=502, text=gateway, headers={"Content-Type": "text/html"})
+    with pytest.raises(ServerError) as bad:
+        client.send(CREATE)
+    assert any("titled '502 Bad Gateway' (HTTP 502)" in hint for hint in bad.value.hints)

@@ -629,3 +629,24 @@ def test_config_key_without_a_provider_serves_any_provider(cfg: Path) -> None:
     write(cfg, 'api_key = "file-key-000000"\n')
     settings, _ = resolve(cfg, provider="bfl")
     assert settings.api_key == "file-key-000000"
+
+
+@pytest.mark.parametrize(("raw", "expected"), [("true", True), ("off", False), ("YES", True)])
+def test_open_and_preview_are_booleans(raw: str, expected: bool) -> None:
+    from flux2_cli.config import validate_value
+
+    assert validate_value("preview", raw) is expected
+    assert validate_value("open", raw) is expected
+
+
+def test_open_and_preview_from_the_file_and_a_bad_value_names_it(tmp_path: Path) -> None:
+    from flux2_cli.config import resolve_settings
+    from flux2_cli.errors import ConfigError
+
+    path = tmp_path / "c.toml"
+    path.write_text("preview = true\n")
+    settings, _ = resolve_settings({}, env={}, path=path)
+    assert (settings.preview, settings.open) == (True, False)
+    path.write_text('open = "sometimes"\n')
+    with pytest.raises(ConfigError, match=r"Invalid open 'sometimes' \(from config file"):
+        resolve_settings({}, env={}, path=path)

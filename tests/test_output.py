@@ -232,6 +232,14 @@ def test_rows_piped_are_tab_separated_one_record_a_line() -> None:
     assert out.getvalue() == "t1\ta red fox in snow\nt2\t-\n"
 
 
+def test_row60_stdout_is_scrubbed_of_the_commands_keys_too(sentinel_key: str) -> None:
+    out = io.StringIO()
+    output = Output(stdout=out, stderr=io.StringIO())
+    output.secrets.add(sentinel_key)
+    output.json_line({"error": {"message": f"redirect to https://x.example/?k={sentinel_key}"}})
+    assert sentinel_key not in out.getvalue() and "k=***" in out.getvalue()
+
+
 def test_rows_take_back_the_room_a_left_out_column_frees(monkeypatch: pytest.MonkeyPatch) -> None:
     # history at 80 columns left out the saved paths and the provider, yet still cut the prompt
     # to 12 characters ("a red fox i…") with part of the line empty.

@@ -80,6 +80,10 @@ NAMED_MAX = 20
 def run_batch(ctx: Context, options: BatchOptions) -> Summary | None:
     """``flux2 batch``: validate everything, then check, plan, or run. Raises BatchError (5)."""
     provider = ctx.provider()
+    if options.report is not None or options.contact_sheet is not None:
+        from flux2_cli.batch.gallery import check_targets
+
+        check_targets(options.report, options.contact_sheet)
     problems = Problems("stdin" if str(options.manifest) == "-" else options.manifest.name)
     entries = read_manifest(options.manifest, options.manifest_kind, problems)
     planned = plan_entries(ctx, provider, options.manifest, entries, options.flags, problems)
@@ -349,12 +353,14 @@ def execute(
     began: dict[str, float] = {}
     running = 0
     finished = 0
+    outcomes: list[Outcome] = []
 
     with output.progress("batch", len(decisions)) as advance:
 
         def report(outcome: Outcome) -> None:
             nonlocal finished
             finished += 1
+            outcomes.append(outcome)
             entry = outcome.entry
             outcome.status = _classify(ctx, outcome)
             if outcome.status == "done":
@@ -447,6 +453,7 @@ def execute(
             finally:
                 runner.stop.set()
     summary.wall_seconds = max(0.0, ctx.clock() - started)
+    write_gallery(ctx, options, outcomes, lock)
     if output.json_mode:
         output.json_line({**summary.to_json(), "sandbox": simulated(ctx)})
     else:
@@ -460,6 +467,31 @@ def execute(
     if summary.failures:
         raise _failed(options, summary)
     return summary
+
+
+def write_gallery(
+    ctx: Context, options: BatchOptions, outcomes: list[Outcome], lock: LockFile
+) -> None:
+    """``--report`` and ``--contact-sheet``, when asked for, from every entry's outcome."""
+    if options.report is None and options.contact_sheet is None:
+        return
+    from flux2_cli.batch import gallery
+
+    items = gallery.items_from_outcomes(outcomes, lock, sandbox=ctx.sandbox)
+    title = f"flux2 batch {options.manifest.name}"
+    targets = (("--report", options.report), ("--contact-sheet", options.contact_sheet))
+    for what, path in targets:
+        if path is None:
+            continue
+        try:
+            if what == "--report":
+                gallery.write_report(path, items, title=title)
+            else:
+                gallery.write_contact_sheet(path, items)
+        except OSError as exc:  # the run's outcome stands; only the picture of it is lost
+            ctx.output.warn(f"{what} {path}: cannot write it ({exc.strerror or exc}).")
+            continue
+        ctx.output.info(f"{'Report' if what == '--report' else 'Contact sheet'}: {path}")
 
 
 def _classify(ctx: Context, outcome: Outcome) -> str:

@@ -42,10 +42,12 @@ SUFFIX_KINDS = {
 DELIMITERS = {"csv": ",", "tsv": "\t"}
 
 # The manifest's own keys: every request option, plus where and how to save.
-ENTRY_KEYS = ("name", "output")
+ENTRY_KEYS = ("name", "output", "from")  # from: an earlier request (relative to the manifest)
+COUNT_KEY = "n"  # N images of the entry, as N tasks
+MAX_COUNT = 100
 LIST_KEYS = ("refs", "params")
 ALIASES = {"ref": "refs", "param": "params"}
-KNOWN_KEYS = (*OPTIONS, *ENTRY_KEYS, *ALIASES)
+KNOWN_KEYS = (*OPTIONS, *ENTRY_KEYS, COUNT_KEY, *ALIASES)
 
 
 class ManifestError(UsageError):
@@ -461,6 +463,12 @@ def _normalise(
                 problems.add(line, "refs: must be a list of URLs or paths.")
                 continue
             values["refs"] = values.get("refs", ()) + refs
+        elif name == COUNT_KEY:
+            count = _as_count(value)
+            if count is None:
+                problems.add(line, f"n: must be a whole number from 1 to {MAX_COUNT}.")
+                continue
+            values[COUNT_KEY] = count
         elif name == "params":
             params = _as_params(value)
             if isinstance(params, str):
@@ -469,9 +477,18 @@ def _normalise(
             values["params"] = values.get("params", ()) + params
         else:
             values[name] = value
-    if "prompt" not in values and len(problems) == before:
-        problems.add(line, "no 'prompt'.")
+    if "prompt" not in values and "from" not in values and len(problems) == before:
+        problems.add(line, "no 'prompt' (nor 'from').")
     return values if len(problems) == before else None
+
+
+def _as_count(value: Any) -> int | None:
+    """``n``: an integer (a CSV cell's digits too) from 1 to MAX_COUNT."""
+    if isinstance(value, str) and value.strip().isdigit():
+        value = int(value.strip())
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_COUNT:
+        return None
+    return value
 
 
 def _as_refs(value: Any, from_csv: bool) -> tuple[str, ...] | None:

@@ -23,6 +23,7 @@ from flux2_cli.build import (
     config_layers,
 )
 from flux2_cli.errors import UsageError
+from flux2_cli.jobs import variants
 from flux2_cli.request import GenerationRequest, is_url
 from flux2_cli.task import Cost
 
@@ -94,37 +95,24 @@ def plan_entries(
             validate_template(template)
         except UsageError as exc:
             problems.add(entry.line, f"name: {exc.message}", exc.hints)
+        layers = [Layer(ENTRY, values, where)]
+        if values.get("from"):
+            origin = _origin_layer(ctx, str(values["from"]), base, where)
+            if isinstance(origin, UsageError):
+                problems.add(entry.line, origin.message, origin.hints)
+                continue
+            layers.append(origin)
         try:
-            built = build_request(provider, [Layer(ENTRY, values, where), *defaults])
+            built = build_request(provider, [*layers, *defaults])
         except RequestError as exc:
             problems.extend(entry.line, exc.problems, exc.hints)
             continue
         notices.extend(notice for notice in built.notices if notice not in notices)
-        request = built.request
-        missing = _unreadable_refs(request)
+        missing = _unreadable_refs(built.request)
         if missing:
             for problem in missing:
                 problems.add(entry.line, problem)
             continue
-        model = provider.model_for(request)
-        fingerprint = request_fingerprint(request, provider.capabilities.id, model)
-        # Identical entries are distinct images: each repeat gets its own fingerprint.
-        repeat = seen_fingerprints.get(fingerprint, 0) + 1
-        seen_fingerprints[fingerprint] = repeat
-        if repeat > 1:
-            fingerprint = hashlib.sha256(f"{fingerprint}#{repeat}".encode()).hexdigest()
-        named = name is not None and "{" not in name
-        key = name if named and name is not None else content_key(values, base)
-        if not named and key in seen_keys:
-            # Identical unnamed lines are distinct entries, each with its own stable key.
-            copy = 2
-            while f"{key}-{copy}" in seen_keys:
-                copy += 1
-            key = f"{key}-{copy}"
-        if key in seen_keys:
-            problems.add(entry.line, f"name {key!r} is already used on line {seen_keys[key]}.")
-            continue
-        seen_keys[key] = entry.line
         output = values.get("output")
         if output == "-":
             problems.add(entry.line, "output: cannot be - in a batch; give a path.")
@@ -135,25 +123,68 @@ def plan_entries(
             except UsageError as exc:
                 problems.add(entry.line, exc.message)
                 continue
-        planned.append(
-            PlannedEntry(
-                number=entry.number,
-                line=entry.line,
-                key=key,
-                name=name,
-                request=request,
-                provider=provider.capabilities.id,
-                model=model,
-                fingerprint=fingerprint,
-                output=output if output else default_output,
-                name_template=template,
-                estimate=provider.estimate_cost(request),
+        count = int(values.get("n") or 1)
+        named = name is not None and "{" not in name
+        base_key = name if named and name is not None else content_key(values, base)
+        if not named and base_key in seen_keys:
+            # Identical unnamed lines are distinct entries, each with its own stable key.
+            copy = 2
+            while f"{base_key}-{copy}" in seen_keys:
+                copy += 1
+            base_key = f"{base_key}-{copy}"
+        if count > 1 and "{n}" not in template and "{" not in template:
+            template += "-{n}"  # a fixed name: N images need N names
+        for number, request in enumerate(variants(built.request, count), start=1):
+            model = provider.model_for(request)
+            fingerprint = request_fingerprint(request, provider.capabilities.id, model)
+            # Identical entries are distinct images: each repeat gets its own fingerprint.
+            repeat = seen_fingerprints.get(fingerprint, 0) + 1
+            seen_fingerprints[fingerprint] = repeat
+            if repeat > 1:
+                fingerprint = hashlib.sha256(f"{fingerprint}#{repeat}".encode()).hexdigest()
+            key = base_key if count == 1 else f"{base_key}-{number}"
+            if key in seen_keys:
+                problems.add(entry.line, f"name {key!r} is already used on line {seen_keys[key]}.")
+                break
+            seen_keys[key] = entry.line
+            planned.append(
+                PlannedEntry(
+                    number=entry.number,
+                    line=entry.line,
+                    key=key,
+                    name=name,
+                    request=request,
+                    provider=provider.capabilities.id,
+                    model=model,
+                    fingerprint=fingerprint,
+                    output=output if output else default_output,
+                    name_template=template.replace("{n}", str(number)) if count > 1 else template,
+                    estimate=provider.estimate_cost(request),
+                )
             )
-        )
     problems.raise_if_any()
     for notice in notices:
         ctx.output.info(notice)
     return planned
+
+
+def _origin_layer(ctx: Context, ref: str, base: Path, where: str) -> Layer | UsageError:
+    """An entry's ``from``: the earlier request as a layer below the entry's own keys.
+
+    The run's provider stays the run's: ``from`` brings the request's fields, not its provider.
+    """
+    from flux2_cli.origin import as_layer, load_origin
+
+    if ref.strip().lower() == "last":
+        # A manifest is run again and again; "last" would name another task each time.
+        return UsageError(
+            "from: 'last' names a different task on every run; give a task id or a file."
+        )
+    try:
+        origin = load_origin(ref, lookup=ctx.ledger().resolve, base=base, flag="from")
+    except UsageError as exc:
+        return exc
+    return as_layer(origin, f"{where}: from {origin.label}")
 
 
 def content_key(values: Mapping[str, Any], base: Path | None = None) -> str:

@@ -140,6 +140,8 @@ class BatchOptions:
     overwrite: bool = False
     sidecar: bool = True
     embed_metadata: bool = False
+    report: Path | None = None  # --report PATH.html
+    contact_sheet: Path | None = None  # --contact-sheet PATH.png
     # The command line's request options (the entries' defaults) and the manifest's format.
     flags: Layer | None = None
     manifest_kind: str | None = None
@@ -496,6 +498,7 @@ class Runner:
 
     def _submit(self, decision: Decision) -> Task:
         from flux2_cli import jobs
+        from flux2_cli.build import OUTPUT_INTENT, OutputIntent
         from flux2_cli.ledger import LedgerError, TaskUnrecordedError
 
         entry = decision.entry
@@ -520,6 +523,11 @@ class Runner:
                         entry.request,
                         fingerprint=entry.fingerprint,
                         batch_key=f"{self.options.manifest.resolve()}#{entry.key}",
+                        # Where this entry's images go, kept with the task: a `flux2 download
+                        # --pending` elsewhere saves them there, not in its own folder.
+                        extra={
+                            OUTPUT_INTENT: OutputIntent(entry.output, entry.name_template).to_json()
+                        },
                     )
                 except RateLimitError as exc:
                     rounds += 1

@@ -187,3 +187,60 @@ def status_text(task: Task) -> str:
     if task.unknown_status:
         return f"{task.status.value} (provider says {task.unknown_status!r})"
     return task.status.value
+
+
+def show_images(
+    ctx: Context,
+    tasks: Sequence[Task],
+    *,
+    open_flag: bool | None,
+    preview_flag: bool | None,
+    fetch_missing: bool = False,
+) -> None:
+    """``--open``/``--preview`` (else the config's ``open``/``preview``) on the tasks' images.
+
+    Saved files are shown. With ``fetch_missing`` (``status --wait``) an image not saved yet is
+    fetched into a temporary folder first: removed after drawing, but left for the viewer to
+    read when it is opened (a viewer may read the file long after flux2 has exited).
+    """
+    open_viewer = ctx.settings.open if open_flag is None else open_flag
+    preview = ctx.settings.preview if preview_flag is None else preview_flag
+    if not (open_viewer or preview):
+        return
+    import shutil
+    import tempfile
+    from pathlib import Path
+
+    from flux2_cli import preview as viewer
+
+    if viewer.blocked(ctx.output, open_viewer=open_viewer, preview=preview):
+        return
+    paths: list[str] = []
+    unsaved: list[Task] = []
+    for task in tasks:
+        for image in task.images:
+            if image.path and image.path != "-" and Path(image.path).is_file():
+                paths.append(image.path)
+            elif fetch_missing and image.url and task not in unsaved:
+                unsaved.append(task)
+    folder = tempfile.mkdtemp(prefix="flux2-view-") if unsaved else None
+    try:
+        if folder is not None:
+            from flux2_cli import jobs
+            from flux2_cli.errors import Flux2Error
+
+            for task in unsaved:
+                try:
+                    copy = jobs.fetch_copy(ctx, task, folder)
+                except Flux2Error as exc:  # the look-up worked; a picture that will not come
+                    ctx.output.warn(f"--open/--preview: {exc.message}")  # is a notice
+                    continue
+                paths.extend(image.path for image in copy.images if image.path)
+        viewer.show(
+            ctx.output,
+            open_targets=paths if open_viewer else [],
+            preview_paths=paths if preview else [],
+        )
+    finally:
+        if folder is not None and not open_viewer:
+            shutil.rmtree(folder, ignore_errors=True)

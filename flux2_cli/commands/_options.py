@@ -249,6 +249,28 @@ TaskIdsOptArg = Annotated[
         show_default=False,
     ),
 ]
+OpenOpt = Annotated[
+    bool | None,
+    typer.Option(
+        "--open/--no-open",
+        metavar="",
+        help="Open the saved images in the system viewer (only on a terminal, never under CI; "
+        "default: config open).",
+        rich_help_panel=OUTPUT_PANEL,
+        show_default=False,
+    ),
+]
+PreviewOpt = Annotated[
+    bool | None,
+    typer.Option(
+        "--preview/--no-preview",
+        metavar="",
+        help="Draw the saved images in the terminal: kitty, iTerm2, sixel, else half-blocks "
+        "(only on a terminal, never under CI; default: config preview).",
+        rich_help_panel=OUTPUT_PANEL,
+        show_default=False,
+    ),
+]
 
 # batch's --format takes the images' format and the manifest's (for `batch -`).
 BATCH_FORMATS: tuple[str, ...] = (*FORMATS, "jsonl", "json", "csv", "tsv", "txt")

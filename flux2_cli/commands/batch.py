@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated
 
@@ -111,6 +112,27 @@ def batch(
             rich_help_panel=BATCH_PANEL,
         ),
     ] = False,
+    report: Annotated[
+        Path | None,
+        typer.Option(
+            "--report",
+            help="Write a self-contained HTML page: a thumbnail per entry, prompt, seed, model, "
+            "cost and status, filterable by status.",
+            metavar="PATH.html",
+            rich_help_panel=BATCH_PANEL,
+            show_default=False,
+        ),
+    ] = None,
+    contact_sheet: Annotated[
+        Path | None,
+        typer.Option(
+            "--contact-sheet",
+            help="Write a labelled grid of the entries' images as PNG.",
+            metavar="PATH.png",
+            rich_help_panel=BATCH_PANEL,
+            show_default=False,
+        ),
+    ] = None,
     junit: Annotated[
         Path | None,
         typer.Option(
@@ -250,6 +272,8 @@ def batch(
                 manifest_kind=kinds[0] if kinds else None,
                 fresh=fresh,
                 junit=junit,
+                report=report,
+                contact_sheet=contact_sheet,
                 lock=lock,
                 rerun=shlex.join(
                     _rerun_argv(
@@ -262,6 +286,15 @@ def batch(
                         output=output_path,
                         shard=shard,
                         lock=lock,
+                        request=[
+                            *(["--format", value] for value in formats or ()),
+                            ["--ratio", ratio],
+                            ["--res", res],
+                            ["--mode", mode],
+                            ["--model", model],
+                            ["--safety", None if safety is None else str(safety)],
+                            ["--name", name],
+                        ],
                     )
                 ),
             ),
@@ -281,8 +314,14 @@ def _rerun_argv(
     output: str | None,
     shard: str | None,
     lock: Path | None = None,
+    request: Sequence[Sequence[str | None]] = (),
 ) -> list[str]:
-    """``flux2 batch FILE`` with the flags that decide where and what a resume runs."""
+    """``flux2 batch FILE`` with the flags that decide where and what a resume runs.
+
+    The request's flags are the entries' defaults, so they are part of each entry's
+    fingerprint: a resume without them would plan other requests and pay again for tasks
+    already in flight. ``--format`` also says what a manifest on stdin is.
+    """
     argv = ["flux2", "batch", str(manifest)]
     if sandbox:
         argv.append("--sandbox")
@@ -294,7 +333,8 @@ def _rerun_argv(
         ("-o", output),
         ("--shard", shard),
         ("--lock", str(lock) if lock is not None else None),
+        *((pair[0], pair[1]) for pair in request),
     ):
-        if value is not None:
+        if flag is not None and value is not None:
             argv += [flag, value]
     return argv

@@ -30,6 +30,8 @@ KEY_NAMES: tuple[str, ...] = (
     "timeout",
     "poll_interval",
     "concurrency",
+    "open",
+    "preview",
     "profile",
 )
 

@@ -14,8 +14,10 @@ from flux2_cli.commands._options import (
     JsonOpt,
     NameOpt,
     NoSidecarOpt,
+    OpenOpt,
     OutputOpt,
     OverwriteOpt,
+    PreviewOpt,
     ProfileOpt,
     ProviderOpt,
     QuietOpt,
@@ -56,6 +58,8 @@ def download(
     overwrite: OverwriteOpt = False,
     no_sidecar: NoSidecarOpt = False,
     embed_metadata: EmbedOpt = False,
+    open_flag: OpenOpt = None,
+    preview_flag: PreviewOpt = None,
     timeout: TimeoutOpt = None,
     json_output: JsonOpt = False,
     quiet: QuietOpt = False,
@@ -116,7 +120,7 @@ def download(
             sidecar=not no_sidecar and output_path != "-",
             embed_metadata=embed_metadata,
         )
-        asked = Asked(output_path, name)
+        asked = Asked(output_path, name, open_flag, preview_flag)
         if pending:
             _pending(ctx, options, asked, every=include_no_download)
         else:
@@ -150,6 +154,8 @@ class Asked:
 
     output: str | None
     name: str | None
+    open: bool | None = None  # --open / --preview (None: the config's)
+    preview: bool | None = None
 
 
 def _by_id(ctx: Context, refs: list[str], options: DownloadOptions, asked: Asked) -> None:
@@ -166,6 +172,8 @@ def _by_id(ctx: Context, refs: list[str], options: DownloadOptions, asked: Asked
             continue
         outcomes.done(index, task)
         _paths(ctx, task, asked.output)
+    if asked.output != "-":
+        _show_images(ctx, outcomes.tasks, asked)
     outcomes.finish(json_document=asked.output != "-")
 
 
@@ -193,6 +201,7 @@ def _pending(ctx: Context, options: DownloadOptions, asked: Asked, *, every: boo
             continue
         outcomes.done(index, done)
         _paths(ctx, done, None)
+    _show_images(ctx, outcomes.tasks, asked)
     outcomes.finish()
 
 
@@ -238,6 +247,13 @@ def _fetch(ctx: Context, task: Task, options: DownloadOptions) -> Task:
                 "it out from now on."
             )
             raise
+
+
+def _show_images(ctx: Context, tasks: list[Task], asked: Asked) -> None:
+    """``--open``/``--preview`` (or the config's) on the images just saved."""
+    from flux2_cli.commands._common import show_images
+
+    show_images(ctx, tasks, open_flag=asked.open, preview_flag=asked.preview)
 
 
 def _paths(ctx: Context, task: Task, output: str | None) -> None:

@@ -12,6 +12,8 @@ from flux2_cli.commands._options import (
     ApiKeyOpt,
     BaseUrlOpt,
     JsonOpt,
+    OpenOpt,
+    PreviewOpt,
     ProfileOpt,
     ProviderOpt,
     QuietOpt,
@@ -43,6 +45,8 @@ def status(
         bool, typer.Option("--wait", metavar="", help="Poll until every task is final.")
     ] = False,
     timeout: TimeoutOpt = None,
+    open_flag: OpenOpt = None,
+    preview_flag: PreviewOpt = None,
     json_output: JsonOpt = False,
     quiet: QuietOpt = False,
     verbose: VerboseOpt = False,
@@ -74,12 +78,20 @@ def status(
         timeout=timeout,
     )
     try:
-        _run(ctx, task_ids, wait=wait)
+        if (open_flag or preview_flag) and not wait:
+            ctx.output.info("--open and --preview go with --wait; nothing shown.")
+        _run(ctx, task_ids, wait=wait, show=(open_flag, preview_flag) if wait else (False, False))
     finally:
         ctx.close()
 
 
-def _run(ctx: Context, refs: list[str], *, wait: bool) -> None:
+def _run(
+    ctx: Context,
+    refs: list[str],
+    *,
+    wait: bool,
+    show: tuple[bool | None, bool | None] = (False, False),
+) -> None:
     from flux2_cli import jobs
     from flux2_cli.commands._ids import Outcomes, lookup
 
@@ -108,6 +120,12 @@ def _run(ctx: Context, refs: list[str], *, wait: bool) -> None:
             else:
                 _show(ctx, result)
                 outcomes.done(index, result)
+    if wait:
+        from flux2_cli.commands._common import show_images
+
+        show_images(
+            ctx, outcomes.tasks, open_flag=show[0], preview_flag=show[1], fetch_missing=True
+        )
     outcomes.finish()
 
 

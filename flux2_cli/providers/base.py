@@ -27,6 +27,7 @@ from flux2_cli.request import (
 )
 from flux2_cli.task import Cost, ImageResult, Task, TaskError, TaskStatus, merge_images, utc_now
 
+BALANCE_FIELDS = ("credits", "balance", "remaining_credits")
 # A URL scheme ("ftp:", "s3:", "data:"); one letter is a Windows drive ("C:\\img.png").
 _SCHEME_RE = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]+):")
 # What makes a --ref look like a file: a folder separator, or a file extension at the end.
@@ -66,6 +67,19 @@ class HttpCall:
     idempotent: bool = False
     # Statuses whose body is an answer, not an error (BFL's 422 carrying a task body).
     answer_statuses: frozenset[int] = frozenset()
+
+
+@dataclass(frozen=True)
+class Balance:
+    """An account balance as a provider reported it: credits, and US dollars where known."""
+
+    provider: str
+    credits: float
+    usd: float | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        """The object ``flux2 credits --json`` prints."""
+        return {"provider": self.provider, "credits": self.credits, "usd": self.usd}
 
 
 @dataclass(frozen=True)
@@ -259,6 +273,14 @@ class Provider(Protocol):
         """The expected cost from the price table, when one is published."""
         ...
 
+    def build_balance(self) -> HttpCall | None:
+        """The balance look-up, or None when the provider documents no endpoint for it."""
+        ...
+
+    def parse_balance(self, body: Any) -> Balance:
+        """The balance a balance answer describes."""
+        ...
+
     def with_idempotency_key(self, call: HttpCall, key: str) -> HttpCall:
         """The create call carrying ``key`` where the provider honours one (else unchanged)."""
         ...
@@ -276,6 +298,8 @@ class BaseProvider:
     poll_path: str = ""  # with {id}
     image_url_paths: tuple[str, ...] = ()
     status_words: Mapping[str, TaskStatus] = parsing.DEFAULT_STATUS_WORDS
+    balance_path: str | None = None  # a documented balance endpoint, if the API has one
+    usd_per_credit: float | None = None
 
     def auth_headers(self, api_key: str) -> dict[str, str]:
         """``Authorization: Bearer KEY`` unless a dialect says otherwise."""
@@ -394,6 +418,28 @@ class BaseProvider:
     def estimate_cost(self, request: GenerationRequest) -> Cost | None:
         """No published price by default."""
         return None
+
+    def build_balance(self) -> HttpCall | None:
+        """``GET`` the documented balance path; None when there is none."""
+        if self.balance_path is None:
+            return None
+        return HttpCall("GET", self.balance_path)
+
+    def parse_balance(self, body: Any) -> Balance:
+        """``credits`` (or ``balance``) from the answer, in or out of a ``data`` envelope."""
+        data = parsing.unwrap_envelope(body)
+        found = None
+        if isinstance(data, dict):
+            for name in BALANCE_FIELDS:
+                found = parsing.amount(data.get(name))
+                if found is not None:
+                    break
+        if found is None:
+            raise UnexpectedResponseError(
+                f"unexpected response: no balance in {parsing.excerpt(body)}"
+            )
+        usd = None if self.usd_per_credit is None else round(found * self.usd_per_credit, 6)
+        return Balance(provider=self.capabilities.id, credits=found, usd=usd)
 
 
 def idempotency_key(fingerprint: str, attempt: int | str) -> str:

@@ -33,6 +33,7 @@ PRICE_PIXELS_PER_MP = 1_000_000
 # The size BFL's models choose when none is sent (text to image), for the estimate only.
 DEFAULT_SIZE = (1024, 1024)
 GET_RESULT_PATH = "/v1/get_result"
+CREDITS_PATH = "/v1/credits"  # BFL's OpenAPI schema: "Get the user's credits"
 TRUSTED_POLL_HOST_SUFFIX = ".bfl.ai"
 DEFAULT_PORTS = {"http": 80, "https": 443}
 MODEL_SEGMENT_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
@@ -197,6 +198,8 @@ class BflProvider(BaseProvider):
     poll_path = GET_RESULT_PATH
     image_url_paths = ("result.sample",)
     status_words = STATUS_WORDS
+    balance_path = CREDITS_PATH  # {"credits": N}, in cents like the prices
+    usd_per_credit = USD_PER_CREDIT
 
     def auth_headers(self, api_key: str) -> dict[str, str]:
         """BFL takes the key in ``x-key``, not a bearer token."""

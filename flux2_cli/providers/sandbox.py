@@ -8,7 +8,11 @@ from flux2_cli.providers.apiinone import CAPABILITIES as APIINONE_CAPABILITIES
 from flux2_cli.providers.apiinone import ApiInOneProvider
 from flux2_cli.task import SANDBOX_BASE_URL
 
-__all__ = ["CAPABILITIES", "SANDBOX_BASE_URL", "SandboxProvider"]
+__all__ = ["BALANCE_PATH", "CAPABILITIES", "SANDBOX_BASE_URL", "SandboxProvider"]
+
+# The sandbox's own balance endpoint: API in One, whose dialect it speaks, documents none.
+BALANCE_PATH = "/sandbox/v1/credits"
+USD_PER_CREDIT = 0.01  # API in One's "1 credit ≈ $0.01"
 
 CAPABILITIES = replace(
     APIINONE_CAPABILITIES,
@@ -28,3 +32,5 @@ class SandboxProvider(ApiInOneProvider):
     """API in One's wire format, capabilities and refusals, against the embedded emulator."""
 
     capabilities = CAPABILITIES
+    balance_path = BALANCE_PATH
+    usd_per_credit = USD_PER_CREDIT

@@ -9,6 +9,10 @@ vtrix        ``POST /model/v1/generation``            ``GET /model/v1/generation
 bfl          ``POST /v1/{model}`` (seven FLUX.2)      ``GET /v1/get_result?id=`` (polling_url)
 ===========  =======================================  =========================================
 
+The key's credit balance: ``GET /v1/credits`` (BFL's own endpoint, ``x-key``) and
+``GET /sandbox/v1/credits`` (the sandbox's, a bearer key, for ``--provider sandbox``); the other
+dialects document no balance endpoint, so the sandbox offers none in their dialect either.
+
 Images are served at ``GET /files/{name}`` (no key, like a signed storage URL) with
 ``Content-Length``, ``Accept-Ranges`` and single-range ``Range`` support; after the TTL they
 answer 403 with an XML ``AccessDenied`` body. ``GET /`` describes the sandbox in JSON. Unknown
@@ -33,6 +37,7 @@ from starlette.types import Receive, Scope, Send
 
 from flux2_cli.providers.apimart import RESPONSE_VERSION as APIMART_RESPONSE_VERSION
 from flux2_cli.providers.bfl import CAPABILITIES as BFL_CAPABILITIES
+from flux2_cli.providers.sandbox import BALANCE_PATH as SANDBOX_CREDITS_PATH
 from flux2_cli.sandbox import faults as faultmod
 from flux2_cli.sandbox import images, tasks, webhooks
 from flux2_cli.sandbox.dialects import DIALECTS, LOST_POLLS, ApiMart, Dialect, Invalid
@@ -145,6 +150,8 @@ def create_app(settings: SandboxSettings, *, webhooks_on_poll: bool = True) -> S
             )
             for model in BFL_MODELS
         ),
+        Route("/v1/credits", bind(_credits, dialect=DIALECTS["bfl"]), methods=["GET"]),
+        Route(SANDBOX_CREDITS_PATH, bind(_credits, dialect=DIALECTS["apiinone"]), methods=["GET"]),
         Route("/files/{name}", bind(_file), methods=["GET", "HEAD"]),
     ]
     # Unknown paths and methods answer FastAPI's JSON, as BFL's API does.
@@ -361,6 +368,17 @@ def _replay(
         return None
     headers = {**_version_headers(dialect, request), APIMART_REPLAYED_HEADER: "true"}
     return _json(200, _created(dialect, request, record), headers)
+
+
+async def _credits(sandbox: Sandbox, request: Request, *, dialect: Dialect) -> Response:
+    """The key's balance, ``{"credits": N}`` as BFL answers it."""
+    key, refused = _auth(dialect, request)
+    if refused is not None:
+        return refused
+    assert key is not None
+    initial = 0 if key == BROKE_KEY else sandbox.settings.credits
+    balance = sandbox.store.balance(key_fingerprint(key), initial)
+    return _json(200, {"credits": balance})
 
 
 async def _poll(sandbox: Sandbox, request: Request, *, dialect: Dialect) -> Response:

@@ -331,3 +331,31 @@ def test_resume_hints_keep_sandbox_and_profile_too(tmp_path: Path) -> None:
     )
     assert result.exit_code == 5, result.stderr
     assert f"Re-run `flux2 batch {manifest} --sandbox --profile assets -o {out}`" in result.stderr
+
+
+def test_download_pending_saves_a_batch_task_where_the_batch_would(
+    httpx_mock: HTTPXMock, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A batch stopped with a task in flight; `flux2 download --pending` run from another folder
+    # saved that task's image there, and the batch's re-run then took the stray file as done.
+    api = serve(httpx_mock, FakeApi())
+    manifest = write_manifest(tmp_path / "m.jsonl", ["a red fox", "runs forever at first"])
+    out = tmp_path / "out"
+    first = batch(str(manifest), "-o", str(out), "--timeout", "20")
+    assert first.exit_code == 6, first.stderr
+    (waiting,) = [task for task in api.tasks.values() if "forever" in task["prompt"]]
+    waiting["prompt"] = "finished at last"
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+
+    pending = run_cli(["download", "--pending"])
+
+    assert pending.exit_code == 0, pending.stderr
+    assert list(elsewhere.iterdir()) == []
+    assert len(images_in(out)) == 2
+    again = batch(str(manifest), "-o", str(out), "--json")
+    assert again.exit_code == 0, again.stderr
+    assert api.creates == 2
+    for line in json_lines(again.stdout)[:-1]:
+        assert all(Path(item["path"]).parent == out for item in line["outputs"]), line

@@ -45,7 +45,8 @@ def test_group_help_has_no_placeholders(group: list[str]) -> None:
 
 
 def test_usage_line_names_the_prompt_plainly() -> None:
-    assert "Usage: flux2 gen [OPTIONS] PROMPT" in run_cli(["gen", "--help"]).stdout
+    # PROMPT is optional since `gen --from` repeats an earlier request without one.
+    assert "Usage: flux2 gen [OPTIONS] [PROMPT]" in run_cli(["gen", "--help"]).stdout
 
 
 def test_config_set_help_keeps_the_bracketed_table_name() -> None:
@@ -75,7 +76,7 @@ def test_an_unquoted_prompt_gets_a_hint_to_quote_it() -> None:
     ("args", "first_line"),
     [
         (["gen", "--bogus", "x"], "error: no such option: --bogus"),
-        (["gen"], "error: missing argument 'PROMPT'."),
+        (["gen"], "error: Give a PROMPT (or - to read it from stdin), or --from PATH|ID"),
         (["sandbox", "serve", "--port", "x"], "error: invalid value for '--port'"),
     ],
 )
