@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from flux2_cli.output import Output
+from flux2_cli.output import Output, print_rows
 
 
 def streams() -> tuple[io.StringIO, io.StringIO]:
@@ -95,9 +95,7 @@ def test_control_characters_are_shown_inert_on_stderr_and_stdout() -> None:
 def test_tables_and_status_lines_neutralise_too() -> None:
     out, err = streams()
     output = Output(stdout=out, stderr=err, live=False)
-    from flux2_cli.output import print_rows
-
-    print_rows(output, ["task", "prompt"], [["t1", HOSTILE]])
+    print_rows(output, ["task", "prompt"], [["t1", HOSTILE]])  # batch's plan, history
     with output.status("task t1") as show:
         show(HOSTILE)
     assert "\x1b" not in out.getvalue() and "\x1b" not in err.getvalue()
