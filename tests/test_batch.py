@@ -356,14 +356,23 @@ def test_rate_gate_pauses_every_caller_until_the_shared_moment() -> None:
     assert fake.sleeps == [5.0] and gate.pauses == 2
 
 
-def test_durations_learn_the_median_of_the_latest_window() -> None:
+def test_durations_aim_just_past_the_running_bound_and_below_the_finished_one() -> None:
     from flux2_cli.batch.runner import Durations
 
     durations = Durations(window=3)
-    assert durations.estimate() is None
-    for seconds in (1.0, 1.0, 1.9, 2.0, 1.95):
-        durations.add(seconds)
-    assert durations.estimate() == 1.95  # the early, coarse samples have left the window
+    assert durations.estimate() is None and durations.ceiling() is None
+    durations.learn(1.8, 2.05)  # the sentinel: running at 1.8 s, found finished at 2.05 s
+    assert durations.learned.is_set()
+    assert durations.estimate() == pytest.approx(1.825)  # a quarter fine step past 1.8 s
+    durations.first_look(1.83, finished=False)  # lower bound: it takes more than 1.83 s
+    assert durations.estimate() == pytest.approx(1.855)
+    durations.learn(1.99, 2.03)  # that task's last running moment, capped by "finished" ones
+    assert durations.estimate() == pytest.approx(2.015)
+    durations.learn(2.6, 2.7)  # a slow task cannot lift the aim past the lowest finish (2.03)
+    assert durations.estimate() == pytest.approx(2.03)
+    assert durations.ceiling() == pytest.approx(2.03)
+    durations.first_look(2.04, finished=True)  # upper bound: a little earlier next time
+    assert 2.02 < (durations.estimate() or 0) < 2.03
 
 
 class _FakeClockCtx:
@@ -424,12 +433,71 @@ def test_a_waiting_worker_wakes_when_the_duration_is_learned() -> None:
     ctx = _FakeClockCtx()
     ctx.sleep = real_time.sleep  # type: ignore[method-assign]
     runner = _runner(ctx)
-    timer = threading.Timer(0.05, runner.durations.add, args=(2.0,))
+    timer = threading.Timer(0.05, runner.durations.learn, args=(1.9, 2.0))
     timer.start()
     # Without the wake-up this sleeps the full 30 s and returns instead of raising.
     with pytest.raises(_Learned):
         runner.sleep_until_learned(30.0)
     timer.join()
+
+
+def _run_tasks_of_fixed_duration(
+    monkeypatch: pytest.MonkeyPatch, durations: list[float]
+) -> tuple[Any, list[int], list[float]]:
+    """One worker waits for tasks of the given durations in turn, on the injected clock.
+
+    Returns the runner, the status look-ups each task cost, and how late each was found.
+    """
+    from flux2_cli import jobs
+    from flux2_cli.task import Task, TaskStatus
+
+    ctx = _FakeClockCtx()
+    runner = _runner(ctx)
+    current: dict[str, float] = {}
+    calls: list[int] = []
+
+    def refresh(_ctx: Any, task: Task, *, deadline: float | None = None) -> Task:
+        calls[-1] += 1
+        ctx.now += 0.01  # the answer takes 10 ms; the server decides when asked
+        done = ctx.now - 0.01 - current["submitted"] >= current["duration"]
+        return task.evolve(status=TaskStatus.SUCCEEDED if done else TaskStatus.RUNNING)
+
+    monkeypatch.setattr(jobs, "refresh", refresh)
+    late: list[float] = []
+    for index, duration in enumerate(durations):
+        ctx.now += 0.5  # the next submit
+        current.update(submitted=ctx.now, duration=duration)
+        calls.append(0)
+        task = Task(task_id=f"t{index}", provider="apiinone", status=TaskStatus.QUEUED)
+        result = runner._wait(task, resumed=False, submitted_at=ctx.now)
+        assert result.status is TaskStatus.SUCCEEDED
+        late.append(ctx.now - current["submitted"] - duration)
+    return runner, calls, late
+
+
+def test_tasks_of_one_duration_cost_about_one_status_look_up_each(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The old schedule looked first one fine step before the last "seen running" moment, so
+    # every task was still running there and cost two or three look-ups (2.0+ per task).
+    _, calls, late = _run_tasks_of_fixed_duration(monkeypatch, [2.0] * 80)
+    steady = calls[8:]  # after the sentinel and the first few tasks have taught the run
+    assert sum(steady) / len(steady) <= 1.2
+    assert max(late[8:]) < 0.1  # never a whole fine step late
+    assert sum(late[8:]) / len(late[8:]) < 0.05
+
+
+def test_the_aim_follows_tasks_that_become_slower_and_faster(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    durations = [2.0] * 30 + [2.4] * 40 + [1.8] * 200
+    runner, calls, late = _run_tasks_of_fixed_duration(monkeypatch, durations)
+    slow = calls[40:70]  # ten tasks after the change to 2.4 s
+    assert sum(slow) / len(slow) <= 1.3
+    assert max(late[40:70]) < 0.1
+    # Faster again: first looks then find tasks finished, each pulls the aim down a little.
+    assert (runner.durations.estimate() or 0) < 1.9
+    assert sum(calls[-100:]) / 100 <= 1.2
 
 
 # --------------------------------------------------------------------------- manifests (issue 13)

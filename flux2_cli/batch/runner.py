@@ -5,7 +5,6 @@ from __future__ import annotations
 import collections
 import functools
 import queue
-import statistics
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -56,6 +55,14 @@ EVENT_POLL_S = 0.2
 FINE_STEP_FRACTION = 0.025
 FINE_STEP_MIN_S = 0.1
 FINE_WINDOW = 2.0
+# A task still running at its first look-up puts the run's aim this share of a fine step after
+# that look-up; a task already finished there pulls it down by 1/(AIM_FALL_TASKS x window) of
+# that, so the aim settles just after the run's tasks end and only about one wave in ten pays a
+# second look-up. The fall doubles every AIM_DOUBLING windows of tasks all found finished at
+# once, so an aim left high by slower tasks comes back down within a few dozen waves.
+AIM_RISE_SHARE = 0.25
+AIM_FALL_TASKS = 8
+AIM_DOUBLING = 4
 # Until a duration is learned, one task of the run is polled at this share of its elapsed time
 # (at least SENTINEL_MIN_S, at most the usual cap): the first wave then learns at once.
 SENTINEL_FRACTION = 0.1
@@ -101,29 +108,74 @@ class RateGate:
             self._sleep(delay)
 
 
-class Durations:
-    """How long this run's tasks take: per finished task, the last moment it was still pending.
+def fine_step(expected: float) -> float:
+    """The spacing of look-ups near a task duration of ``expected`` seconds."""
+    return max(FINE_STEP_MIN_S, FINE_STEP_FRACTION * expected)
 
-    The median of the latest ``window`` of them is a lower bound shared by the run's tasks.
+
+class Durations:
+    """When to look first at a task of this run, refined by both bounds each look-up gives.
+
+    A look-up ``t`` seconds after the submit that finds the task still running says it takes
+    more than ``t``; one that finds it finished says at most ``t``. The run keeps one *aim*, the
+    moment of a task's first look-up. A task still running there pushes the aim just past that
+    lower bound; a task already finished there pulls it down a little (its upper bound), and the
+    lowest recent "found finished" moment caps what a slow task's lower bound can add. Tasks of a
+    batch take about as long as each other, so the aim settles just after most of them end: one
+    look-up per task, a few hundredths of a second late.
     """
 
     def __init__(self, window: int) -> None:
-        self._recent: collections.deque[float] = collections.deque(maxlen=window)
+        self._window = max(1, window)
+        self._finished: collections.deque[float] = collections.deque(maxlen=self._window)
+        self._aim: float | None = None
+        self._streak = 0  # first look-ups in a row that found the task finished
         self._lock = threading.Lock()
         self.learned = threading.Event()  # set by the first finished task
 
-    def add(self, still_pending_at: float) -> None:
-        """Record one finished task's last pending moment (seconds after its submit)."""
+    def learn(self, running_at: float | None, finished_at: float) -> None:
+        """Record a finished task: its last moment seen running (if any) and first seen finished.
+
+        Times are seconds after the task's submit.
+        """
         with self._lock:
-            self._recent.append(still_pending_at)
+            self._finished.append(finished_at)
+            ceiling = min(self._finished)
+            if self._aim is None:
+                if running_at is None:
+                    self._aim = max(0.0, finished_at - fine_step(finished_at))
+                else:
+                    rise = AIM_RISE_SHARE * fine_step(running_at)
+                    self._aim = min(running_at + rise, finished_at)
+            elif running_at is not None:
+                rise = AIM_RISE_SHARE * fine_step(self._aim)
+                self._aim = max(self._aim, min(running_at + rise, ceiling))
         self.learned.set()
 
-    def estimate(self) -> float | None:
-        """The expected duration, or None before any task has finished."""
+    def first_look(self, at: float, *, finished: bool) -> None:
+        """Move the aim after a task's first look-up near it, made ``at`` seconds after submit."""
         with self._lock:
-            if not self._recent:
-                return None
-            return float(statistics.median(self._recent))
+            if self._aim is None:  # pragma: no cover - first looks come after learning
+                return
+            rise = AIM_RISE_SHARE * fine_step(self._aim)
+            if finished:
+                doublings = min(8, self._streak // (AIM_DOUBLING * self._window))
+                fall = rise * 2**doublings / (AIM_FALL_TASKS * self._window)
+                self._aim = max(0.0, min(self._aim, at) - fall)
+                self._streak += 1
+            else:
+                self._aim = max(self._aim, at + rise)
+                self._streak = 0
+
+    def ceiling(self) -> float | None:
+        """The lowest recent "found finished" moment: some task of the run was done by then."""
+        with self._lock:
+            return min(self._finished) if self._finished else None
+
+    def estimate(self) -> float | None:
+        """The moment of a task's first look-up (seconds after submit), None before learning."""
+        with self._lock:
+            return self._aim
 
 
 @dataclass(frozen=True)
@@ -598,12 +650,17 @@ class Runner:
         fine_done = submitted_at is None or resumed
         rounds = 0
         last_pending: list[float] = []
+        first_final: list[float] = []
         latest = [task]
 
         def seen(current: Task) -> None:
             latest[0] = current
-            if submitted_at is not None and not current.status.is_final:
+            if submitted_at is None:
+                return
+            if not current.status.is_final:
                 last_pending[:] = [clock() - submitted_at]
+            elif not first_final:
+                first_final.append(clock() - submitted_at)
 
         while True:
             try:
@@ -623,8 +680,9 @@ class Runner:
                         on_update=seen,
                         sleep=None if fine_done else self.sleep_until_learned,
                     )
-                if last_pending and task.status is TaskStatus.SUCCEEDED:
-                    self.durations.add(last_pending[0])
+                if first_final and task.status is TaskStatus.SUCCEEDED:
+                    running_at = last_pending[0] if last_pending else None
+                    self.durations.learn(running_at, first_final[0])
                 return task
             except _Learned:
                 task = latest[0]  # back to the top: the fine look-ups around the duration
@@ -682,29 +740,48 @@ class Runner:
         deadline: float,
         seen: Callable[[Task], None],
     ) -> Task:
-        """Short look-ups around the duration this run has learned, before the usual schedule.
+        """Look-ups around the moment this run's tasks end, before the usual schedule.
 
-        Tasks of one batch take about as long as each other, so once a few have finished, a
-        poll just before that moment, then every 5 % of it, finds the next ones done at once
-        instead of up to half an interval late. Nothing learned yet: nothing done here.
+        The first look-up is at the run's aim (see ``Durations``); its answer moves the aim.
+        Still running there: the next look-ups halve the gap to the lowest recent "found
+        finished" moment, then step finely. Nothing learned yet: nothing done here.
         """
         from flux2_cli import jobs
 
-        expected = self.durations.estimate()
-        if expected is None:  # pragma: no cover - callers check first
+        durations = self.durations
+        aim = durations.estimate()
+        if aim is None:  # pragma: no cover - callers check first
             return task
         clock = self.ctx.clock
-        step = max(FINE_STEP_MIN_S, FINE_STEP_FRACTION * expected)
-        moment = submitted_at + expected - step
-        while not task.status.is_final and moment <= submitted_at + FINE_WINDOW * expected:
+        step = fine_step(aim)
+        min_gap = AIM_RISE_SHARE * step
+        moment = submitted_at + aim
+        first = True
+        while not task.status.is_final and moment <= submitted_at + FINE_WINDOW * aim:
             if moment >= deadline:
                 break
             delay = moment - clock()
             if delay > 0:
                 self.ctx.sleep(delay)
+            asked_at = clock() - submitted_at
             task = jobs.refresh(self.ctx, task, deadline=deadline)
             seen(task)
-            moment = max(moment, clock()) + step
+            done = task.status.is_final
+            if first:
+                # Still running: it ran past the moment of asking; finished: done by the answer.
+                durations.first_look(
+                    asked_at if not done else clock() - submitted_at, finished=done
+                )
+                first = False
+            now = clock()
+            ceiling = durations.ceiling()
+            target = submitted_at + ceiling if ceiling is not None else now
+            if target - now > 2 * min_gap:
+                moment = now + (target - now) / 2
+            elif target - now > 0:
+                moment = target
+            else:
+                moment = max(moment, now) + step
         return task
 
     def _download(self, decision: Decision, task: Task) -> Task:
