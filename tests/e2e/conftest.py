@@ -12,7 +12,7 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -183,3 +183,29 @@ def account(provider: str, server: SandboxServer, key: str = TEST_KEY) -> list[s
 def e2e_account() -> Callable[..., list[str]]:
     """``e2e_account(provider, server, key=TEST_KEY)``: --provider/--base-url/--api-key flags."""
     return account
+
+
+HOSTILE_SERVER = Path(__file__).with_name("hostile_server.py")
+
+
+@pytest.fixture
+def hostile() -> Iterator[Callable[[str], str]]:
+    """``hostile(mode)``: start ``hostile_server.py MODE``; its base URL. Stopped by pid."""
+    processes: list[subprocess.Popen[bytes]] = []
+
+    def start(mode: str) -> str:
+        process = subprocess.Popen(
+            [sys.executable, str(HOSTILE_SERVER), mode],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            stdin=subprocess.DEVNULL,
+        )
+        processes.append(process)
+        assert process.stdout is not None
+        line = process.stdout.readline().decode().strip()
+        assert line.startswith("http://127.0.0.1:"), line
+        return line
+
+    yield start
+    for process in processes:
+        _stop(process)

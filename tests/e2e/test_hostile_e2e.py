@@ -12,54 +12,24 @@ import json
 import os
 import resource
 import subprocess
-import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from subprocess import CompletedProcess
 
 import pytest
 
 from tests.conftest import SENTINEL_KEY
-from tests.e2e.conftest import FLUX2_BIN, STOP_TIMEOUT, SandboxServer, account
+from tests.e2e.conftest import FLUX2_BIN, SandboxServer, account
 
 pytestmark = pytest.mark.e2e
 
 Run = Callable[..., CompletedProcess[str]]
 Server = Callable[..., SandboxServer]
 TASK_ID = "hostile-task-0001"
-SCRIPT = Path(__file__).with_name("hostile_server.py")
 # --timeout given to flux2, and the most a run may take before the test calls it a hang.
 TIMEOUT_S = 6
 HANG_GUARD_S = 45
-
-
-@pytest.fixture
-def hostile() -> Iterator[Callable[[str], str]]:
-    """``hostile(mode)``: start ``hostile_server.py MODE``; its base URL. Stopped by pid."""
-    processes: list[subprocess.Popen[bytes]] = []
-
-    def start(mode: str) -> str:
-        process = subprocess.Popen(
-            [sys.executable, str(SCRIPT), mode],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
-            stdin=subprocess.DEVNULL,
-        )
-        processes.append(process)
-        assert process.stdout is not None
-        line = process.stdout.readline().decode().strip()
-        assert line.startswith("http://127.0.0.1:"), line
-        return line
-
-    yield start
-    for process in processes:
-        process.terminate()
-        try:
-            process.wait(timeout=STOP_TIMEOUT)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=STOP_TIMEOUT)
 
 
 def gen_against(

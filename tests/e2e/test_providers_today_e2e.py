@@ -8,9 +8,7 @@ The sandbox's prompt markers force the server-side behaviour (``flux2 sandbox --
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from subprocess import CompletedProcess
@@ -19,7 +17,7 @@ from typing import Any
 import pytest
 
 from flux2_cli.task import parse_time
-from tests.e2e.conftest import STOP_TIMEOUT, SandboxServer, account
+from tests.e2e.conftest import SandboxServer, account
 
 pytestmark = pytest.mark.e2e
 
@@ -188,45 +186,15 @@ def test_row67_batch_polls_a_transient_task_not_found_through(
 
 # --- row 62: absurd expiry values from a server on 127.0.0.1 --------------------------------
 
-HOSTILE = Path(__file__).with_name("hostile_server.py")
-
-
-@pytest.fixture
-def odd_server() -> Iterator[Callable[[str], str]]:
-    """``odd_server(mode)``: ``hostile_server.py MODE`` started here, stopped by pid."""
-    processes: list[subprocess.Popen[bytes]] = []
-
-    def start(mode: str) -> str:
-        process = subprocess.Popen(
-            [sys.executable, str(HOSTILE), mode],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
-            stdin=subprocess.DEVNULL,
-        )
-        processes.append(process)
-        assert process.stdout is not None
-        line = process.stdout.readline().decode().strip()
-        assert line.startswith("http://127.0.0.1:"), line
-        return line
-
-    yield start
-    for process in processes:
-        process.terminate()
-        try:
-            process.wait(timeout=STOP_TIMEOUT)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=STOP_TIMEOUT)
-
 
 @pytest.mark.parametrize(
     ("mode", "expected"),
     [("far-expiry", "9999-12-31T23:59:59Z"), ("negative-expiry", None)],
 )
 def test_row62_absurd_expiry_is_far_future_or_absent_never_a_crash(
-    odd_server: Callable[[str], str], run_flux2: Run, mode: str, expected: str | None
+    hostile: Callable[[str], str], run_flux2: Run, mode: str, expected: str | None
 ) -> None:
-    url = odd_server(mode)
+    url = hostile(mode)
     flags = ["--provider", "apiinone", "--base-url", url, "--api-key", "k-e2e-1234"]
     result = run_flux2("gen", "a lighthouse", *flags, "--no-download", "--json", timeout=60)
     assert result.returncode == 0, result.stderr
