@@ -3,7 +3,12 @@
 from __future__ import annotations
 
 import io
+import os
+import pty
+import subprocess
+import sys
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -74,3 +79,30 @@ def run_cli(
     result = runner.invoke(shim, [], input=input, env=env, catch_exceptions=False)
     result.exit_code = holder.get("code", result.exit_code)  # type: ignore[misc]
     return result
+
+
+def run_in_terminal(args: list[str], columns: int, env_dir: Path) -> str:
+    """``flux2 ARGS`` with stdout on a pseudo-terminal COLUMNS wide; what it printed."""
+    leader, follower = pty.openpty()
+    env = {**os.environ, "COLUMNS": str(columns), "NO_COLOR": "1"}
+    process = subprocess.Popen(
+        [sys.executable, "-c", "from flux2_cli._entry import main; main()", *args],
+        stdout=follower,
+        stderr=subprocess.PIPE,
+        env=env,
+        cwd=env_dir,
+    )
+    os.close(follower)
+    chunks = []
+    while True:
+        try:
+            chunk = os.read(leader, 65536)
+        except OSError:
+            break
+        if not chunk:
+            break
+        chunks.append(chunk)
+    process.wait(timeout=60)
+    os.close(leader)
+    assert process.returncode == 0
+    return b"".join(chunks).decode().replace("\r\n", "\n")

@@ -3,10 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import pty
-import subprocess
-import sys
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -14,7 +10,7 @@ import pytest
 
 from flux2_cli.ledger import Ledger
 from flux2_cli.task import Task, TaskStatus
-from tests.helpers import run_cli
+from tests.helpers import run_cli, run_in_terminal
 
 NOW = datetime.now(timezone.utc)
 LONG_ID = "task_01KFG5BBFNK1YQDTJDZY0P0QT2"
@@ -111,33 +107,6 @@ def test_no_match_says_so() -> None:
     result = run_cli(["history", "--provider", "vtrix"])
     assert result.exit_code == 0 and result.stdout == ""
     assert "No tasks match." in result.stderr
-
-
-def run_in_terminal(args: list[str], columns: int, env_dir: Path) -> str:
-    """``flux2 ARGS`` with stdout on a pseudo-terminal COLUMNS wide; what it printed."""
-    leader, follower = pty.openpty()
-    env = {**os.environ, "COLUMNS": str(columns), "NO_COLOR": "1"}
-    process = subprocess.Popen(
-        [sys.executable, "-c", "from flux2_cli._entry import main; main()", *args],
-        stdout=follower,
-        stderr=subprocess.PIPE,
-        env=env,
-        cwd=env_dir,
-    )
-    os.close(follower)
-    chunks = []
-    while True:
-        try:
-            chunk = os.read(leader, 65536)
-        except OSError:
-            break
-        if not chunk:
-            break
-        chunks.append(chunk)
-    process.wait(timeout=60)
-    os.close(leader)
-    assert process.returncode == 0
-    return b"".join(chunks).decode().replace("\r\n", "\n")
 
 
 @pytest.mark.parametrize("columns", [80, 120])

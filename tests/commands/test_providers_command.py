@@ -2,14 +2,10 @@
 
 from __future__ import annotations
 
-import os
-import pty
-import subprocess
-import sys
 from pathlib import Path
 
 from flux2_cli.providers import get_provider, provider_ids
-from tests.helpers import run_cli
+from tests.helpers import run_cli, run_in_terminal
 
 
 def test_piped_providers_are_tab_separated_rows() -> None:
@@ -23,27 +19,7 @@ def test_piped_providers_are_tab_separated_rows() -> None:
 
 
 def test_on_a_narrow_terminal_urls_stay_whole(tmp_path: Path) -> None:
-    leader, follower = pty.openpty()
-    process = subprocess.Popen(
-        [sys.executable, "-c", "from flux2_cli._entry import main; main()", "providers"],
-        stdout=follower,
-        env={**os.environ, "COLUMNS": "60", "NO_COLOR": "1"},
-        cwd=tmp_path,
-    )
-    os.close(follower)
-    chunks = []
-    while True:
-        try:
-            chunk = os.read(leader, 65536)
-        except OSError:
-            break
-        if not chunk:
-            break
-        chunks.append(chunk)
-    process.wait(timeout=60)
-    os.close(leader)
-    text = b"".join(chunks).decode().replace("\r\n", "\n")
-    assert process.returncode == 0
+    text = run_in_terminal(["providers"], 60, tmp_path)
     for provider_id in provider_ids():
         url = get_provider(provider_id).capabilities.base_url
         assert f"  base URL    {url}\n" in text
